@@ -1,0 +1,3 @@
+from hir_edge.cli import main
+
+main()

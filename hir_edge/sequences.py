@@ -1,0 +1,519 @@
+"""DNA reads in, clean oriented reads out: FASTA/FASTQ/BOLD-style tables.
+
+Reads arrive as FASTA from a sequencer or pipeline, FASTQ from basecallers, or TSV/CSV exports
+from BOLD and BIOSCAN. Every reader streams (a run can hold millions of reads), every record is
+cleaned to the A/C/G/T/N alphabet the tokenizers expect, and COI barcodes are put on the coding
+strand, because the encoders were trained on coding-strand barcodes and a reverse-complemented
+read embeds as a different sequence.
+
+A bad record never stops a run: it is skipped and reported (``ReadReport``) as a one-line
+``InputError`` naming the file, the record and its line. Only whole-file problems raise.
+
+Cleaning, QC and orientation live in :mod:`hir_edge.read_qc` and are re-exported here.
+Edge path: standard library, numpy and Biopython only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import contextlib
+import csv
+import gzip
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from hir_edge.errors import InputError
+from hir_edge.io import atomic_open, ensure_writable
+from hir_edge.read_qc import (
+    _DROP_VALID,
+    COI_MARKOV,
+    DEFAULT_MAX_N_FRACTION,
+    DEFAULT_MIN_LENGTH,
+    UNCERTAIN_STRAND_MARGIN,
+    ReadQC,
+    clean_read,
+    orient_coi,
+    reverse_complement,
+    stop_codon_counts,
+)
+
+FORMATS = ("auto", "fasta", "fastq", "tsv", "csv")
+SEQUENCE_COLUMNS = ("nucleotides", "dna_barcode", "barcode", "sequence", "seq")
+ID_COLUMNS = ("processid", "sampleid", "id", "specimen_id")
+
+_FASTA_SUFFIXES = {".fa", ".fasta", ".fas", ".fna", ".ffn"}
+_FASTQ_SUFFIXES = {".fq", ".fastq"}
+_TABLE_SUFFIXES = {".tsv": "tsv", ".csv": "csv"}
+_HEAD_BYTES = 1 << 16
+
+# ----------------------------------------------------------------------------- records and QC
+
+
+@dataclass
+class RawRecord:
+    """One record as stored in the file, before any cleaning."""
+
+    id: str
+    sequence: str
+    description: str
+    index: int  # 0-based record number in the file
+    line: int | None  # 1-based line where the record starts
+    fields: dict[str, str] = field(default_factory=dict)  # other table columns
+
+
+@dataclass
+class Read:
+    """A clean read, on the coding strand when orientation was asked for."""
+
+    id: str
+    sequence: str
+    qc: ReadQC
+    source: str
+    index: int
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReadReport:
+    """Counts of one reading pass, filled while ``read_sequences`` is consumed."""
+
+    n_read: int = 0
+    n_ok: int = 0
+    n_skipped: int = 0
+    errors: list[InputError] = field(default_factory=list)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, error: InputError) -> None:
+        self.n_skipped += 1
+        self.errors.append(error)
+
+    def summary(self) -> str:
+        flags = ", ".join(f"{n} {name}" for name, n in sorted(self.flag_counts.items()))
+        text = f"{self.n_read} records: {self.n_ok} read, {self.n_skipped} skipped"
+        return f"{text} (flagged: {flags})" if flags else text
+
+
+# ----------------------------------------------------------------------------- format detection
+
+
+@dataclass(frozen=True)
+class _Layout:
+    format: str  # fasta, fastq, tsv or csv
+    sequence_column: str | None = None
+    id_column: str | None = None
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def _gzip_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from exc
+
+
+def _head(path: Path, gz: bool) -> str:
+    """The decoded start of the file (up to the first non-blank text), or a fatal error."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    text = ""
+    with _gzip_errors(path), gzip.open(path, "rb") if gz else path.open("rb") as handle:
+        while True:
+            chunk = handle.read(_HEAD_BYTES)
+            if b"\x00" in chunk:
+                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV")
+            try:
+                text += decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV") from exc
+            if not chunk or len(text) > 16 * _HEAD_BYTES or "\n" in text.lstrip():
+                return text
+
+
+def _split_header(line: str, delimiter: str) -> list[str]:
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter, quoting=quoting))]
+
+
+def _table_layout(path: Path, fmt: str, header_line: str, line: int) -> _Layout:
+    columns = _split_header(header_line, "\t" if fmt == "tsv" else ",")
+    lower = {c.lower(): c for c in columns}
+    seq_col = next((lower[c] for c in SEQUENCE_COLUMNS if c in lower), None)
+    if seq_col is None:
+        shown = ", ".join(columns[:20]) + (", …" if len(columns) > 20 else "")
+        raise InputError(
+            path,
+            f"has no sequence column (accepted names: {', '.join(SEQUENCE_COLUMNS)}; "
+            f"its columns: {shown})",
+            line=line,
+        )
+    id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
+    return _Layout(fmt, seq_col, id_col)
+
+
+def _detect(path: Path, fmt: str) -> tuple[_Layout, bool]:
+    """Check the file and settle its format; every whole-file problem raises here."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown sequence format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a sequence file")
+    try:
+        gz = _is_gzip(path)
+        head = _head(path, gz)
+    except PermissionError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})") from exc
+    text = head.lstrip()
+    if not text:
+        raise InputError(path, "contains no records")
+    first_line = text.splitlines()[0].strip()
+    if fmt == "auto":
+        suffixes = [s.lower() for s in path.suffixes]
+        suffix = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else path.suffix
+        suffix = suffix.lower()
+        if suffix in _FASTA_SUFFIXES:
+            fmt = "fasta"
+        elif suffix in _FASTQ_SUFFIXES:
+            fmt = "fastq"
+        elif suffix in _TABLE_SUFFIXES:
+            fmt = _TABLE_SUFFIXES[suffix]
+        elif text[0] == ">":
+            fmt = "fasta"
+        elif text[0] == "@":
+            fmt = "fastq"
+        elif "\t" in first_line or "," in first_line or first_line.lower() in SEQUENCE_COLUMNS:
+            fmt = "tsv" if "\t" in first_line or "," not in first_line else "csv"
+        else:
+            hint = ""
+            if not first_line.translate(_DROP_VALID):
+                hint = "; it looks like bare sequences: put a '>id' line before each"
+            raise InputError(
+                path, f"does not look like FASTA, FASTQ or a table with a sequence column{hint}"
+            )
+    expected = {"fasta": ">", "fastq": "@"}.get(fmt)
+    if expected and text[0] != expected:
+        raise InputError(
+            path,
+            f"does not look like {fmt.upper()}: its first line should start with "
+            f"{expected!r} but reads {first_line[:40]!r}",
+        )
+    if fmt in ("tsv", "csv"):
+        header_line = head[: len(head) - len(text)].count("\n") + 1
+        return _table_layout(path, fmt, first_line, header_line), gz
+    return _Layout(fmt), gz
+
+
+# ----------------------------------------------------------------------------- record readers
+
+
+def _numbered(handle: IO[str]) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(handle, 1):
+        yield number, line.rstrip("\r\n")
+
+
+def _fasta_records(handle: IO[str], path: Path) -> Iterator[RawRecord | InputError]:
+    starts: collections.deque[int] = collections.deque()
+
+    def lines() -> Iterator[str]:
+        for number, line in enumerate(handle, 1):
+            if line.startswith(">"):
+                starts.append(number)
+            yield line
+
+    for index, (title, seq) in enumerate(SimpleFastaParser(lines())):
+        line = starts.popleft()
+        words = title.split(None, 1)
+        if not words:
+            yield InputError(path, "has an empty header (no id)", record=f"#{index + 1}", line=line)
+            continue
+        yield RawRecord(words[0], seq, title, index, line)
+
+
+def _fastq_records(handle: IO[str], path: Path) -> Iterator[RawRecord | InputError]:
+    """4-line (or wrapped) FASTQ, one record at a time.
+
+    Biopython's FastqGeneralIterator applies the same rules but stops at the first malformed
+    record; a field run must not lose every read after one bad quality line, so this reader
+    reports that record and carries on.
+    """
+    lines = _numbered(handle)
+    pending = next(lines, None)
+    index = 0
+    while pending is not None:
+        number, header = pending
+        if not header.strip():
+            pending = next(lines, None)
+            continue
+        if not header.startswith("@"):
+            yield InputError(
+                path,
+                f"expected a FASTQ header starting with '@', found {header[:40]!r}",
+                line=number,
+            )
+            pending = next(lines, None)
+            while pending is not None and not pending[1].startswith("@"):
+                pending = next(lines, None)
+            continue
+        title = header[1:].strip()
+        rid = title.split(None, 1)[0] if title else ""
+        name = rid or f"#{index + 1}"
+        seq_parts = []
+        pending = next(lines, None)
+        while pending is not None and not pending[1].startswith(("+", "@")):
+            seq_parts.append(pending[1].strip())
+            pending = next(lines, None)
+        if pending is None or pending[1].startswith("@"):
+            yield InputError(path, "has no '+' quality line", record=name, line=number)
+            index += 1
+            continue
+        seq = "".join(seq_parts)
+        quality: list[str] = []
+        n_quality = 0
+        pending = next(lines, None)
+        while pending is not None:
+            text = pending[1].strip()
+            # After some quality, a line starting with '@' is the next record unless it
+            # completes the quality exactly ('@' is also a quality character). This recovers
+            # from a short quality line; 4-line FASTQ, which current tools write, is never
+            # ambiguous.
+            header_next = text.startswith("@") and n_quality + len(text) != len(seq)
+            if quality and (n_quality >= len(seq) or header_next):
+                break
+            quality.append(text)
+            n_quality += len(text)
+            pending = next(lines, None)
+        if not rid:
+            yield InputError(path, "has an empty header (no id)", record=name, line=number)
+        elif n_quality != len(seq):
+            yield InputError(
+                path,
+                f"quality has {n_quality} characters but the sequence has {len(seq)}",
+                record=rid,
+                line=number,
+            )
+        else:
+            yield RawRecord(rid, seq, title, index, number)
+        index += 1
+
+
+def _table_records(
+    handle: IO[str], path: Path, layout: _Layout
+) -> Iterator[RawRecord | InputError]:
+    delimiter = "\t" if layout.format == "tsv" else ","
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
+    header: list[str] | None = None
+    seq_at = id_at = -1
+    index = previous = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield InputError(path, f"cannot be read as a table row ({exc})", line=reader.line_num)
+            previous = reader.line_num
+            continue
+        line, previous = previous + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [c.strip() for c in row]
+            seq_at = header.index(layout.sequence_column)
+            id_at = header.index(layout.id_column) if layout.id_column else -1
+            continue
+        name = f"#{index + 1}"
+        if len(row) > len(header):
+            yield InputError(
+                path,
+                f"has {len(row)} columns but the header has {len(header)}",
+                record=name,
+                line=line,
+            )
+            index += 1
+            continue
+        row = row + [""] * (len(header) - len(row))
+        rid = row[id_at].strip() if id_at >= 0 else str(index + 1)
+        if not rid:
+            message = f"has an empty {layout.id_column!r} column (no id)"
+            yield InputError(path, message, record=name, line=line)
+        else:
+            fields = {col: row[i] for i, col in enumerate(header) if i != seq_at}
+            yield RawRecord(rid, row[seq_at], "", index, line, fields)
+        index += 1
+    if header is not None and index == 0:
+        raise InputError(path, "contains no records (only a header line)")
+
+
+def iter_records(path: str | Path, format: str = "auto") -> Iterator[RawRecord | InputError]:
+    """Stream the raw records of a FASTA, FASTQ (plain or gzipped) or TSV/CSV file.
+
+    Whole-file problems (missing, empty, binary, unknown format, a table without a sequence
+    column) raise ``InputError`` at the call; a bad record is yielded as an ``InputError`` and
+    the next one is read.
+
+    Args:
+        path: the file. ``.gz`` is recognised by content, not only by name.
+        format: ``auto`` (by extension, else by the first character: '>' FASTA, '@' FASTQ,
+            otherwise a table with a header), ``fasta``, ``fastq``, ``tsv`` or ``csv``.
+    """
+    path = Path(path)
+    layout, gz = _detect(path, format)
+    return _iterate(path, layout, gz)
+
+
+def _iterate(path: Path, layout: _Layout, gz: bool) -> Iterator[RawRecord | InputError]:
+    opener = gzip.open if gz else open
+    with (
+        _gzip_errors(path),
+        opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle,
+    ):
+        if layout.format == "fasta":
+            yield from _fasta_records(handle, path)
+        elif layout.format == "fastq":
+            yield from _fastq_records(handle, path)
+        else:
+            yield from _table_records(handle, path, layout)
+
+
+# ----------------------------------------------------------------------------- public reading
+
+
+def read_sequences(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    orient: bool = True,
+    min_length: int = DEFAULT_MIN_LENGTH,
+    max_n_fraction: float = DEFAULT_MAX_N_FRACTION,
+    report: ReadReport | None = None,
+) -> Iterator[Read]:
+    """Stream the clean reads of a file, skipping (and reporting) the records that are bad.
+
+    Args:
+        path: FASTA, FASTQ (plain or .gz) or a BOLD/BIOSCAN TSV/CSV export.
+        format: see ``iter_records``.
+        orient: put each read on the COI coding strand (``orient_coi``).
+        min_length: reads shorter than this are flagged ``short`` (still yielded).
+        max_n_fraction: reads with more N than this are flagged ``many_n`` (still yielded).
+        report: filled as the iterator is consumed: counts, skipped records, flag counts.
+
+    Raises:
+        InputError: at the call, for problems with the whole file.
+    """
+    records = iter_records(path, format)
+    return _reads(records, str(path), orient, min_length, max_n_fraction, report or ReadReport())
+
+
+def _reads(
+    records: Iterator[RawRecord | InputError],
+    source: str,
+    orient: bool,
+    min_length: int,
+    max_n_fraction: float,
+    report: ReadReport,
+) -> Iterator[Read]:
+    first_seen: dict[str, int] = {}
+    for record in records:
+        report.n_read += 1
+        if isinstance(record, InputError):
+            report.skip(record)
+            continue
+        if record.id in first_seen:
+            message = f"duplicate id (first seen at record {first_seen[record.id] + 1})"
+            report.skip(InputError(source, message, record=record.id, line=record.line))
+            continue
+        first_seen[record.id] = record.index
+        try:
+            seq, qc = clean_read(
+                record.sequence,
+                orient=orient,
+                min_length=min_length,
+                max_n_fraction=max_n_fraction,
+            )
+        except ValueError as exc:
+            report.skip(InputError(source, str(exc), record=record.id, line=record.line))
+            continue
+        report.n_ok += 1
+        for flag in qc.flags:
+            report.flag_counts[flag] = report.flag_counts.get(flag, 0) + 1
+        yield Read(record.id, seq, qc, source, record.index, record.fields)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_fasta(
+    records: Iterable[tuple[str, str] | Read],
+    path: str | Path,
+    *,
+    force: bool = False,
+    line_width: int = 0,
+) -> int:
+    """Write reads as FASTA (gzipped when the name ends in .gz), atomically.
+
+    Args:
+        records: ``Read`` objects or ``(id, sequence)`` pairs.
+        path: the output; an existing file is kept unless ``force``.
+        line_width: wrap sequences at this width (60 is conventional); 0 writes one line.
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        ValueError: an id that is empty or holds whitespace (it would not read back).
+    """
+    if line_width < 0:
+        raise ValueError(f"line_width must be 0 (no wrapping) or positive, got {line_width}")
+    path = ensure_writable(path, force)
+    count = 0
+    with atomic_open(path, "wb") as raw:
+        gz = path.suffix.lower() == ".gz"
+        stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
+        for item in records:
+            rid, seq = (item.id, item.sequence) if isinstance(item, Read) else item
+            if not rid or rid.split() != [rid]:
+                raise ValueError(
+                    f"record {count + 1}: FASTA ids must be non-empty and hold no "
+                    f"whitespace, got {rid!r}"
+                )
+            step = line_width or max(len(seq), 1)
+            lines = [seq[start : start + step] for start in range(0, len(seq), step)]
+            stream.write("\n".join([f">{rid}", *lines, ""]).encode("utf-8"))
+            count += 1
+        if gz:
+            stream.close()  # writes the gzip trailer; the file itself stays open
+    return count
+
+
+__all__ = [
+    "COI_MARKOV",
+    "DEFAULT_MAX_N_FRACTION",
+    "DEFAULT_MIN_LENGTH",
+    "FORMATS",
+    "ID_COLUMNS",
+    "SEQUENCE_COLUMNS",
+    "UNCERTAIN_STRAND_MARGIN",
+    "RawRecord",
+    "Read",
+    "ReadQC",
+    "ReadReport",
+    "clean_read",
+    "iter_records",
+    "orient_coi",
+    "read_sequences",
+    "reverse_complement",
+    "stop_codon_counts",
+    "write_fasta",
+]

@@ -1,0 +1,43 @@
+"""The command line parses without loading the training stack, and says what it cannot do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from hir_edge.cli import main
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in ("train", "data", "degrade"):
+        assert name in result.output
+
+
+def test_unknown_command_suggests_the_close_one():
+    result = CliRunner().invoke(main, ["trian"])
+    assert result.exit_code == 2
+    assert "No such command 'trian'. Did you mean 'train'?" in result.output
+
+
+def test_edge_commands_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hir_edge.cli import main\n"
+        "r = CliRunner().invoke(main, ['degrade', '--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "names = ('torch', 'open_clip', 'transformers', 'h5py')\n"
+        "heavy = sorted(m for m in names if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and "hir-edge, version" in result.output

@@ -1,0 +1,101 @@
+"""File safety: atomic writes, no clobbering, safe archive extraction, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from hir_edge.io import (
+    OutputExistsError,
+    atomic_dir,
+    atomic_open,
+    atomic_write_text,
+    ensure_writable,
+    human_size,
+    safe_extract_tar,
+    sha256_file,
+)
+
+
+def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temp file left behind
+
+
+def test_atomic_outputs_follow_the_umask(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "x")
+    with atomic_dir(tmp_path / "d") as folder:
+        (folder / "f").write_text("y")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_no_clobber_without_force(tmp_path):
+    target = tmp_path / "result.tsv"
+    target.write_text("keep me")
+    with pytest.raises(
+        OutputExistsError, match=r"result.tsv already exists; pass --force to overwrite it"
+    ):
+        ensure_writable(target)
+    assert ensure_writable(target, force=True) == target
+
+
+def test_atomic_dir_replaces_only_when_complete(tmp_path):
+    out = tmp_path / "bundle"
+    with atomic_dir(out) as folder:
+        (folder / "a").write_text("1")
+    with pytest.raises(OutputExistsError), atomic_dir(out):
+        pass
+    with pytest.raises(ValueError), atomic_dir(out, force=True) as folder:
+        (folder / "a").write_text("2")
+        raise ValueError("interrupted")
+    assert (out / "a").read_text() == "1"
+    with atomic_dir(out, force=True) as folder:
+        (folder / "b").write_text("3")
+    assert sorted(p.name for p in out.iterdir()) == ["b"]
+
+
+def _tar_with(tmp_path, name: str, data: bytes = b"x", kind=tarfile.REGTYPE, linkname=""):
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = linkname
+        info.size = len(data) if kind == tarfile.REGTYPE else 0
+        tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    return path
+
+
+def test_safe_extract_refuses_paths_outside_target(tmp_path):
+    evil = _tar_with(tmp_path, "../escape.txt")
+    with pytest.raises(ValueError, match=r"member '../escape.txt' would extract outside"):
+        safe_extract_tar(evil, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+    link = _tar_with(tmp_path, "link", kind=tarfile.SYMTYPE, linkname="/etc/passwd")
+    with pytest.raises(ValueError, match=r"member 'link' is a link or special file"):
+        safe_extract_tar(link, tmp_path / "out2")
+
+
+def test_safe_extract_and_checksum(tmp_path):
+    good = _tar_with(tmp_path, "dir/file.txt", b"hello")
+    out = safe_extract_tar(good, tmp_path / "out")
+    extracted = out / "dir" / "file.txt"
+    assert extracted.read_bytes() == b"hello"
+    assert sha256_file(extracted) == hashlib.sha256(b"hello").hexdigest()
+
+
+def test_human_size():
+    assert human_size(512) == "512 B"
+    assert human_size(1536) == "1.5 KB"
+    assert human_size(25 * 1024 * 1024) == "25.0 MB"
