@@ -1,0 +1,299 @@
+"""Losses of CLIBD-HiR and CLIBD-HiR-Fuse, with the maths of METHOD.md §1–3 in plain view.
+
+* :func:`symmetric_info_nce` — L_sym(a, b) = ½(L(a→b) + L(b→a)), InfoNCE with scale s.
+* :class:`ContrastiveLoss` — L_con = L_sym(I,D) + L_sym(I,T) + L_sym(D,T) over the global batch.
+* :func:`hir_loss` / :class:`HiRLoss` — Hierarchical Information Regularization on images.
+* :class:`FusionLoss` — L_F: fused-to-text InfoNCE (the paper's) or per-rank cross-entropy
+  against a cached prompt bank (Eq. 11, for a frozen text tower).
+* :class:`HirObjective` — L = L_con + λ_HiR·L_HiR (+ λ_F·L_F), the three variants.
+
+Every module runs at world size 1 without torch.distributed. With several processes the
+embeddings are all-gathered *with gradients* (as open_clip's ClipLoss with
+``gather_with_grad=True, local_loss=False``): every process computes the global-batch loss,
+and DDP's gradient averaging then equals the single-process gradient of the global batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+# Finite stand-in for log(0) in masked log-sum-exps: exp(-1e4) underflows to 0 but, unlike
+# -inf, keeps gradients finite when a row has no admissible entry at all.
+_NEG = -1.0e4
+
+
+# --------------------------------------------------------------------------- distributed
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process along dim 0; gradients flow back to each source."""
+    if _world_size() == 1:
+        return x
+    import torch.distributed.nn.functional as dist_fn
+
+    return torch.cat(dist_fn.all_gather(x), dim=0)
+
+
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate labels or masks from every process (no gradient needed)."""
+    if _world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+# --------------------------------------------------------------------------- contrastive
+def info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """L(a→b) = −(1/B) Σ_i log softmax_j(s·<a_i, b_j>)[i] (matching pairs on the diagonal)."""
+    logits = scale * a @ b.T
+    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+
+
+def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """L_sym(a, b) = ½ (L(a→b) + L(b→a)); one B×B matrix serves both directions."""
+    logits = scale * a @ b.T
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def _pair_loss(
+    a: torch.Tensor | None,
+    b: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    scale: torch.Tensor,
+) -> torch.Tensor | None:
+    """L_sym over the rows that have both modalities (None when fewer than 2 rows have)."""
+    if a is None or b is None:
+        return None
+    if mask is not None:
+        idx = torch.nonzero(mask, as_tuple=False).squeeze(1)
+        if idx.numel() < 2:
+            return None
+        a, b = a.index_select(0, idx), b.index_select(0, idx)
+    return symmetric_info_nce(a, b, scale)
+
+
+class ContrastiveLoss(nn.Module):
+    """L_con = L_sym(I,D) + L_sym(I,T) + L_sym(D,T) (METHOD.md §1) over the global batch.
+
+    A modality that is absent for some specimens (no photo, no barcode) is handled by
+    computing each pair's loss over the specimens that have both; a pair term with fewer
+    than two such specimens in the global batch is left out (it would be a 1×1 softmax).
+    """
+
+    def forward(
+        self,
+        scale: torch.Tensor,
+        image: torch.Tensor | None = None,
+        dna: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
+        has_dna: torch.Tensor | None = None,
+        has_text: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        emb = {
+            "I": None if image is None else gather_with_grad(image),
+            "D": None if dna is None else gather_with_grad(dna),
+            "T": None if text is None else gather_with_grad(text),
+        }
+        has = {
+            "I": None if has_image is None else gather_no_grad(has_image.bool()),
+            "D": None if has_dna is None else gather_no_grad(has_dna.bool()),
+            "T": None if has_text is None else gather_no_grad(has_text.bool()),
+        }
+        parts: dict[str, torch.Tensor] = {}
+        for x, y in (("I", "D"), ("I", "T"), ("D", "T")):
+            mask = _both(has[x], has[y])
+            value = _pair_loss(emb[x], emb[y], mask, scale)
+            if value is not None:
+                parts[f"con_{x}{y}"] = value
+        ref = next(e for e in emb.values() if e is not None)
+        parts["con"] = sum(parts.values()) if parts else ref.sum() * 0.0
+        return parts
+
+
+def _both(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+# --------------------------------------------------------------------------- HiR
+def hir_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """Hierarchical Information Regularization, exactly as METHOD.md §2.
+
+    For each rank l (coarse to fine) and anchor i with a known label at l:
+
+    * positives P_l(i): other specimens with the same known label at l;
+    * negatives N_l(i): specimens *known* to differ from i at l or at any coarser rank
+      (a missing label on either side is not evidence of a difference);
+    * pair loss ℓ_l(i,p) = −log( e^{s_ip/τ} / (e^{s_ip/τ} + Σ_{n∈N_l(i)} e^{s_in/τ}) ),
+      computed as softplus(LSE_{n∈N_l(i)}(s_in/τ) − s_ip/τ) (0 when N_l(i) is empty);
+    * ℓ^max_l = max over all positive pairs at l; the rectified loss at a finer rank is
+      ℓ~_l(i,p) = max(ℓ_l(i,p), ℓ^max_{l−1}). The coarsest rank is not clamped, and a rank
+      without any positive pair clamps nothing. The max is *not* detached: while a coarser
+      worst pair is worse, the gradient goes to that coarser pair.
+    * L_HiR = Σ_l (1/L) · mean_{i∈A_l} mean_{p∈P_l(i)} ℓ~_l(i,p), A_l = anchors with a
+      positive; a rank with no anchor contributes 0 and keeps its weight 1/L.
+
+    Vectorised over pairs: memory O(B²·L), no Python loop over specimens.
+
+    Args:
+        embeddings: [B, d] L2-normalised image embeddings.
+        labels: [B, L] label ids, coarse to fine, -1 where missing. Ids are path-keyed
+            (``hir_edge.taxonomy``), so equal ids at l imply equal ancestors.
+        temperature: τ_h.
+
+    Returns:
+        The scalar L_HiR.
+    """
+    if embeddings.ndim != 2 or labels.ndim != 2 or labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(
+            f"hir_loss needs embeddings [B, d] and labels [B, L]; got {tuple(embeddings.shape)} "
+            f"and {tuple(labels.shape)}"
+        )
+    n, num_ranks = labels.shape
+    sim = embeddings @ embeddings.T / temperature  # [B, B]
+    not_self = ~torch.eye(n, dtype=torch.bool, device=embeddings.device)
+    known_differs = torch.zeros(n, n, dtype=torch.bool, device=embeddings.device)
+    total = embeddings.sum() * 0.0  # keeps a graph even when no rank has an anchor
+    coarser_max: torch.Tensor | None = None
+    for level in range(num_ranks):
+        y = labels[:, level]
+        known = y >= 0
+        both = known[:, None] & known[None, :]
+        same = both & (y[:, None] == y[None, :])
+        known_differs = known_differs | (both & ~same)  # cumulative over coarser ranks
+        positives = same & not_self
+        lse_neg = torch.logsumexp(sim.masked_fill(~known_differs, _NEG), dim=1)  # [B]
+        has_neg = known_differs.any(dim=1)
+        pair = F.softplus(lse_neg[:, None] - sim)  # ℓ_l(i, p) for every (i, p)
+        pair = torch.where(has_neg[:, None], pair, torch.zeros_like(pair))
+        if not positives.any():
+            coarser_max = None
+            continue
+        level_max = pair.masked_fill(~positives, float("-inf")).max()
+        rectified = pair if coarser_max is None else torch.maximum(pair, coarser_max)
+        coarser_max = level_max
+        n_pos = positives.sum(dim=1)
+        anchors = n_pos > 0
+        per_anchor = (rectified * positives).sum(dim=1)[anchors] / n_pos[anchors]
+        total = total + per_anchor.mean() / num_ranks
+    return total
+
+
+class HiRLoss(nn.Module):
+    """HiR on the global batch: embeddings and labels are all-gathered first."""
+
+    def __init__(self, temperature: float = 0.1):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return hir_loss(gather_with_grad(embeddings), gather_no_grad(labels), self.temperature)
+
+
+# --------------------------------------------------------------------------- fusion
+class FusionLoss(nn.Module):
+    """L_F for the GatedFusion head (METHOD.md §3).
+
+    ``mode="contrastive"`` (the paper's recipe): L_sym(F, T) over specimens that have a photo,
+    a barcode and a text. ``mode="prompt_ce"`` (Eq. 11, when the text tower is frozen): the
+    per-rank cross-entropy of s·z_F·T_lᵀ against the label at l, averaged over specimens
+    labelled at l and summed over ranks; ``prompt_bank`` holds one [n_l, d] tensor per rank.
+    """
+
+    def __init__(self, mode: str = "contrastive"):
+        super().__init__()
+        if mode not in ("contrastive", "prompt_ce"):
+            raise ValueError(f"fusion loss mode {mode!r}; choose 'contrastive' or 'prompt_ce'")
+        self.mode = mode
+
+    def forward(
+        self,
+        fused: torch.Tensor,
+        scale: torch.Tensor,
+        text: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        prompt_bank: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        if self.mode == "contrastive":
+            if text is None:
+                raise ValueError("contrastive fusion loss needs text embeddings")
+            fused_all, text_all = gather_with_grad(fused), gather_with_grad(text)
+            mask_all = None if mask is None else gather_no_grad(mask.bool())
+            value = _pair_loss(fused_all, text_all, mask_all, scale)
+            return fused.sum() * 0.0 if value is None else value
+        if labels is None or prompt_bank is None:
+            raise ValueError("prompt_ce fusion loss needs labels and a prompt bank")
+        total = fused.new_zeros(())
+        for level, bank in enumerate(prompt_bank):
+            y = labels[:, level]
+            keep = y >= 0 if mask is None else (y >= 0) & mask.bool()
+            if keep.any():
+                logits = scale * fused[keep] @ bank.T
+                total = total + F.cross_entropy(logits, y[keep])
+        return total
+
+
+# --------------------------------------------------------------------------- objective
+@dataclass
+class LossWeights:
+    """λ_HiR, λ_F and τ_h: CLIBD = (0, 0); CLIBD-HiR = (λ, 0); CLIBD-HiR-Fuse = (λ, λ_F)."""
+
+    hir: float = 1.0
+    fusion: float = 1.0
+    hir_temperature: float = 0.1
+    fusion_mode: str = "contrastive"
+
+
+class HirObjective(nn.Module):
+    """L = L_con + λ_HiR·L_HiR + λ_F·L_F on one batch of embeddings (METHOD.md §3)."""
+
+    def __init__(self, weights: LossWeights):
+        super().__init__()
+        self.weights = weights
+        self.contrastive = ContrastiveLoss()
+        self.hir = HiRLoss(weights.hir_temperature)
+        self.fusion = FusionLoss(weights.fusion_mode)
+
+    def forward(
+        self,
+        scale: torch.Tensor,
+        image: torch.Tensor | None,
+        dna: torch.Tensor | None,
+        text: torch.Tensor | None,
+        labels: torch.Tensor,
+        has_image: torch.Tensor | None = None,
+        has_dna: torch.Tensor | None = None,
+        has_text: torch.Tensor | None = None,
+        fused: torch.Tensor | None = None,
+        prompt_bank: list[torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        parts = self.contrastive(scale, image, dna, text, has_image, has_dna, has_text)
+        total = parts["con"]
+        if self.weights.hir > 0 and image is not None:
+            img_labels = (
+                labels if has_image is None else labels.masked_fill(~has_image.bool()[:, None], -1)
+            )
+            parts["hir"] = self.hir(image, img_labels)
+            total = total + self.weights.hir * parts["hir"]
+        if self.weights.fusion > 0 and fused is not None:
+            mask = _both(_both(has_image, has_dna), has_text)
+            parts["fusion"] = self.fusion(fused, scale, text, mask, labels, prompt_bank)
+            total = total + self.weights.fusion * parts["fusion"]
+        parts["loss"] = total
+        return parts
