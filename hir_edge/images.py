@@ -39,6 +39,11 @@ _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
+# Written into the JPEG comment of every photo drawn by ``hir-edge data synth``: lets ``identify``
+# warn when a bundle whose image branch only saw drawings is given a real photograph.
+SYNTHETIC_PHOTO_COMMENT = b"hir-edge synthetic photo"
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """How a model wants its input image; stored in checkpoints and bundles.

@@ -57,9 +57,25 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
 
 
-def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """L_sym(a, b) = ½ (L(a→b) + L(b→a)); one B×B matrix serves both directions."""
+def symmetric_info_nce(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale: torch.Tensor,
+    groups: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L_sym(a, b) = ½ (L(a→b) + L(b→a)); one B×B matrix serves both directions.
+
+    ``groups`` ([B] ints, optional) marks known duplicates: an off-diagonal pair (i, j) with
+    ``groups[i] == groups[j] >= 0`` — two specimens of one species, or two identical prompt
+    texts — is left out of both softmax denominators instead of being pushed apart as a
+    negative. The taxonomy-aware sampler that HiR needs plants such pairs in every batch; with
+    unique items (all groups distinct or -1) this is exactly METHOD.md §1.
+    """
     logits = scale * a @ b.T
+    if groups is not None:
+        same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
@@ -69,6 +85,7 @@ def _pair_loss(
     b: torch.Tensor | None,
     mask: torch.Tensor | None,
     scale: torch.Tensor,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """L_sym over the rows that have both modalities (None when fewer than 2 rows have)."""
     if a is None or b is None:
@@ -78,7 +95,8 @@ def _pair_loss(
         if idx.numel() < 2:
             return None
         a, b = a.index_select(0, idx), b.index_select(0, idx)
-    return symmetric_info_nce(a, b, scale)
+        groups = None if groups is None else groups.index_select(0, idx)
+    return symmetric_info_nce(a, b, scale, groups)
 
 
 class ContrastiveLoss(nn.Module):
@@ -98,7 +116,14 @@ class ContrastiveLoss(nn.Module):
         has_image: torch.Tensor | None = None,
         has_dna: torch.Tensor | None = None,
         has_text: torch.Tensor | None = None,
+        specimen_groups: torch.Tensor | None = None,
+        text_groups: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """Args ``specimen_groups`` (same species → same id) and ``text_groups`` (identical
+        prompt → same id) mark known duplicates for (I,D) and the pairs with T respectively
+        (see :func:`symmetric_info_nce`); None treats every off-diagonal pair as a negative."""
+        spec_g = None if specimen_groups is None else gather_no_grad(specimen_groups)
+        text_g = None if text_groups is None else gather_no_grad(text_groups)
         emb = {
             "I": None if image is None else gather_with_grad(image),
             "D": None if dna is None else gather_with_grad(dna),
@@ -112,7 +137,8 @@ class ContrastiveLoss(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         for x, y in (("I", "D"), ("I", "T"), ("D", "T")):
             mask = _both(has[x], has[y])
-            value = _pair_loss(emb[x], emb[y], mask, scale)
+            groups = text_g if "T" in (x, y) else spec_g
+            value = _pair_loss(emb[x], emb[y], mask, scale, groups)
             if value is not None:
                 parts[f"con_{x}{y}"] = value
         ref = next(e for e in emb.values() if e is not None)
@@ -229,13 +255,15 @@ class FusionLoss(nn.Module):
         mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         prompt_bank: list[torch.Tensor] | None = None,
+        text_groups: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.mode == "contrastive":
             if text is None:
                 raise ValueError("contrastive fusion loss needs text embeddings")
             fused_all, text_all = gather_with_grad(fused), gather_with_grad(text)
             mask_all = None if mask is None else gather_no_grad(mask.bool())
-            value = _pair_loss(fused_all, text_all, mask_all, scale)
+            groups = None if text_groups is None else gather_no_grad(text_groups)
+            value = _pair_loss(fused_all, text_all, mask_all, scale, groups)
             return fused.sum() * 0.0 if value is None else value
         if labels is None or prompt_bank is None:
             raise ValueError("prompt_ce fusion loss needs labels and a prompt bank")
@@ -282,8 +310,12 @@ class HirObjective(nn.Module):
         has_text: torch.Tensor | None = None,
         fused: torch.Tensor | None = None,
         prompt_bank: list[torch.Tensor] | None = None,
+        specimen_groups: torch.Tensor | None = None,
+        text_groups: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        parts = self.contrastive(scale, image, dna, text, has_image, has_dna, has_text)
+        parts = self.contrastive(
+            scale, image, dna, text, has_image, has_dna, has_text, specimen_groups, text_groups
+        )
         total = parts["con"]
         if self.weights.hir > 0 and image is not None:
             img_labels = (
@@ -293,7 +325,9 @@ class HirObjective(nn.Module):
             total = total + self.weights.hir * parts["hir"]
         if self.weights.fusion > 0 and fused is not None:
             mask = _both(_both(has_image, has_dna), has_text)
-            parts["fusion"] = self.fusion(fused, scale, text, mask, labels, prompt_bank)
+            parts["fusion"] = self.fusion(
+                fused, scale, text, mask, labels, prompt_bank, text_groups
+            )
             total = total + self.weights.fusion * parts["fusion"]
         parts["loss"] = total
         return parts

@@ -41,3 +41,53 @@ def bioscan_photos() -> Path:
 @pytest.fixture
 def eu_moths() -> Path:
     return shared_path("eu_moths")
+
+
+# --------------------------------------------------------------------------- small trained model
+# A small, dropout-free tiny model: fast on 2 cores, and deterministic across process counts.
+SMALL_TRAINING = [
+    "model.preset=tiny",
+    "model.overrides={clip.config.vision_cfg.image_size: 32, clip.config.text_cfg.layers: 1, "
+    "dna.config.hidden_dropout_prob: 0.0, dna.config.num_hidden_layers: 1, fusion.dropout: 0.0}",
+    "train.batch_size=16",
+    "train.epochs=2",
+    "train.lr=0.02",
+    "train.eval_every_epochs=1",
+    "train.log_every_steps=1",
+    "data.num_workers=0",
+    "data.max_val_specimens=24",
+    "data.text_coarsen_prob=0.5",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> Path:
+    """A generated world of 200 specimens (3 orders, ~12 species), with a held-out species split."""
+    from hir_edge.data.synth import SynthConfig, generate_dataset
+
+    out = tmp_path_factory.mktemp("world") / "synth"
+    config = SynthConfig.from_dict(
+        {
+            "seed": 1,
+            "n_orders": 3,
+            "families_per_order": [1, 2],
+            "genera_per_family": [1, 2],
+            "species_per_genus": [2, 2],
+            "n_specimens": 200,
+            "image_size": 48,
+        }
+    )
+    generate_dataset(config, out, quiet=True)
+    return out / "specimens.h5"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_world, tmp_path_factory) -> Path:
+    """A CLIBD-HiR-Fuse model trained for 3 epochs on ``tiny_world`` (its run folder)."""
+    from hir_edge.train.config import load_config
+    from hir_edge.train.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("runs") / "tiny-hir-fuse"
+    cfg = load_config(None, [*SMALL_TRAINING, f"data.path={tiny_world}", "train.epochs=3"])
+    Trainer(cfg, run, quiet=True).fit()
+    return run

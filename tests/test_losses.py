@@ -366,3 +366,23 @@ def test_all_gather_two_process_gloo_equals_single_process():
             # DDP divides by world when it averages, giving exactly the single-process gradient.
             sl = slice(rank * 4, (rank + 1) * 4)
             assert torch.allclose(g / 2, r.grad[sl], atol=1e-10)
+
+
+def test_known_duplicates_leave_the_denominator():
+    """Two specimens of one species (group 7) are not negatives of each other."""
+    torch.manual_seed(6)
+    a, b = unit(torch.randn(4, 3)), unit(torch.randn(4, 3))
+    s = torch.tensor(3.0, dtype=torch.float64)
+    groups = torch.tensor([7, 7, -1, 2])
+    logits = s * a @ b.T
+    by_hand = 0.0
+    for i in range(4):
+        for mat in (logits, logits.T):
+            keep = [j for j in range(4) if j == i or not (i < 2 and j < 2)]
+            by_hand += -(mat[i, i] - torch.logsumexp(mat[i, keep], 0)) / 8
+    got = symmetric_info_nce(a, b, s, groups)
+    assert got.item() == pytest.approx(by_hand.item(), abs=1e-12)
+    # Unique groups (or -1) change nothing.
+    plain = symmetric_info_nce(a, b, s)
+    assert symmetric_info_nce(a, b, s, torch.tensor([-1, -1, -1, -1])).item() == plain.item()
+    assert symmetric_info_nce(a, b, s, torch.arange(4)).item() == pytest.approx(plain.item())

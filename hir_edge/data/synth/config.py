@@ -19,7 +19,7 @@ from hir_edge.errors import ConfigError
 
 # Bumped whenever the generator's output for a given config changes, so cached datasets built
 # by an older generator are not mistaken for current ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: photos carry the synthetic-photo JPEG comment
 
 _RANGE_FIELDS = ("families_per_order", "genera_per_family", "species_per_genus")
 

@@ -235,13 +235,18 @@ class _Photos:
 
 
 def photo_bytes(traits, config: SynthConfig, index: int) -> bytes:
-    """The JPEG of specimen ``index`` (its generator depends only on the seed and the index)."""
+    """The JPEG of specimen ``index`` (its generator depends only on the seed and the index).
+
+    The JPEG comment names it a synthetic photo, so ``identify`` can tell drawn photos from real
+    ones when a bundle's image branch only ever saw drawings.
+    """
     from hir_edge.data.synth.draw import draw_specimen
+    from hir_edge.images import SYNTHETIC_PHOTO_COMMENT
 
     rng = np.random.default_rng([config.seed, 0xB10, _STREAM_PHOTO, index])
     buffer = io.BytesIO()
     draw_specimen(traits, rng, config.image_size).save(
-        buffer, format="JPEG", quality=config.jpeg_quality
+        buffer, format="JPEG", quality=config.jpeg_quality, comment=SYNTHETIC_PHOTO_COMMENT
     )
     return buffer.getvalue()
 

@@ -1,0 +1,295 @@
+"""Typed training configuration, loaded from a YAML recipe with ``--set key=value`` overrides.
+
+Every section is a dataclass; an unknown key anywhere is an error naming the key and the
+allowed ones (CLIBD's 87 ``hasattr`` probes are what this replaces). The resolved config is
+saved in every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from hir_edge.errors import ConfigError
+
+VARIANTS = ("clibd", "hir", "hir-fuse")
+
+
+@dataclass
+class ModelSection:
+    """Which model: a preset (``hir_edge.models.list_presets()``) and dotted overrides."""
+
+    preset: str = "tiny"
+    overrides: dict = field(default_factory=dict)
+
+    def dotted_overrides(self) -> dict[str, Any]:
+        """Overrides as dotted keys, whether the recipe nested them or wrote ``a.b: v``."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict) and node:
+                for key, value in node.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), value)
+            elif prefix:
+                flat[prefix] = node
+
+        walk("", self.overrides)
+        return flat
+
+
+@dataclass
+class SynthSection:
+    """Generate the dataset with ``hir-edge data synth`` when ``data.path`` is absent.
+
+    ``out`` is the cache folder; ``settings`` are SynthConfig fields. A ``barcodes`` file that
+    does not exist is dropped (a generated world is used instead) when ``barcodes_optional``.
+    """
+
+    out: str = ".cache/hir-edge/synth"
+    barcodes_optional: bool = True
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass
+class AugmentSection:
+    """CLIBD's image augmentation (training only; degradations are never used in training)."""
+
+    random_resized_crop_scale: tuple[float, float] = (0.8, 1.0)
+    hflip: float = 0.5
+    vflip: float = 0.0
+    rotation_degrees: float = 15.0
+    enabled: bool = True
+
+
+@dataclass
+class DataSection:
+    """The HDF5 dataset (CLIBD/BIOSCAN layout) and how it is read."""
+
+    path: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    synth: SynthSection | None = None
+    num_workers: int = 0
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    max_val_specimens: int = 2000
+    text_coarsen_prob: float = 0.0  # see hir_edge.train.augment.SeededDataset
+
+
+@dataclass
+class LossSection:
+    """The objective: variant sets which terms are on; weights and τ_h are settings.
+
+    ``clibd``: L_con. ``hir``: L_con + λ_HiR·L_HiR (Algo 1). ``hir-fuse``: + λ_F·L_F (Algo 2).
+    """
+
+    variant: str = "hir-fuse"
+    hir_weight: float = 1.0
+    fusion_weight: float = 1.0
+    hir_temperature: float = 0.1
+    fusion_mode: str = "contrastive"
+    # Leave known duplicates (same species; identical prompt text) out of the InfoNCE
+    # denominators instead of treating them as negatives (hir_edge.losses.symmetric_info_nce).
+    mask_duplicates: bool = True
+
+
+@dataclass
+class SamplerSection:
+    """Taxonomy-aware batches (METHOD.md §2): groups of ``per_group`` same-taxon specimens
+    fill ``grouped_fraction`` of each global batch; ``grouped_fraction: 0`` is plain random."""
+
+    per_group: int = 4
+    grouped_fraction: float = 0.5
+
+
+@dataclass
+class TrainSection:
+    """Optimisation, scale-out and checkpointing.
+
+    ``batch_size`` is per process (the paper: 30 per GPU); the global batch is
+    batch_size × processes × grad_accum. The OneCycle peak LR is ``lr`` × global batch /
+    ``lr_reference_batch`` (CLIBD: 5e-5 per 500 samples).
+    """
+
+    mode: str = "joint"  # joint | fusion-only (post-hoc head on frozen encoders)
+    init_from: str | None = None  # a saved model folder to start from (fusion-only needs one)
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 30
+    grad_accum: int = 1
+    lr: float = 5e-5
+    lr_reference_batch: int = 500
+    pct_start: float = 0.3
+    weight_decay: float = 0.2
+    grad_clip: float = 1.0
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 2
+    eval_every_epochs: int = 1
+    log_every_steps: int = 10
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+
+
+@dataclass
+class TrainConfig:
+    """A whole recipe."""
+
+    name: str = "run"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def validate(self) -> TrainConfig:
+        """Cross-field checks, with what is allowed."""
+        if self.loss.variant not in VARIANTS:
+            raise ConfigError(
+                f"loss.variant: {self.loss.variant!r}; choose one of {', '.join(VARIANTS)}"
+            )
+        if self.train.mode not in ("joint", "fusion-only"):
+            raise ConfigError(f"train.mode: {self.train.mode!r}; choose 'joint' or 'fusion-only'")
+        if self.train.mode == "fusion-only" and not self.train.init_from:
+            raise ConfigError(
+                "train.mode=fusion-only trains a head on frozen encoders: set train.init_from"
+            )
+        if self.train.precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(
+                f"train.precision: {self.train.precision!r}; choose auto, bf16 or fp32"
+            )
+        for name in ("batch_size", "grad_accum", "epochs", "lr_reference_batch"):
+            if getattr(self.train, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self.train, name)}")
+        if not self.data.path and self.data.synth is None:
+            raise ConfigError(
+                "data.path is empty and there is no data.synth section to generate it"
+            )
+        return self
+
+    @property
+    def hir_weight(self) -> float:
+        return 0.0 if self.loss.variant == "clibd" else self.loss.hir_weight
+
+    @property
+    def fusion_weight(self) -> float:
+        return self.loss.fusion_weight if self.loss.variant == "hir-fuse" else 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- loading
+def _build(cls: type, data: Any, where: str):
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        section = _section_type(hint)
+        if section is not None and (value is not None or hint is section):
+            kwargs[key] = _build(section, value, f"{where}.{key}")
+        elif isinstance(value, list) and "tuple" in str(hint):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Numbers and booleans as their field says (YAML reads ``1e-4`` as a string)."""
+    types = getattr(hint, "__args__", (hint,))
+    if value is None and type(None) in types:
+        return None
+    if float in types and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if int in types and not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if bool in types and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _section_type(hint) -> type | None:
+    for candidate in (
+        ModelSection,
+        SynthSection,
+        AugmentSection,
+        DataSection,
+        LossSection,
+        SamplerSection,
+        TrainSection,
+    ):
+        if hint is candidate or candidate in getattr(hint, "__args__", ()):
+            return candidate
+    return None
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values are YAML scalars: 3 → int, 1e-4 → float, true → bool, null → None."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(data: dict, key: str, value: Any) -> None:
+    """Set a dotted key in the raw recipe dict; free-form dicts accept new keys."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML recipe and apply ``key=value`` overrides (validated after merging)."""
+    import yaml
+
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: recipe not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        data.setdefault("name", path.stem)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=3")
+        key, text = item.split("=", 1)
+        apply_override(data, key.strip(), parse_value(text))
+    where = str(path) if path is not None else "config"
+    return _build(TrainConfig, data, where).validate()
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    import yaml
+
+    from hir_edge.io import atomic_write_text
+
+    atomic_write_text(
+        path, yaml.safe_dump(json.loads(json.dumps(config.to_dict())), sort_keys=False)
+    )

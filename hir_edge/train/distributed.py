@@ -1,0 +1,80 @@
+"""Process group and device set-up: one CPU process, one GPU, or N GPUs under ``torchrun``.
+
+``torchrun`` (one node or several, e.g. from SLURM) sets RANK, WORLD_SIZE and LOCAL_RANK;
+without them the run is a single process. NCCL is used on CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistEnv:
+    """Where this process runs and who it is among the others."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → this process's GPU when CUDA exists, else the CPU; never a hard-coded cuda:0."""
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from hir_edge.errors import ConfigError
+
+        raise ConfigError(
+            f"train.device={preference!r} but CUDA is not available here; use auto or cpu"
+        )
+    return device
+
+
+def setup(preference: str = "auto") -> DistEnv:
+    """Initialise the process group when launched by torchrun; a no-op for one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(preference, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=30))
+    return DistEnv(rank, world, local_rank, device)
+
+
+def teardown(env: DistEnv) -> None:
+    if env.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(value, env: DistEnv):
+    """Send a picklable value from rank 0 to every rank."""
+    if not env.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
