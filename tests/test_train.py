@@ -181,7 +181,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ddp_run(rank: int, world_size: int, port: int, world: str, run: str) -> None:
+def _ddp_run(rank: int, world_size: int, port: int, world: str, run: str, steps: int) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -190,7 +190,11 @@ def _ddp_run(rank: int, world_size: int, port: int, world: str, run: str) -> Non
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    cfg = config_for(Path(world), "train.batch_size=8", "train.epochs=1")
+    # Three epochs capped at one epoch's steps: the same schedule as the single run, and the
+    # run must stop at the cap on every rank (rank 0's broadcast state must not go stale).
+    cfg = config_for(
+        Path(world), "train.batch_size=8", "train.epochs=3", f"train.max_steps={steps}"
+    )
     Trainer(cfg, run, quiet=True).fit()
 
 
@@ -206,7 +210,13 @@ def test_two_process_gloo_ddp_matches_one_process(tiny_world, tmp_path):
     finally:
         torch.set_num_threads(threads)
     ddp = tmp_path / "ddp"
-    mp.spawn(_ddp_run, args=(2, _free_port(), str(tiny_world), str(ddp)), nprocs=2, join=True)
+    steps = json.loads((single / "summary.json").read_text())["steps"]
+    mp.spawn(
+        _ddp_run, args=(2, _free_port(), str(tiny_world), str(ddp), steps), nprocs=2, join=True
+    )
     a, b = losses(single), losses(ddp)
+    done = json.loads((ddp / "summary.json").read_text())
+    assert (done["steps"], done["epochs_done"], done["world_size"]) == (steps, 1, 2)
+    assert (ddp / "best" / "model.safetensors").is_file()
     assert len(a) == len(b) > 5
     assert a == pytest.approx(b, rel=1e-4, abs=1e-4)

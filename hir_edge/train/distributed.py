@@ -59,11 +59,19 @@ def setup(preference: str = "auto") -> DistEnv:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(preference, local_rank)
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = os.environ.get("HIR_EDGE_DIST_BACKEND") or _default_backend(device, world)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=30))
     return DistEnv(rank, world, local_rank, device)
+
+
+def _default_backend(device: torch.device, world: int) -> str:
+    """NCCL across GPUs; gloo on CPU, and when ranks share a GPU (NCCL refuses duplicate GPUs)."""
+    if device.type != "cuda":
+        return "gloo"
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return "nccl" if per_node <= torch.cuda.device_count() else "gloo"
 
 
 def teardown(env: DistEnv) -> None:

@@ -552,7 +552,8 @@ class Trainer:
 
     def _end_of_epoch(self) -> None:
         cfg, state = self.config, self.state
-        due = state.epoch % cfg.train.eval_every_epochs == 0 or state.epoch == cfg.train.epochs
+        last = state.epoch == cfg.train.epochs or state.step >= self.total_steps
+        due = last or state.epoch % cfg.train.eval_every_epochs == 0
         if due and self.env.is_main:
             val = self.validate()
             self._log(
@@ -582,11 +583,13 @@ class Trainer:
                         },
                     )
         if self.env.distributed:
-            self.state = _broadcast_state(self.state, self.env)
+            _broadcast_state(self.state, self.env)
         self._save_checkpoint()
 
 
-def _broadcast_state(state: ckpt.TrainState, env: DistEnv) -> ckpt.TrainState:
+def _broadcast_state(state: ckpt.TrainState, env: DistEnv) -> None:
+    """Rank 0's counters (its best metric comes from validation) to every rank, in place:
+    the training loop holds a reference to ``state``, so it must not be replaced."""
     from hir_edge.train.distributed import broadcast_object
 
-    return ckpt.TrainState(**broadcast_object(dict(state.__dict__), env))
+    state.__dict__.update(broadcast_object(dict(state.__dict__), env))
