@@ -124,7 +124,7 @@ def _image_input(data: bytes | None, model, noisy: bool, blur_kernel: int) -> np
         return None
     try:
         pixels = preprocess(
-            load_image(data, min_size=model.preprocess.image_size), model.preprocess
+            load_image(data, min_size=2 * model.preprocess.image_size), model.preprocess
         )
     except InputError:
         return None
@@ -137,7 +137,7 @@ def _dna_input(
     if not raw:
         return ""
     try:
-        seq, _ = clean_read(raw)
+        seq, _ = clean_read(raw, orient=True)
     except ValueError:
         return ""
     if noisy and preset is not None:

@@ -1,0 +1,75 @@
+"""`hir-edge eval` end to end on a small trained model: every protocol runs and reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from hir_edge.cli import main
+from hir_edge.evaluation.runner import EvalOptions, Evaluator
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluator_produces_every_section(tiny_run, tiny_world, tmp_path):
+    options = EvalOptions(preset="paper", seed=3, cache_dir=str(tmp_path / "cache"))
+    results = Evaluator(tiny_run / "best", tiny_world, options).run()
+    paper = results["paper"]
+    assert set(paper) == {"IT", "DT", "I+DT Avg", "I+DT Fusion"}
+    assert set(paper["IT"]) == {"clean", "noisy_i"} and set(paper["DT"]) == {"clean", "noisy_d"}
+    for conds in paper.values():
+        for res in conds.values():
+            acc = res["accuracy"]
+            for rank in ("order", "family", "genus", "species", "global"):
+                assert 0.0 <= acc[rank]["top1"] <= acc[rank]["top5"] <= 100.0
+            # Global needs every labelled rank right: never above the best rank's top-1
+            assert acc["global"]["top1"] <= max(
+                acc[r]["top1"] for r in ("order", "family", "genus", "species")
+            )
+    assert results["settings"]["degradation_line"].startswith("degradation preset=paper")
+    cal = results["calibration"]
+    assert len(cal["temperatures"]) == 4 and all(t > 0 for t in cal["temperatures"])
+    assert set(results["clibd"]) == {"I→I", "D→D", "I→D"}
+    # The cache makes the second run reuse the embeddings (identical numbers).
+    again = Evaluator(tiny_run / "best", tiny_world, options).run()
+    assert again["paper"] == paper
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 5  # 3 test passes + val + keys
+
+
+def test_noise_seed_changes_only_noisy_conditions(tiny_run, tiny_world):
+    a = Evaluator(
+        tiny_run / "best", tiny_world, EvalOptions(seed=1, val_split=None, keys_split=None)
+    ).run()
+    b = Evaluator(
+        tiny_run / "best", tiny_world, EvalOptions(seed=2, val_split=None, keys_split=None)
+    ).run()
+    assert a["paper"]["DT"]["clean"] == b["paper"]["DT"]["clean"]
+    assert a["paper"]["IT"]["noisy_i"] == b["paper"]["IT"]["noisy_i"]  # blur is deterministic
+
+
+def test_eval_command_writes_report(tiny_run, tiny_world, tmp_path):
+    out = tmp_path / "report"
+    args = [
+        "eval",
+        "--checkpoint",
+        str(tiny_run / "best"),
+        "--data",
+        str(tiny_world),
+        "-o",
+        str(out),
+        "-q",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = (out / "report.md").read_text()
+    assert "| Setting | Method | Cond. | Order | Family | Genus | Species | Global |" in text
+    assert "degradation preset=paper p_sub=0.03" in text
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0] == "method,setting,condition,rank,metric,value,n"
+    assert json.loads((out / "results.json").read_text())["settings"]["split"] == "test"
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.output
+    bad = CliRunner().invoke(main, [*args[:5], "--preset", "papr", "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "Did you mean 'paper'?" in bad.output
