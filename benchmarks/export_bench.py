@@ -1,0 +1,236 @@
+"""What export costs and keeps: sizes, CPU latency and accuracy retention of the INT8 student.
+
+    python benchmarks/export_bench.py --teacher RUN/best --bundle OUT/bold100.bundle
+
+* sizes (MB) of the fp32 and INT8 graphs;
+* CPU latency per specimen at batch 1 and 32: torch fp32 (teacher and student), ONNX Runtime
+  fp32 and INT8 (student);
+* retention: the student's I+DT Fusion Global Top-1 (INT8 and fp32, through the bundle's graphs)
+  ÷ the teacher's (fp32, torch), on the test split, clean and Noisy I+D (preset ``paper``, seed 0),
+  with the paper's protocol and the teacher's prompt bank.
+
+Writes benchmarks/results/export.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def median_ms(fn, repeat: int = 15) -> float:
+    fn()
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return 1000 * float(np.median(runs))
+
+
+def bundle_embeddings(backend, x, noisy: bool, preset, seed: int, indices, tokenizer):
+    """Fused embeddings of specimens through a bundle backend, optionally degraded."""
+    from hir_edge.degrade import blur_chw, degrade_dna_seeded
+
+    pixels, seqs = x.pixels, x.sequences
+    if noisy:
+        pixels = blur_chw(pixels, preset.blur_kernel)
+        seqs = [
+            degrade_dna_seeded(s, preset.dna, seed, int(i)) if s else s
+            for s, i in zip(seqs, indices)
+        ]
+    ids, mask = tokenizer.encode_batch([s or "N" for s in seqs])
+    out = []
+    for start in range(0, len(pixels), 64):
+        zi = backend.embed_images(pixels[start : start + 64])
+        zd = backend.embed_dna(ids[start : start + 64], mask[start : start + 64])
+        out.append(backend.fuse(zi, zd)[0])
+    return np.concatenate(out)
+
+
+def main() -> None:
+    import torch
+
+    from hir_edge.data.hdf5 import SpecimenStore
+    from hir_edge.degrade import get_preset
+    from hir_edge.dna_tokens import tokenizer_from_dict
+    from hir_edge.evaluation.protocol import paper_protocol
+    from hir_edge.evaluation.runner import EvalOptions, Evaluator
+    from hir_edge.export.library import field_inputs
+    from hir_edge.images import PreprocessConfig
+    from hir_edge.models import load_model
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.bundle import open_bundle
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/export")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    bundle = open_bundle(args.bundle)
+    teacher = load_model(args.teacher).eval()
+    report: dict = {"teacher": str(args.teacher), "bundle": str(args.bundle)}
+
+    # sizes -------------------------------------------------------------------
+    sizes = {}
+    for part, graph in bundle.manifest["graphs"].items():
+        sizes[part] = {
+            p: (bundle.root / f).stat().st_size / 2**20 for p, f in graph["files"].items()
+        }
+    teacher_mb = (args.teacher / "model.safetensors").stat().st_size / 2**20
+    teacher_field_mb = (
+        sum(p.numel() * 4 for n, p in teacher.named_parameters() if not n.startswith("text_model"))
+        / 2**20
+    )
+    report["sizes_mb"] = {
+        "graphs": sizes,
+        "teacher_checkpoint": teacher_mb,
+        "teacher_without_text_tower_fp32": teacher_field_mb,
+    }
+
+    # accuracy retention --------------------------------------------------------
+    preset = get_preset("paper")
+    teacher_res = Evaluator(
+        args.teacher,
+        args.data,
+        EvalOptions(val_split=None, keys_split=None, preset="paper", seed=0),
+    ).run()
+    store = SpecimenStore(args.data, "test")
+    idx = np.arange(len(store))
+    pre = PreprocessConfig.from_dict(bundle.manifest["preprocess"])
+    tok = tokenizer_from_dict(bundle.manifest["dna_tokenizer"])
+    x = field_inputs(store, idx, pre, tok)
+    labels = bundle.taxonomy.encode_many(store.lineages())
+    masks = [bundle.taxonomy.label_mask(lv) for lv in range(4)]
+    both = x.has_image & x.has_dna
+    retention = {}
+    for cond, noisy in (("clean", False), ("noisy_id", True)):
+        t_top1 = teacher_res["paper"]["I+DT Fusion"][cond]["accuracy"]["global"]["top1"]
+        row = {"teacher_fp32": t_top1}
+        for precision in ("fp32", "int8"):
+            backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
+            fused = bundle_embeddings(backend, x, noisy, preset, 0, idx, tok)
+            res = paper_protocol(
+                fused,
+                bundle.prompt_banks,
+                labels,
+                bundle.taxonomy.ranks,
+                candidate_masks=masks,
+                valid=both,
+            )
+            row[f"student_{precision}"] = res.cell("global", 1)
+            row[f"retention_{precision}"] = res.cell("global", 1) / t_top1
+        retention[cond] = row
+    report["retention"] = retention
+
+    # latency ---------------------------------------------------------------------
+    from hir_edge.models import create_model
+
+    student_torch = create_model(
+        bundle.manifest["model"]["student_preset"] or teacher.config.preset,
+        embed_dim=teacher.embed_dim,
+    ).eval()
+    latency = {}
+    for batch in (1, 32):
+        pixels = x.pixels[:batch]
+        ids, mask = x.ids[:batch], x.mask[:batch]
+        rows = {}
+        for name, model in (("torch fp32 teacher", teacher), ("torch fp32 student", student_torch)):
+            size = model.preprocess.image_size
+            px = (
+                torch.from_numpy(pixels)
+                if size == pixels.shape[-1]
+                else torch.nn.functional.interpolate(torch.from_numpy(pixels), size=(size, size))
+            )
+            tid, tmask = torch.from_numpy(ids), torch.from_numpy(mask)
+
+            def run(m=model, px=px, tid=tid, tmask=tmask):
+                with torch.no_grad():
+                    m.fuse(m.encode_image(px), m.encode_dna(tid, tmask))
+
+            rows[name] = median_ms(run) / batch
+        for precision in ("fp32", "int8"):
+            backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
+            rows[f"onnxruntime {precision} student"] = (
+                median_ms(
+                    lambda b=backend, px=pixels, i=ids, m=mask: b.fuse(
+                        b.embed_images(px), b.embed_dna(i, m)
+                    )
+                )
+                / batch
+            )
+        latency[batch] = rows
+    report["latency_ms_per_specimen"] = latency
+    write(args.out, report)
+
+
+def write(out: Path, report: dict) -> None:
+    s = report["sizes_mb"]
+    enc = {
+        p: sum(s["graphs"][part].get(p, 0) for part in ("image", "dna")) for p in ("fp32", "int8")
+    }
+    lines = [
+        "# Export: size, speed and retention of the INT8 student",
+        "",
+        f"Teacher {report['teacher']}; bundle {report['bundle']}. CPU: 2 cores, ONNX Runtime and torch "
+        "with 2 threads; latency is the median of 15 runs, per specimen (photo + read + fusion).",
+        "",
+        "## Sizes (MB)",
+        "",
+        "| Graph | fp32 | INT8 (CPU) | INT8 (TensorRT Q/DQ) |",
+        "|---|---|---|---|",
+    ]
+    for part, files in s["graphs"].items():
+        lines.append(
+            f"| {part} | {files.get('fp32', 0):.2f} | {files.get('int8', 0):.2f} | {files.get('int8-trt', 0):.2f} |"
+        )
+    lines += [
+        "",
+        f"Teacher checkpoint {s['teacher_checkpoint']:.1f} MB; teacher's field part (no text tower) in fp32 "
+        f"{s['teacher_without_text_tower_fp32']:.1f} MB; student encoders fp32 {enc['fp32']:.2f} MB, INT8 "
+        f"{enc['int8']:.2f} MB: {s['teacher_without_text_tower_fp32'] / max(enc['int8'], 1e-9):.1f}× smaller than the "
+        "teacher's field part.",
+        "",
+        "## Latency (ms per specimen)",
+        "",
+        "| Backend | batch 1 | batch 32 |",
+        "|---|---|---|",
+    ]
+    lat = report["latency_ms_per_specimen"]
+    for name in lat[1]:
+        lines.append(f"| {name} | {lat[1][name]:.2f} | {lat[32][name]:.2f} |")
+    lines += [
+        "",
+        "## Retention (I+DT Fusion, Global Top-1 %, test split)",
+        "",
+        "| Cond. | teacher fp32 (torch) | student fp32 (ONNX) | student INT8 (ONNX) | retention fp32 | retention INT8 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cond, r in report["retention"].items():
+        lines.append(
+            f"| {cond} | {r['teacher_fp32']:.1f} | {r['student_fp32']:.1f} | {r['student_int8']:.1f} | "
+            f"{r['retention_fp32']:.3f} | {r['retention_int8']:.3f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.md").write_text(text)
+    Path(f"{out}.json").write_text(json.dumps(report, indent=1, default=str))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

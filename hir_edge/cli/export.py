@@ -1,0 +1,127 @@
+"""``hir-edge export``: distil, quantise and package a trained model into a field bundle."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--checkpoint",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Trained model folder (RUN/best).",
+)
+@click.option(
+    "--bundle",
+    "bundle_in",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --engine only: build TensorRT engines for an existing bundle on this device.",
+)
+@click.option("--student", default=None, help="Distil into this student preset (edge-s, edge-m).")
+@click.option("--int8", is_flag=True, help="Add INT8 (Q/DQ) graphs, calibrated on real specimens.")
+@click.option(
+    "--calib-data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HDF5 specimens for calibration, distillation and thresholds "
+    "[default: the checkpoint's training data].",
+)
+@click.option("--calib-split", default="train", show_default=True)
+@click.option("--calib-samples", default=512, show_default=True, help="Specimens calibrating INT8.")
+@click.option(
+    "--val-split",
+    default="val",
+    show_default=True,
+    help="Specimens for parity checks and the field thresholds.",
+)
+@click.option(
+    "--references/--no-references",
+    default=True,
+    show_default=True,
+    help="Ship the calibration split's embeddings as a reference library.",
+)
+@click.option("--max-references", type=int, default=None, help="Cap the reference library.")
+@click.option("--distill-epochs", default=6, show_default=True)
+@click.option(
+    "--engine", is_flag=True, help="Build TensorRT engines here (needs TensorRT and a GPU)."
+)
+@click.option(
+    "--device-name", default=None, help="Label recorded with the engines (e.g. jetson-orin-nx)."
+)
+@click.option(
+    "--name", default=None, help="Bundle name in its manifest [default: the output name]."
+)
+@click.option("--description", default="", help="One paragraph for the model card.")
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), default=None, help="Bundle folder to write."
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete)."
+)
+@click.option("--quiet", "-q", is_flag=True)
+def export(
+    checkpoint,
+    bundle_in,
+    student,
+    int8,
+    calib_data,
+    calib_split,
+    calib_samples,
+    val_split,
+    references,
+    max_references,
+    distill_epochs,
+    engine,
+    device_name,
+    name,
+    description,
+    output,
+    force,
+    quiet,
+):
+    """Distil (--student), quantise (--int8), export to ONNX and package a bundle.
+
+    \b
+      hir-edge export --checkpoint runs/tiny/best --student edge-s --int8 -o tiny.bundle
+    On the field device, to add TensorRT engines to a bundle:
+      hir-edge export --engine --bundle tiny.bundle
+    """
+    if bundle_in is not None:
+        if not engine:
+            raise click.UsageError("--bundle is for building engines on a device: add --engine")
+        from hir_edge.export.engines import add_engines
+
+        add_engines(bundle_in, device_name=device_name, quiet=quiet)
+        return
+    if checkpoint is None or output is None:
+        raise click.UsageError("--checkpoint and --output are required (or --engine --bundle B)")
+    if int8 and student is None and not quiet:
+        click.echo("note: --int8 without --student quantises the teacher itself", err=True)
+    from hir_edge.export.distill import DistillConfig
+    from hir_edge.export.pipeline import ExportOptions, export_bundle
+
+    options = ExportOptions(
+        checkpoint=checkpoint,
+        output=output,
+        student=student,
+        int8=int8,
+        calib_data=calib_data,
+        calib_split=calib_split,
+        calib_samples=calib_samples,
+        val_split=val_split,
+        reference_split=calib_split if references else None,
+        max_references=max_references,
+        engine=engine,
+        device_name=device_name,
+        name=name,
+        description=description,
+        distill=DistillConfig(epochs=distill_epochs),
+        force=force,
+        quiet=quiet,
+        argv=sys.argv,
+    )
+    export_bundle(options)

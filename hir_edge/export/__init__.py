@@ -1,0 +1,1 @@
+"""Export for the field: prompt bank, distillation, ONNX, INT8, TensorRT, bundle."""

@@ -1,0 +1,149 @@
+"""Fit the bundle's scoring on validation specimens, through the runtime that will ship.
+
+Everything is measured on embeddings produced by the bundle's own graphs (INT8 when the bundle
+is INT8), so the temperatures, thresholds and novelty cut-offs hold for what runs in the field:
+
+* per query modality (image, DNA, fused) and rank, a temperature for the prompt scores, and the
+  weight of the nearest-reference vote (chosen from a small grid by validation NLL);
+* per modality and rank, the probability threshold whose assignments reach the target precision;
+* the novelty cut-offs: for reads, the k-mer similarity of the best reference barcode below
+  which only ``novelty_quantile`` of the (clean) validation reads fall — every validation
+  specimen is of a species in the library; for photos alone, the same with the embedding
+  similarity of the nearest reference photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hir_edge.runtime.identifier import Identifier, combine_evidence, prompt_cosines
+from hir_edge.runtime.scoring import (
+    choose_thresholds,
+    fit_temperatures,
+    greedy_paths,
+    tree_log_probabilities,
+)
+
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass
+class ValidationSet:
+    """Embeddings (and reads) of validation specimens per modality, with their labels."""
+
+    queries: dict[str, np.ndarray]  # modality -> [N_m, d]
+    ref_queries: dict[str, np.ndarray]  # modality -> [N_m, d] embedding matched to the references
+    labels: dict[str, np.ndarray]  # modality -> [N_m, L]
+    sequences: dict[str, list[str]] | None = None  # modality -> reads (DNA and fused)
+
+
+def _nll(logp: list[np.ndarray], labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true taxa over every labelled (specimen, rank)."""
+    total, count = 0.0, 0
+    for level, lp in enumerate(logp):
+        y = labels[:, level]
+        keep = y >= 0
+        if keep.any():
+            total += -lp[np.flatnonzero(keep), y[keep]].sum()
+            count += int(keep.sum())
+    return total / max(count, 1)
+
+
+def fit_scoring(
+    identifier: Identifier,
+    val: ValidationSet,
+    target_precision: float = 0.95,
+    novelty_quantile: float = 0.01,
+) -> dict:
+    """The ``scoring`` section of a manifest, fitted on ``val``."""
+    bundle = identifier.bundle
+    parents = identifier.parents
+    banks = bundle.prompt_banks
+    settings = identifier.scoring
+    out = {
+        "target_precision": target_precision,
+        "novelty_quantile": novelty_quantile,
+        "temperatures": {},
+        "thresholds": {},
+        "reference_weight": {},
+        "reference_temperature": settings.reference_temperature,
+        "reference_k": settings.reference_k,
+        "kmer_weight": {},
+        "kmer_temperature": settings.kmer_temperature,
+        "kmer_k": settings.kmer_k,
+        "novelty": {},
+        "novelty_kmer": -1.0,
+        "validation": {},
+    }
+    for modality, queries in val.queries.items():
+        labels = val.labels[modality]
+        if not len(queries):
+            continue
+        cos = prompt_cosines(queries, banks, identifier.labels_mask)
+        ref_matrix = identifier._reference_matrix(modality)
+        votes = sims = kmer_votes = None
+        if ref_matrix is not None and len(ref_matrix):
+            sims = val.ref_queries[modality] @ ref_matrix.T
+            votes = identifier.reference_votes(sims, settings.reference_temperature)
+        seqs = (val.sequences or {}).get(modality)
+        if seqs:
+            kmer_sims = identifier.kmer_similarities(seqs)
+            if kmer_sims is not None:
+                if modality == "dna":  # reads of known species: how close is their best hit?
+                    out["novelty_kmer"] = float(
+                        np.quantile(kmer_sims.max(axis=1), novelty_quantile)
+                    )
+                kmer_votes = identifier.reference_votes(kmer_sims, settings.kmer_temperature)
+        best = None
+        for weight in WEIGHT_GRID if votes is not None else (0.0,):
+            for kmer_weight in WEIGHT_GRID if kmer_votes is not None else (0.0,):
+                offsets = combine_evidence(
+                    [np.zeros_like(c) for c in cos],
+                    [1.0] * len(cos),
+                    votes,
+                    weight,
+                    kmer_votes,
+                    kmer_weight,
+                )
+                temps = _fit_with_offsets(cos, offsets, parents, labels)
+                logits = [c / t + o for c, t, o in zip(cos, temps, offsets)]
+                logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
+                nll = _nll(logp, labels)
+                if best is None or nll < best[0]:
+                    best = (nll, weight, kmer_weight, temps, logp)
+        nll, weight, kmer_weight, temps, logp = best
+        probs = [np.exp(lp) for lp in logp]
+        ids, p = greedy_paths(probs, parents)
+        out["temperatures"][modality] = [float(t) for t in temps]
+        out["reference_weight"][modality] = float(weight)
+        out["kmer_weight"][modality] = float(kmer_weight)
+        out["thresholds"][modality] = choose_thresholds(ids, p, labels, target_precision)
+        out["novelty"][modality] = (
+            float(np.quantile(sims.max(axis=1), novelty_quantile)) if sims is not None else -1.0
+        )
+        correct = ids == labels
+        out["validation"][modality] = {
+            "n": len(queries),
+            "nll": float(nll),
+            "path_accuracy": {
+                rank: 100.0 * float(correct[labels[:, lv] >= 0, lv].mean())
+                if (labels[:, lv] >= 0).any()
+                else None
+                for lv, rank in enumerate(identifier.ranks)
+            },
+        }
+    return out
+
+
+def _fit_with_offsets(cos, offsets, parents, labels) -> list[float]:
+    """Temperatures of the prompt scores when fixed per-taxon offsets (the neighbour votes) are
+    added: (cos/T + o) = (cos + T·o)/T, so fit on cos + T·o and iterate T to a fixed point."""
+    temps = fit_temperatures(cos, parents, labels)
+    if not any(np.any(o) for o in offsets):
+        return temps
+    for _ in range(3):
+        shifted = [c + t * o for c, t, o in zip(cos, temps, offsets)]
+        temps = fit_temperatures(shifted, parents, labels)
+    return temps

@@ -1,0 +1,150 @@
+"""Export stages that run specimens through the shipped graphs: the model inputs, the reference
+library and the calibration of the bundle's scoring."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hir_edge.data.hdf5 import SpecimenStore
+from hir_edge.export.manifest import finalize_manifest
+from hir_edge.runtime.bundle import MANIFEST, REFERENCES, TAXONOMY
+
+
+def spread_indices(n: int, count: int | None) -> np.ndarray:
+    if count is None or count >= n:
+        return np.arange(n)
+    return np.linspace(0, n - 1, count).round().astype(np.int64)
+
+
+@dataclass
+class FieldInputs:
+    """Model inputs of some specimens, built exactly as the runtime builds them."""
+
+    pixels: np.ndarray  # [N, 3, S, S] preprocessed photos (zeros where none)
+    has_image: np.ndarray
+    ids: np.ndarray  # [N, T] DNA tokens
+    mask: np.ndarray
+    has_dna: np.ndarray
+    sequences: list[str]  # cleaned, oriented reads ("" where none)
+
+
+def field_inputs(store: SpecimenStore, indices, preprocess_config, tokenizer) -> FieldInputs:
+    """Preprocessed photos and tokenised reads of ``indices`` (the runtime's own code path)."""
+    from hir_edge.images import load_image, preprocess
+    from hir_edge.read_qc import clean_read
+
+    pixels, has_image, seqs = [], [], []
+    barcodes = store.barcodes()
+    size = preprocess_config.image_size
+    for i in indices:
+        data = store.image_bytes(int(i))
+        if data is None:
+            pixels.append(np.zeros((3, size, size), np.float32))
+            has_image.append(False)
+        else:
+            pixels.append(preprocess(load_image(data, min_size=2 * size), preprocess_config))
+            has_image.append(True)
+        seq = ""
+        if barcodes[int(i)]:
+            try:
+                seq, _ = clean_read(barcodes[int(i)], orient=True)
+            except ValueError:
+                seq = ""
+        seqs.append(seq)
+    ids, mask = tokenizer.encode_batch([s or "N" for s in seqs])
+    return FieldInputs(
+        np.stack(pixels).astype(np.float32),
+        np.array(has_image),
+        ids.astype(np.int64),
+        mask.astype(np.int64),
+        np.array([bool(s) for s in seqs]),
+        seqs,
+    )
+
+
+def batches(arrays: dict[str, np.ndarray], batch: int = 32) -> list[dict[str, np.ndarray]]:
+    n = len(next(iter(arrays.values())))
+    return [{k: v[i : i + batch] for k, v in arrays.items()} for i in range(0, n, batch)]
+
+
+def write_references(out: Path, options, field_model, precision: str, calib_path: Path) -> None:
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.bundle import Bundle
+    from hir_edge.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.load(out / TAXONOMY)
+    store = SpecimenStore(calib_path, options.reference_split)
+    idx = spread_indices(len(store), options.max_references)
+    bundle = Bundle(out, json.loads((out / MANIFEST).read_text()), taxonomy, [])
+    backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
+    dna, image = [], []
+    for start in range(0, len(idx), 128):
+        chunk = idx[start : start + 128]
+        x = field_inputs(store, chunk, field_model.preprocess, field_model.dna_tokenizer)
+        dna.append(np.where(x.has_dna[:, None], backend.embed_dna(x.ids, x.mask), 0.0))
+        image.append(np.where(x.has_image[:, None], backend.embed_images(x.pixels), 0.0))
+    lineages = store.lineages()
+    labels = taxonomy.encode_many(lineages[int(i)] for i in idx)
+    processids = store.processids()
+    barcodes = store.barcodes()
+    np.savez_compressed(
+        out / REFERENCES,
+        ids=np.array([processids[int(i)] for i in idx]),
+        labels=labels,
+        dna=np.concatenate(dna).astype(np.float16),
+        image=np.concatenate(image).astype(np.float16),
+        barcodes=np.array([_clean_or_empty(barcodes[int(i)]).encode("ascii") for i in idx]),
+    )
+
+
+def _clean_or_empty(raw: str) -> str:
+    from hir_edge.read_qc import clean_read
+
+    try:
+        return clean_read(raw, orient=True)[0] if raw else ""
+    except ValueError:
+        return ""
+
+
+def calibrate_scoring(out: Path, options, field_model, precision: str, calib_path: Path) -> dict:
+    from hir_edge.export.calibrate import ValidationSet, fit_scoring
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.identifier import Identifier
+
+    manifest = json.loads((out / MANIFEST).read_text())
+    finalize_manifest(out, manifest)  # checksums, so the bundle opens through the normal path
+    bundle = open_bundle(out)
+    backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
+    identifier = Identifier(bundle, backend)
+    store = SpecimenStore(calib_path, options.val_split)
+    idx = spread_indices(len(store), 2000)
+    zi, zd, fused, has_img, has_dna, seqs = [], [], [], [], [], []
+    for start in range(0, len(idx), 128):  # bounded memory: 128 photos at a time
+        x = field_inputs(
+            store, idx[start : start + 128], field_model.preprocess, field_model.dna_tokenizer
+        )
+        zi.append(backend.embed_images(x.pixels))
+        zd.append(backend.embed_dna(x.ids, x.mask))
+        fused.append(backend.fuse(zi[-1], zd[-1])[0])
+        has_img.append(x.has_image)
+        has_dna.append(x.has_dna)
+        seqs += x.sequences
+    zi, zd, fused = np.concatenate(zi), np.concatenate(zd), np.concatenate(fused)
+    has_img, has_dna = np.concatenate(has_img), np.concatenate(has_dna)
+    labels = bundle.taxonomy.encode_many(store.lineages()[int(i)] for i in idx)
+    both = has_img & has_dna
+    val = ValidationSet(
+        queries={"image": zi[has_img], "dna": zd[has_dna], "fused": fused[both]},
+        ref_queries={"image": zi[has_img], "dna": zd[has_dna], "fused": zd[both]},
+        labels={"image": labels[has_img], "dna": labels[has_dna], "fused": labels[both]},
+        sequences={
+            "dna": [s for s, ok in zip(seqs, has_dna) if ok],
+            "fused": [s for s, ok in zip(seqs, both) if ok],
+        },
+    )
+    return fit_scoring(identifier, val, options.target_precision)

@@ -1,0 +1,147 @@
+"""The bundle manifest (provenance, checksums) and its Markdown model card."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from pathlib import Path
+
+from hir_edge import __version__
+from hir_edge.data.hdf5 import read_attrs
+from hir_edge.io import atomic_write_text, sha256_file
+from hir_edge.runtime.bundle import FORMAT, MANIFEST, MODEL_CARD, PROMPTS, REFERENCES, TAXONOMY
+
+
+def build_manifest(
+    options, teacher, field_model, taxonomy, graphs, calib_path: Path, precision: str
+) -> dict:
+    attrs = read_attrs(calib_path)
+    synth = attrs.get("synth") if isinstance(attrs.get("synth"), dict) else {}
+    source = str(synth.get("source", "")) if synth else ""
+    generated = source == "generated"
+    dna_kind = "synthetic" if generated else ("real" if source.startswith("BOLD") else "unknown")
+    image_kind = "synthetic" if synth else "unknown"
+    teacher_sha = sha256_file(options.checkpoint / "model.safetensors")
+    run_config = None
+    for folder in (options.checkpoint.parent, options.checkpoint.parent.parent):
+        if (folder / "config.yaml").is_file():
+            run_config = (folder / "config.yaml").read_text(encoding="utf-8")
+            break
+    return {
+        "format": FORMAT,
+        "name": options.name or options.output.stem,
+        "description": options.description,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hir_edge_version": __version__,
+        "model": {
+            "teacher_preset": teacher.config.preset,
+            "student_preset": options.student,
+            "embed_dim": field_model.embed_dim,
+            "ranks": list(taxonomy.ranks),
+            "taxa": taxonomy.sizes(),
+            "parameters": field_model.num_parameters(),
+            "default_precision": precision,
+        },
+        "preprocess": field_model.preprocess.to_dict(),
+        "dna_tokenizer": field_model.config.dna.tokenizer,
+        "graphs": graphs,
+        "provenance": {
+            "teacher_checkpoint": str(options.checkpoint),
+            "teacher_sha256": teacher_sha,
+            "training_run_config": run_config,
+            "calibration_data": {"path": str(calib_path), "attrs": attrs},
+            "branches": {
+                "dna": {"kind": dna_kind, "source": source or str(calib_path)},
+                "image": {
+                    "kind": image_kind,
+                    "source": "drawn photos (hir-edge data synth)" if synth else str(calib_path),
+                },
+            },
+            "export_command": " ".join(options.argv) if options.argv else None,
+            "host": platform.platform(),
+        },
+    }
+
+
+def bundle_files(root: Path, manifest: dict) -> list[str]:
+    """The files a bundle consists of: the fixed ones, its graphs and its engines. Anything
+    else lying in the folder is not part of it (and is not blessed with a checksum)."""
+    names = {TAXONOMY, PROMPTS}
+    names |= {name for name in (MODEL_CARD, REFERENCES) if (root / name).is_file()}
+    for graph in manifest.get("graphs", {}).values():
+        names |= set(graph["files"].values())
+    for entry in manifest.get("engines", {}).values():
+        names |= {info["file"] for info in entry.values()}
+    return sorted(names)
+
+
+def finalize_manifest(root: Path, manifest: dict) -> None:
+    """Record the size and sha256 of every bundle file and write the manifest atomically."""
+    files = {}
+    for rel in bundle_files(root, manifest):
+        path = root / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{root}: bundle file {rel} was not written")
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest["files"] = files
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, default=str))
+
+
+def model_card(manifest: dict) -> str:
+    """The bundle's model card in Markdown: what it is, what it was trained on, how it measures."""
+    m = manifest["model"]
+    prov = manifest["provenance"]
+    meas = manifest.get("measurements", {})
+    b = prov["branches"]
+    lines = [
+        f"# {manifest['name']}",
+        "",
+        manifest.get("description") or "A hir-edge field bundle.",
+        "",
+        "## Model",
+        f"- teacher preset `{m['teacher_preset']}`, "
+        f"field model `{m['student_preset'] or m['teacher_preset']}` "
+        f"({m['parameters']['total']:,} parameters), embedding dimension {m['embed_dim']}",
+        f"- taxa: {m['taxa']}",
+        f"- default precision: {m['default_precision']}",
+        "",
+        "## Training data",
+        f"- DNA branch: {b['dna']['kind']} — {b['dna']['source']}",
+        f"- image branch: {b['image']['kind']} — {b['image']['source']}",
+        f"- teacher checkpoint sha256 {prov['teacher_sha256'][:16]}…",
+        "",
+        "## Measured at export",
+    ]
+    if "onnx_parity" in meas:
+        lines.append(
+            "- ONNX vs torch (min cosine): "
+            + ", ".join(f"{k} {v['min_cosine']:.6f}" for k, v in meas["onnx_parity"].items())
+        )
+    if "int8_cosine" in meas:
+        lines.append(
+            "- INT8 vs fp32 (mean cosine): "
+            + ", ".join(f"{k} {v['mean_cosine']:.4f}" for k, v in meas["int8_cosine"].items())
+        )
+    for modality, v in manifest.get("scoring", {}).get("validation", {}).items():
+        acc = ", ".join(f"{r} {a:.1f}%" for r, a in v["path_accuracy"].items() if a is not None)
+        lines.append(f"- validation ({modality}, n={v['n']}): accuracy along the answer path {acc}")
+    lines += [
+        "",
+        "## Limits",
+    ]
+    if b["image"]["kind"] == "synthetic":
+        lines.append(
+            "- The image branch learned from procedurally drawn photos: it does not identify real "
+            "photographs. `identify` warns when it is given one."
+        )
+    if b["dna"]["kind"] == "synthetic":
+        lines.append(
+            "- Every taxon is a generated demo taxon (names start with 'Demo'); this bundle "
+            "demonstrates the pipeline and identifies nothing real."
+        )
+    lines.append(
+        "- Species absent from the reference library cannot be named: such reads are flagged "
+        "as novel and placed at genus or family."
+    )
+    return "\n".join(lines) + "\n"

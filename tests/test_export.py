@@ -1,0 +1,115 @@
+"""Export: bundle layout, checksums, parity and INT8 figures, validation, the TensorRT stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hir_edge.cli import main
+from hir_edge.errors import ConfigError
+from hir_edge.export.pipeline import ExportOptions, export_bundle, validate
+from hir_edge.io import sha256_file
+from hir_edge.runtime.bundle import open_bundle
+
+pytestmark = pytest.mark.slow
+
+
+def test_bundle_layout_manifest_and_measurements(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert manifest["format"] == "hir-edge-bundle/1"
+    graphs = manifest["graphs"]
+    assert set(graphs) == {"image", "dna", "fusion"}
+    assert set(graphs["image"]["files"]) == {"fp32", "int8", "int8-trt"}
+    assert set(graphs["fusion"]["files"]) == {"fp32"}
+    for rel, info in manifest["files"].items():
+        assert sha256_file(tiny_bundle / rel) == info["sha256"]
+    assert "manifest.json" not in manifest["files"]
+    # Measured at export: ONNX matches torch; INT8 stays close to fp32 (bounds stated here).
+    meas = manifest["measurements"]
+    assert min(p["min_cosine"] for p in meas["onnx_parity"].values()) >= 0.9999
+    assert meas["int8_cosine"]["image"]["mean_cosine"] > 0.99
+    assert meas["int8_cosine"]["dna"]["mean_cosine"] > 0.99
+    scoring = manifest["scoring"]
+    for modality in ("image", "dna", "fused"):
+        assert len(scoring["temperatures"][modality]) == 4
+        assert all(0 < t <= 1.0 for t in scoring["thresholds"][modality])
+    assert manifest["provenance"]["branches"]["image"]["kind"] == "synthetic"
+    assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
+    card = (tiny_bundle / "MODEL_CARD.md").read_text()
+    assert "## Limits" in card and "generated demo taxon" in card
+
+
+def test_opened_bundle_matches_the_taxonomy(tiny_bundle):
+    bundle = open_bundle(tiny_bundle)
+    sizes = bundle.taxonomy.sizes()
+    assert [b.shape[0] for b in bundle.prompt_banks] == list(sizes.values())
+    assert all(np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4) for b in bundle.prompt_banks)
+    assert bundle.references is not None and bundle.references.dna.shape[1] == bundle.embed_dim
+
+
+def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_path):
+    base = dict(checkpoint=tiny_run / "best", output=tmp_path / "b", calib_data=tiny_world)
+    teacher = r"--student 'tiny' is a teacher preset; students: edge-s, edge-m"
+    with pytest.raises(ConfigError, match=teacher):
+        validate(ExportOptions(**base, student="tiny"))
+    missing = r"--val-split 'holdout' is not in .* \(it has: test, train, val\)"
+    with pytest.raises(ConfigError, match=missing):
+        validate(ExportOptions(**base, val_split="holdout"))
+    with pytest.raises(ConfigError, match=r"not a model folder"):
+        validate(ExportOptions(**{**base, "checkpoint": tmp_path}))
+
+
+def test_export_refuses_to_overwrite(tiny_bundle, tiny_run, tiny_world):
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--checkpoint",
+            str(tiny_run / "best"),
+            "--calib-data",
+            str(tiny_world),
+            "-o",
+            str(tiny_bundle),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 2
+    assert f"error: {tiny_bundle} already exists; pass --force to overwrite it" in result.output
+
+
+def test_engine_stage_without_tensorrt_prints_trtexec(tiny_bundle):
+    result = CliRunner().invoke(main, ["export", "--engine", "--bundle", str(tiny_bundle)])
+    assert result.exit_code == 2
+    assert "TensorRT is not installed here" in result.output
+    trtexec = (
+        "trtexec --onnx=image.int8-trt.onnx --saveEngine=engines/image.int8.plan --int8 --fp16"
+    )
+    assert trtexec in result.output
+    assert "--minShapes=image:1x3x32x32" in result.output
+
+
+def test_distilled_student_bundle(tiny_run, tiny_world, tmp_path):
+    from hir_edge.export.distill import DistillConfig
+
+    out = tmp_path / "student.bundle"
+    manifest = export_bundle(
+        ExportOptions(
+            checkpoint=tiny_run / "best",
+            output=out,
+            student="edge-s",
+            int8=False,
+            calib_data=tiny_world,
+            distill=DistillConfig(epochs=1, batch_size=16),
+            quiet=True,
+            reference_split=None,
+        )
+    )
+    assert manifest["model"]["student_preset"] == "edge-s"
+    params = manifest["measurements"]["distillation"]["parameters"]
+    assert params["student"]["total"] < params["teacher"]["total"]
+    assert "int8" not in manifest["graphs"]["image"]["files"]
+    assert not (out / "references.npz").exists()
+    assert not (tmp_path / ".student.bundle.work").exists()  # the work folder is cleaned up
