@@ -91,3 +91,23 @@ def tiny_run(tiny_world, tmp_path_factory) -> Path:
     cfg = load_config(None, [*SMALL_TRAINING, f"data.path={tiny_world}", "train.epochs=3"])
     Trainer(cfg, run, quiet=True).fit()
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tiny_world, tmp_path_factory) -> Path:
+    """An INT8 bundle exported from ``tiny_run`` (teacher only: no distillation, to stay fast)."""
+    from hir_edge.export.pipeline import ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny.bundle"
+    export_bundle(
+        ExportOptions(
+            checkpoint=tiny_run / "best",
+            output=out,
+            int8=True,
+            calib_data=tiny_world,
+            calib_samples=64,
+            name="tiny-test",
+            quiet=True,
+        )
+    )
+    return out

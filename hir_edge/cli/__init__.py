@@ -15,9 +15,14 @@ from hir_edge.io import OutputExistsError
 
 # name -> "module:function"; loaded only when the command runs (or --help lists it).
 _COMMANDS: dict[str, str] = {
+    "identify": "hir_edge.cli.identify:identify",
+    "info": "hir_edge.cli.info:info",
+    "bench": "hir_edge.cli.bench:bench",
     "degrade": "hir_edge.cli.degrade:degrade",
     "data": "hir_edge.cli.data:data",
     "train": "hir_edge.cli.train:train",
+    "eval": "hir_edge.cli.evaluate:evaluate",
+    "export": "hir_edge.cli.export:export",
 }
 
 

@@ -1,0 +1,73 @@
+"""``hir-edge bench``: latency and throughput of a bundle per backend and precision."""
+
+from __future__ import annotations
+
+import click
+
+from hir_edge.cli.common import bundle_option
+
+
+@click.command()
+@click.argument("bundle_arg", required=False, type=click.Path(exists=True))
+@bundle_option
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    type=int,
+    default=(1, 32),
+    show_default=True,
+    help="Batch sizes to time (repeatable).",
+)
+@click.option(
+    "--repeat", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs each."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the results as JSON here.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Device of the torch backend when BUNDLE is a training model folder (RUN/best).",
+)
+@click.option("--force", is_flag=True)
+def bench(bundle_arg, bundle, batches, repeat, output, device, force):
+    """Time image, DNA, fusion and whole-specimen inference (ms per specimen, specimens/s).
+
+    A bundle is timed on each backend it can run here; a training model folder (RUN/best) is
+    timed in torch, on the GPU with --device cuda.
+    """
+    import json
+    from pathlib import Path
+
+    from hir_edge.cli.common import default_bundle
+    from hir_edge.io import atomic_write_text, ensure_writable
+    from hir_edge.runtime.benchmark import run_benchmark
+    from hir_edge.runtime.bundle import open_bundle
+
+    if output:
+        ensure_writable(output, force)  # before the timing, not after
+    path = Path(bundle_arg or bundle or default_bundle())
+    if (path / "model_config.json").is_file():
+        from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
+
+        b, torch_backend = bundle_from_checkpoint(path, device)
+        rows = run_benchmark(b, list(batches), repeat, backends=[torch_backend])
+    else:
+        b = open_bundle(path)
+        rows = run_benchmark(b, list(batches), repeat)
+    header = ("backend", "part", "batch", "ms/batch", "ms/specimen", "specimens/s")
+    click.echo("{:<34} {:<8} {:>5} {:>9} {:>12} {:>12}".format(*header))
+    for r in rows:
+        click.echo(
+            f"{r['backend']:<34} {r['part']:<8} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
+            f"{r['ms_per_specimen']:>12.3f} {r['specimens_per_second']:>12.1f}"
+        )
+    if output:
+        atomic_write_text(output, json.dumps({"bundle": str(b.root), "rows": rows}, indent=1))

@@ -1,0 +1,40 @@
+"""Options and helpers shared by the field commands (identify, info, bench)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import click
+
+
+def default_bundle() -> Path:
+    """The demo bundle shipped inside the package (a generated world: demo taxa only)."""
+    from importlib.resources import files
+
+    return Path(str(files("hir_edge") / "bundles" / "demo"))
+
+
+bundle_option = click.option(
+    "--bundle",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Bundle folder or .tar (or a training model folder, run with torch) "
+    "[default: the demo bundle shipped with the package].",
+)
+
+
+@contextlib.contextmanager
+def open_output(path: str | None, force: bool) -> Iterator[tuple[IO[str], bool]]:
+    """stdout (and whether it is a terminal), or a file written atomically, never clobbered."""
+    if path is None:
+        yield sys.stdout, sys.stdout.isatty()
+        return
+    from hir_edge.io import atomic_open, ensure_writable
+
+    ensure_writable(path, force)
+    with atomic_open(path, "w") as handle:
+        yield handle, False

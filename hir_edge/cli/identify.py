@@ -1,0 +1,145 @@
+"""``hir-edge identify``: the field command. Parses options only; the work is in
+:mod:`hir_edge.runtime` (which never imports torch)."""
+
+from __future__ import annotations
+
+import click
+
+from hir_edge.cli.common import bundle_option, open_output
+
+
+@click.command()
+@click.option(
+    "--fasta",
+    "reads",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Reads: FASTA or FASTQ (plain or .gz), or a BOLD/BIOSCAN TSV/CSV export.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(),
+    help="A photo or a folder of photos (repeatable). Paired with reads by file stem.",
+)
+@click.option(
+    "--manifest",
+    "sheet",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CSV/TSV sheet: specimen_id with sequence_id, sequence and/or image.",
+)
+@bundle_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "tsv", "csv", "json", "jsonl"]),
+    default=None,
+    help="Output format [default: table on a terminal, tsv when piped].",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write results here instead of stdout (atomically).",
+)
+@click.option(
+    "--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Taxa per rank."
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="One confidence threshold for every rank [default: the bundle's fitted ones].",
+)
+@click.option(
+    "--rank",
+    "max_rank",
+    type=click.Choice(["order", "family", "genus", "species"]),
+    default=None,
+    help="Never assign deeper than this rank.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--precision", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Specimens per inference batch.",
+)
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a JSON provenance log of the run here.",
+)
+@click.option("--force", is_flag=True, help="Overwrite --output / --log files.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
+def identify(
+    reads,
+    images,
+    sheet,
+    bundle,
+    fmt,
+    output,
+    top_k,
+    min_confidence,
+    max_rank,
+    backend,
+    precision,
+    device,
+    batch_size,
+    log_path,
+    force,
+    quiet,
+):
+    """Identify specimens from COI reads, photos, or both — offline.
+
+    \b
+      hir-edge identify --fasta reads.fa --image bug.jpg
+      hir-edge identify --fasta run.fastq.gz --image photos/ --format tsv -o ids.tsv
+
+    Exit status: 0 when every specimen was identified, 1 when some inputs were skipped
+    (each reported on stderr), 2 for usage errors.
+    """
+    from hir_edge.io import ensure_writable
+    from hir_edge.runtime.run import IdentifyRun
+
+    if reads is None and not images and sheet is None:
+        raise click.UsageError("give reads (--fasta), photos (--image) or a --manifest sheet")
+    if sheet is not None and images:
+        raise click.UsageError("with --manifest the photos are listed in the sheet: drop --image")
+    for path in (output, log_path):
+        if path is not None:
+            ensure_writable(path, force)  # fail now, not after the whole run
+    run = IdentifyRun(
+        bundle=bundle,
+        reads=reads,
+        images=list(images),
+        sheet=sheet,
+        backend=backend,
+        precision=precision,
+        device=device,
+        top_k=top_k,
+        min_confidence=min_confidence,
+        max_rank=max_rank,
+        batch_size=batch_size,
+        quiet=quiet,
+    )
+    with open_output(output, force) as (stream, is_tty):
+        status = run.execute(stream, fmt or ("table" if is_tty else "tsv"))
+    if log_path:
+        run.write_log(log_path, force)
+    raise SystemExit(status)

@@ -1,0 +1,191 @@
+"""The bundle: the unit of deployment, read without torch.
+
+A bundle is a folder (or a .tar of one) holding ``manifest.json`` — format version, model card,
+provenance, preprocessing, tokenizer, scoring settings and the sha256 of every other file —
+``taxonomy.json``, the per-rank prompt bank, ONNX graphs (fp32 and INT8), optionally TensorRT
+engines and a reference library. Every file is checked against the manifest when the bundle is
+opened, so a corrupted copy or an edited file is refused with the name of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hir_edge.errors import BundleError
+from hir_edge.io import safe_extract_tar, sha256_file
+from hir_edge.taxonomy import Taxonomy
+
+FORMAT = "hir-edge-bundle/1"
+MANIFEST = "manifest.json"
+PROMPTS = "prompts.npz"
+REFERENCES = "references.npz"
+TAXONOMY = "taxonomy.json"
+MODEL_CARD = "MODEL_CARD.md"
+
+
+@dataclass
+class References:
+    """Embeddings of labelled reference specimens (nearest-neighbour evidence).
+
+    Attributes:
+        ids: [M] specimen ids (BOLD process ids).
+        labels: [M, L] label ids (-1 missing).
+        dna: [M, d] normalised DNA embeddings (zero rows: no barcode).
+        image: [M, d] normalised image embeddings, or None.
+        barcodes: [M] cleaned reference barcodes (bytes), for k-mer evidence; or None.
+    """
+
+    ids: np.ndarray
+    labels: np.ndarray
+    dna: np.ndarray | None
+    image: np.ndarray | None = None
+    barcodes: np.ndarray | None = None
+
+
+@dataclass
+class Bundle:
+    """An opened, verified bundle."""
+
+    root: Path
+    manifest: dict
+    taxonomy: Taxonomy
+    prompt_banks: list[np.ndarray]
+    references: References | None = None
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.root.name)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.manifest["model"]["embed_dim"])
+
+    def graph_path(self, part: str, precision: str) -> Path | None:
+        """The ONNX file of ``part`` (image, dna, fusion) at ``precision`` (int8, fp32), if any."""
+        graph = self.manifest["graphs"].get(part)
+        if not graph or precision not in graph["files"]:
+            return None
+        return self.root / graph["files"][precision]
+
+    def precisions(self, part: str) -> list[str]:
+        graph = self.manifest["graphs"].get(part)
+        return sorted(graph["files"]) if graph else []
+
+    def has_part(self, part: str) -> bool:
+        return part in self.manifest["graphs"]
+
+    def size_bytes(self) -> int:
+        return sum(int(f["bytes"]) for f in self.manifest["files"].values())
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _verify(root: Path, manifest: dict) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{root / MANIFEST}: lists no files; the bundle is incomplete")
+    for rel, info in files.items():
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise BundleError(f"{root / MANIFEST}: file entry {rel!r} points outside the bundle")
+        if not path.is_file():
+            raise BundleError(f"{root}: {rel} is missing (listed in the manifest)")
+        digest = sha256_file(path)
+        if digest != info.get("sha256"):
+            raise BundleError(
+                f"{root}: {rel} does not match its checksum in the manifest "
+                "(corrupted or modified); rebuild or re-copy the bundle"
+            )
+
+
+def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Open a bundle folder or .tar, check its format and every file's checksum.
+
+    Raises:
+        BundleError: missing, not a bundle, unsupported format, or a file that fails its check.
+    """
+    path = Path(path)
+    tmp = None
+    if path.is_file() and tarfile.is_tarfile(path):
+        tmp = tempfile.TemporaryDirectory(prefix="hir-edge-bundle-")
+        try:
+            safe_extract_tar(path, tmp.name)
+        except ValueError as err:
+            tmp.cleanup()
+            raise BundleError(str(err)) from None
+        entries = [p for p in Path(tmp.name).iterdir()]
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else Path(tmp.name)
+    elif path.is_dir():
+        root = path
+    else:
+        raise BundleError(f"{path}: no such bundle (a folder or .tar with {MANIFEST})")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: not a hir-edge bundle ({MANIFEST} is missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{manifest_path}: not valid JSON ({err})") from None
+    fmt = manifest.get("format")
+    if fmt != FORMAT:
+        raise BundleError(
+            f"{manifest_path}: bundle format {fmt!r} is not supported by this hir-edge "
+            f"(it reads {FORMAT!r}); upgrade hir-edge or re-export the bundle"
+        )
+    if verify:
+        _verify(root, manifest)
+    try:
+        taxonomy = Taxonomy.load(root / TAXONOMY)
+    except ValueError as err:
+        raise BundleError(str(err)) from None
+    with np.load(root / PROMPTS) as data:
+        banks = [data[f"rank{level}"].astype(np.float32) for level in range(taxonomy.num_ranks)]
+    references = None
+    listed = manifest.get("files", {})
+    if REFERENCES in listed or (not verify and (root / REFERENCES).is_file()):
+        with np.load(root / REFERENCES) as data:
+            references = References(
+                ids=data["ids"],
+                labels=data["labels"],
+                dna=data["dna"].astype(np.float32) if "dna" in data.files else None,
+                image=data["image"].astype(np.float32) if "image" in data.files else None,
+                barcodes=data["barcodes"] if "barcodes" in data.files else None,
+            )
+    _check_shapes(root, manifest, taxonomy, banks, references)
+    return Bundle(root, manifest, taxonomy, banks, references, tmp)
+
+
+def _check_shapes(root: Path, manifest: dict, taxonomy: Taxonomy, banks, references) -> None:
+    """Parts that disagree with each other are refused with what disagrees, not a traceback."""
+    d = int(manifest["model"]["embed_dim"])
+    for level, (rank, bank) in enumerate(zip(taxonomy.ranks, banks)):
+        if bank.shape != (taxonomy.size(level), d):
+            raise BundleError(
+                f"{root}: prompt bank of rank {rank} is {bank.shape}, expected "
+                f"({taxonomy.size(level)}, {d}) from taxonomy.json and the manifest"
+            )
+    if references is not None:
+        labels = references.labels
+        if labels.ndim != 2 or labels.shape[1] != taxonomy.num_ranks:
+            raise BundleError(f"{root}: reference labels have shape {labels.shape}")
+        sizes = np.array([taxonomy.size(lv) for lv in range(taxonomy.num_ranks)])
+        if (labels >= sizes[None, :]).any():
+            raise BundleError(f"{root}: reference labels point past the taxonomy")
+        for name in ("dna", "image"):
+            emb = getattr(references, name)
+            if emb is not None and emb.shape != (len(labels), d):
+                raise BundleError(f"{root}: reference {name} embeddings are {emb.shape}")
+    for part, graph in manifest.get("graphs", {}).items():
+        for rel in graph["files"].values():
+            if manifest.get("files") and rel not in manifest["files"]:
+                raise BundleError(f"{root}: the {part} graph {rel} is not among the checked files")

@@ -1,0 +1,494 @@
+"""Identification in the field: specimens (a read, a photo, or both) in, ranked taxa out.
+
+For each specimen the query embedding is the fused one when both a read and a photo are given
+(GatedFusion), else the one modality it has. Per rank it is compared with the bundle's prompt
+bank, and — when the bundle carries a reference library — with the nearest reference specimens
+(CLIBD's key-set protocol in embedding space). Both kinds of evidence are combined into
+per-rank scores, turned into probabilities consistent down the tree
+(:mod:`hir_edge.runtime.scoring`), and the answer stops at the deepest rank whose calibrated
+confidence passes its threshold. A read far from every known reference is flagged as novel and
+never given a species name.
+
+numpy + onnxruntime only: a Jetson or a laptop runs this without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hir_edge.dna_tokens import tokenizer_from_dict
+from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
+from hir_edge.read_qc import ReadQC
+from hir_edge.runtime.bundle import Bundle
+from hir_edge.runtime.scoring import assign, greedy_paths, tree_probabilities
+from hir_edge.taxonomy import is_placeholder
+
+MODALITIES = ("image", "dna", "fused")
+
+
+@dataclass
+class Specimen:
+    """What the field gives for one specimen: a cleaned read and/or a photo."""
+
+    id: str
+    sequence: str | None = None
+    qc: ReadQC | None = None
+    image: Path | bytes | None = None
+    image_name: str | None = None
+
+
+@dataclass
+class Identification:
+    """The answer for one specimen (the JSON schema of ``hir-edge identify``)."""
+
+    id: str
+    assigned: dict
+    ranks: dict
+    modalities: list[str]
+    gate: dict | None
+    qc: dict | None
+    novel: bool
+    nearest: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "assigned": self.assigned,
+            "ranks": self.ranks,
+            "modalities": self.modalities,
+            "gate": self.gate,
+            "qc": self.qc,
+            "novel": self.novel,
+            "nearest": self.nearest,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class ScoringSettings:
+    """Per query modality: temperatures and thresholds per rank, reference weight, novelty."""
+
+    temperatures: dict[str, list[float]]
+    thresholds: dict[str, list[float]]
+    reference_weight: dict[str, float]
+    reference_temperature: float
+    reference_k: int
+    novelty: dict[str, float]
+    kmer_weight: dict[str, float]
+    kmer_temperature: float = 0.02
+    kmer_k: int = 6
+    novelty_kmer: float = -1.0
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, num_ranks: int) -> ScoringSettings:
+        s = manifest.get("scoring", {})
+        default_t = [0.05] * num_ranks
+        return cls(
+            temperatures={m: s.get("temperatures", {}).get(m, default_t) for m in MODALITIES},
+            thresholds={m: s.get("thresholds", {}).get(m, [0.5] * num_ranks) for m in MODALITIES},
+            reference_weight={m: s.get("reference_weight", {}).get(m, 0.0) for m in MODALITIES},
+            reference_temperature=float(s.get("reference_temperature", 0.05)),
+            reference_k=int(s.get("reference_k", 10)),
+            novelty={m: s.get("novelty", {}).get(m, -1.0) for m in MODALITIES},
+            kmer_weight={m: s.get("kmer_weight", {}).get(m, 0.0) for m in MODALITIES},
+            kmer_temperature=float(s.get("kmer_temperature", 0.02)),
+            kmer_k=int(s.get("kmer_k", 6)),
+            novelty_kmer=float(s.get("novelty_kmer", -1.0)),
+        )
+
+
+def prompt_cosines(
+    queries: np.ndarray,
+    banks: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    parents: Sequence[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Per rank, cosine of each query to each taxon's prompt.
+
+    A placeholder ("incertae sedis") has no prompt of its own: its score is the best score of
+    its children, filled in from the finest rank up, so the specimens under it stay reachable
+    (a genus known only to its order competes through its placeholder family on its own merit).
+    """
+    cos = [queries @ b.T for b in banks]
+    if parents is None:
+        return cos
+    for level in range(len(cos) - 2, -1, -1):
+        holders = np.flatnonzero(~masks[level])
+        if not len(holders):
+            continue
+        child_parent = np.asarray(parents[level + 1])
+        best = np.full((cos[level].shape[0], cos[level].shape[1]), -np.inf)
+        np.maximum.at(best.T, child_parent, cos[level + 1].T)
+        cos[level][:, holders] = np.where(np.isfinite(best[:, holders]), best[:, holders], -1.0)
+    return cos
+
+
+def combine_evidence(
+    cos: Sequence[np.ndarray],
+    temperatures: Sequence[float],
+    votes: Sequence[np.ndarray] | None,
+    weight: float,
+    kmer_votes: Sequence[np.ndarray] | None = None,
+    kmer_weight: float = 0.0,
+) -> list[np.ndarray]:
+    """Per-rank logits: prompt cosine / T_l, plus ``weight`` × the embedding-neighbour log-vote,
+    plus ``kmer_weight`` × the k-mer-neighbour log-vote."""
+    logits = [c / t for c, t in zip(cos, temperatures)]
+    if votes is not None and weight:
+        logits = [lg + weight * v for lg, v in zip(logits, votes)]
+    if kmer_votes is not None and kmer_weight:
+        logits = [lg + kmer_weight * v for lg, v in zip(logits, kmer_votes)]
+    return logits
+
+
+def reference_log_probs(
+    sims: np.ndarray, labels: np.ndarray, n_taxa: Sequence[int], k: int, temperature: float
+) -> list[np.ndarray]:
+    """Per rank, log of a soft nearest-neighbour vote over the k most similar references.
+
+    Each of the k neighbours votes for its taxon at the rank with weight exp(sim / τ); ranks
+    where a neighbour is unlabelled get no vote from it. A small floor keeps unvoted taxa
+    possible (the prompt evidence can still win), so log-probabilities are finite.
+    """
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / temperature)
+    out = []
+    rows = np.arange(sims.shape[0])[:, None]
+    for level, n in enumerate(n_taxa):
+        votes = np.zeros((sims.shape[0], n))
+        lab = labels[top, level]
+        ok = lab >= 0
+        np.add.at(votes, (np.broadcast_to(rows, lab.shape)[ok], lab[ok]), weights[ok])
+        total = votes.sum(axis=1, keepdims=True)
+        probs = np.where(total > 0, votes / np.maximum(total, 1e-12), 1.0 / n)
+        out.append(np.log(probs * 0.99 + 0.01 / n))
+    return out
+
+
+class Identifier:
+    """Identify batches of specimens with one bundle and one backend.
+
+    Args:
+        bundle: an opened bundle.
+        backend: a :mod:`hir_edge.runtime.backends` backend.
+        top_k: taxa listed per rank.
+        min_confidence: one threshold for every rank instead of the bundle's fitted ones.
+        max_rank: never assign deeper than this rank (e.g. "genus").
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        backend,
+        top_k: int = 3,
+        min_confidence: float | None = None,
+        max_rank: str | None = None,
+    ):
+        self.bundle = bundle
+        self.backend = backend
+        self.top_k = top_k
+        self.taxonomy = bundle.taxonomy
+        self.ranks = self.taxonomy.ranks
+        self.preprocess = PreprocessConfig.from_dict(bundle.manifest["preprocess"])
+        self.tokenizer = tokenizer_from_dict(bundle.manifest["dna_tokenizer"], root=bundle.root)
+        self.scoring = ScoringSettings.from_manifest(bundle.manifest, len(self.ranks))
+        self.min_confidence = min_confidence
+        self.max_level = len(self.ranks) - 1 if max_rank is None else self.taxonomy.level(max_rank)
+        self.parents = [self.taxonomy.parents(lv) for lv in range(len(self.ranks))]
+        self.labels_mask = [self.taxonomy.label_mask(lv) for lv in range(len(self.ranks))]
+        self._kmer_profiles: np.ndarray | None = None
+        branches = bundle.manifest.get("provenance", {}).get("branches", {})
+        self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
+
+    # ------------------------------------------------------------------ embeddings
+    def _pixels(self, specimen: Specimen) -> np.ndarray:
+        image = load_image(specimen.image, min_size=2 * self.preprocess.image_size)
+        return preprocess(image, self.preprocess)
+
+    def embed(self, specimens: Sequence[Specimen]) -> dict[str, np.ndarray]:
+        """Image, DNA and fused embeddings (zero rows where a modality is absent) and gates."""
+        n, d = len(specimens), self.bundle.embed_dim
+        image = np.zeros((n, d), np.float32)
+        dna = np.zeros((n, d), np.float32)
+        has_image = np.array([s.image is not None for s in specimens])
+        has_dna = np.array([bool(s.sequence) for s in specimens])
+        if has_image.any():
+            idx = np.flatnonzero(has_image)
+            pixels = np.stack([self._pixels(specimens[i]) for i in idx])
+            image[idx] = self.backend.embed_images(pixels)
+        if has_dna.any():
+            idx = np.flatnonzero(has_dna)
+            ids, mask = self.tokenizer.encode_batch([specimens[i].sequence for i in idx])
+            dna[idx] = self.backend.embed_dna(ids, mask)
+        fused = np.zeros((n, d), np.float32)
+        gate = np.full(n, np.nan, np.float32)
+        both = has_image & has_dna
+        if both.any():
+            idx = np.flatnonzero(both)
+            f, g = self.backend.fuse(image[idx], dna[idx])
+            fused[idx] = f
+            if g is not None:  # None: the bundle averages (no GatedFusion head)
+                gate[idx] = g.mean(axis=1)
+        return {
+            "image": image,
+            "dna": dna,
+            "fused": fused,
+            "gate": gate,
+            "has_image": has_image,
+            "has_dna": has_dna,
+            "both": both,
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def prompt_cosines(self, queries: np.ndarray) -> list[np.ndarray]:
+        return prompt_cosines(queries, self.bundle.prompt_banks, self.labels_mask, self.parents)
+
+    def reference_votes(self, sims: np.ndarray, temperature: float) -> list[np.ndarray]:
+        """Per-rank log-votes of the nearest references for similarities ``sims`` [N, M]."""
+        return reference_log_probs(
+            sims,
+            self.bundle.references.labels,
+            [b.shape[0] for b in self.bundle.prompt_banks],
+            self.scoring.reference_k,
+            temperature,
+        )
+
+    def kmer_similarities(self, sequences: Sequence[str]) -> np.ndarray | None:
+        """[N, M] k-mer profile cosine of reads to the reference barcodes (None without them)."""
+        from hir_edge.kmers import kmer_profiles
+
+        refs = self.bundle.references
+        if refs is None or refs.barcodes is None:
+            return None
+        if self._kmer_profiles is None:
+            barcodes = [
+                b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
+            ]
+            self._kmer_profiles = kmer_profiles(barcodes, self.scoring.kmer_k)
+        return kmer_profiles(list(sequences), self.scoring.kmer_k) @ self._kmer_profiles.T
+
+    def scores(
+        self,
+        queries: np.ndarray,
+        modality: str,
+        reference_queries: np.ndarray | None,
+        sequences: Sequence[str] | None = None,
+    ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+        """Per-rank logits — prompt cosine / T, plus w × the embedding-neighbour log-vote, plus
+        w_k × the k-mer-neighbour log-vote — and the embedding and k-mer similarities to the
+        references (None where not available).
+
+        The export's calibration fits T, w and w_k through the same pieces.
+        """
+        cos = self.prompt_cosines(queries)
+        sims = votes = kmer_sims = kmer_votes = None
+        refs = self._reference_matrix(modality)
+        weight = self.scoring.reference_weight[modality]
+        if refs is not None and reference_queries is not None and len(refs):
+            sims = reference_queries @ refs.T
+            if weight > 0:
+                votes = self.reference_votes(sims, self.scoring.reference_temperature)
+        if sequences is not None:
+            kmer_sims = self.kmer_similarities(sequences)
+        kmer_weight = self.scoring.kmer_weight[modality]
+        if kmer_weight > 0 and kmer_sims is not None:
+            kmer_votes = self.reference_votes(kmer_sims, self.scoring.kmer_temperature)
+        logits = combine_evidence(
+            cos, self.scoring.temperatures[modality], votes, weight, kmer_votes, kmer_weight
+        )
+        return logits, sims, kmer_sims
+
+    def _reference_matrix(self, modality: str) -> np.ndarray | None:
+        refs = self.bundle.references
+        if refs is None:
+            return None
+        return refs.image if modality == "image" else refs.dna
+
+    def probabilities(self, logits: list[np.ndarray]) -> list[np.ndarray]:
+        return tree_probabilities(logits, self.parents, [1.0] * len(logits))
+
+    # ------------------------------------------------------------------ the answer
+    def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
+        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+        emb = self.embed(specimens)
+        results: list[Identification | None] = [None] * len(specimens)
+        groups = {
+            "fused": emb["both"],
+            "image": emb["has_image"] & ~emb["has_dna"],
+            "dna": emb["has_dna"] & ~emb["has_image"],
+        }
+        for modality, mask in groups.items():
+            idx = np.flatnonzero(mask)
+            if not len(idx):
+                continue
+            queries = emb[modality][idx]
+            ref_queries = emb["image"][idx] if modality == "image" else emb["dna"][idx]
+            seqs = None if modality == "image" else [specimens[i].sequence for i in idx]
+            logits, sims, kmer_sims = self.scores(queries, modality, ref_queries, seqs)
+            probs = self.probabilities(logits)
+            path_ids, path_p = greedy_paths(probs, self.parents)
+            thresholds = (
+                [self.min_confidence] * len(self.ranks)
+                if self.min_confidence is not None
+                else self.scoring.thresholds[modality]
+            )
+            levels = assign(path_p, thresholds)
+            for row, i in enumerate(idx):
+                evidence = _Evidence(
+                    modality=modality,
+                    probs=[p[row] for p in probs],
+                    path=path_ids[row],
+                    path_p=path_p[row],
+                    level=int(levels[row]),
+                    ref_sims=None if sims is None else sims[row],
+                    kmer_sims=None if kmer_sims is None else kmer_sims[row],
+                    gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
+                )
+                results[i] = self._answer(specimens[i], evidence)
+        for i, s in enumerate(specimens):
+            if results[i] is None:  # neither a read nor a photo
+                results[i] = Identification(
+                    s.id,
+                    {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
+                    {r: [] for r in self.ranks},
+                    [],
+                    None,
+                    None,
+                    False,
+                    warnings=["no usable read or photo"],
+                )
+        return results  # type: ignore[return-value]
+
+    def _assigned_level(self, ev: _Evidence, novel: bool) -> int:
+        """The threshold's rank, capped by --rank and by novelty, stepped back past placeholders."""
+        species = len(self.ranks) - 1
+        level = min(ev.level, min(self.max_level, species - 1) if novel else self.max_level)
+        while level >= 0 and not self.labels_mask[level][int(ev.path[level])]:
+            level -= 1  # "incertae sedis" is not an answer: say the deepest real taxon above
+        return level
+
+    def _novelty(self, ev: _Evidence) -> tuple[bool, str]:
+        """Far from every reference? For a read, by the k-mer similarity of its best reference
+        barcode (the alignment-free stand-in for "best hit below ~97% identity"); for a photo
+        alone, by the embedding similarity of its nearest reference photo."""
+        if ev.kmer_sims is not None and self.scoring.novelty_kmer > 0:
+            best = float(ev.kmer_sims.max())
+            limit = self.scoring.novelty_kmer
+            return (
+                best < limit,
+                f"k-mer similarity of the best reference barcode {best:.3f} < {limit:.3f}",
+            )
+        threshold = self.scoring.novelty[ev.modality]
+        if ev.ref_sims is None or threshold <= 0:
+            return False, ""
+        best = float(ev.ref_sims.max())
+        return best < threshold, f"similarity to the nearest reference {best:.3f} < {threshold:.3f}"
+
+    def _answer(self, specimen: Specimen, ev: _Evidence) -> Identification:
+        novel, why = self._novelty(ev)
+        level = self._assigned_level(ev, novel)
+        if level >= 0:
+            taxon_id = int(ev.path[level])
+            assigned = {
+                "rank": self.ranks[level],
+                "taxon": self.taxonomy.name(level, taxon_id),
+                "confidence": round(float(ev.path_p[level]), 4),
+                "lineage": [
+                    n
+                    for n in self.taxonomy.lineage(level, taxon_id)
+                    if n is not None and not is_placeholder(n)
+                ],
+            }
+        else:
+            assigned = {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []}
+        ranks = {}
+        for lv, rank in enumerate(self.ranks):
+            p = ev.probs[lv]
+            order = [t for t in np.argsort(-p) if self.labels_mask[lv][t] and p[t] > 0]
+            ranks[rank] = [
+                {"taxon": self.taxonomy.name(lv, int(t)), "probability": round(float(p[t]), 4)}
+                for t in order[: self.top_k]
+            ]
+        modalities = {"fused": ["image", "dna"], "image": ["image"], "dna": ["dna"]}[ev.modality]
+        gate = (
+            None if ev.gate is None else {"image": round(ev.gate, 3), "dna": round(1 - ev.gate, 3)}
+        )
+        warnings = []
+        if (
+            "image" in modalities
+            and self.synthetic_image_branch
+            and not _is_synthetic_photo(specimen.image)
+        ):
+            warnings.append(
+                "this bundle's image branch was trained on drawn photos: the photo's evidence is "
+                "unreliable for a real specimen"
+            )
+        if novel:
+            warnings.append(
+                f"far from every reference ({why}): possibly a species absent from the "
+                "reference library, or a heavily degraded read; not named below genus"
+            )
+        return Identification(
+            id=specimen.id,
+            assigned=assigned,
+            ranks=ranks,
+            modalities=modalities,
+            gate=gate,
+            qc=None if specimen.qc is None else specimen.qc.to_dict(),
+            novel=novel,
+            nearest=self._nearest(ev.kmer_sims if ev.kmer_sims is not None else ev.ref_sims),
+            warnings=warnings,
+        )
+
+    def _nearest(self, ref_sims: np.ndarray | None, count: int = 3) -> list[dict]:
+        if ref_sims is None:
+            return []
+        refs = self.bundle.references
+        out = []
+        for j in np.argsort(-ref_sims)[:count]:
+            lab = refs.labels[j]
+            known = [lv for lv in range(len(lab)) if lab[lv] >= 0 and self.labels_mask[lv][lab[lv]]]
+            deepest = known[-1] if known else -1
+            out.append(
+                {
+                    "id": str(refs.ids[j]),
+                    "taxon": self.taxonomy.name(deepest, int(lab[deepest]))
+                    if deepest >= 0
+                    else None,
+                    "similarity": round(float(ref_sims[j]), 4),
+                }
+            )
+        return out
+
+
+@dataclass
+class _Evidence:
+    """One specimen's scores, path and threshold rank, before the answer is written."""
+
+    modality: str
+    probs: list[np.ndarray]
+    path: np.ndarray
+    path_p: np.ndarray
+    level: int
+    ref_sims: np.ndarray | None
+    kmer_sims: np.ndarray | None
+    gate: float | None
+
+
+def _is_synthetic_photo(source) -> bool:
+    """Photos written by ``hir-edge data synth`` carry a JPEG comment naming them (in the
+    first few kilobytes, where JPEG keeps its markers)."""
+    if isinstance(source, bytes | bytearray):
+        return SYNTHETIC_PHOTO_COMMENT in source[:4096]
+    try:
+        with Path(source).open("rb") as handle:
+            return SYNTHETIC_PHOTO_COMMENT in handle.read(4096)
+    except (OSError, TypeError):
+        return False

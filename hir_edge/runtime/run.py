@@ -1,0 +1,144 @@
+"""One ``identify`` run: open the bundle, pick a backend, stream specimens, write, summarise."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from hir_edge import __version__
+from hir_edge.progress import progress_bar
+from hir_edge.runtime.backends import select_backend
+from hir_edge.runtime.bundle import open_bundle
+from hir_edge.runtime.identifier import Identifier
+from hir_edge.runtime.inputs import (
+    Problems,
+    batched,
+    expand_images,
+    specimens_from_files,
+    specimens_from_manifest,
+)
+from hir_edge.runtime.report import Writer
+from hir_edge.sequences import ReadReport
+
+
+@dataclass
+class IdentifyRun:
+    """Everything ``hir-edge identify`` was asked to do, and what happened."""
+
+    bundle: Path | None
+    reads: str | None
+    images: list[str]
+    sheet: str | None
+    backend: str = "auto"
+    precision: str = "int8"
+    device: str = "auto"
+    top_k: int = 3
+    min_confidence: float | None = None
+    max_rank: str | None = None
+    batch_size: int = 32
+    quiet: bool = False
+    stats: dict = field(default_factory=dict)
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def _open(self):
+        from hir_edge.cli.common import default_bundle
+
+        path = Path(self.bundle) if self.bundle else default_bundle()
+        if (path / "model_config.json").is_file():  # a training checkpoint: research path
+            from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
+
+            return bundle_from_checkpoint(path, self.device)
+        bundle = open_bundle(path)
+        return bundle, select_backend(bundle, self.backend, self.precision, self.device)
+
+    def execute(self, stream: IO[str], fmt: str) -> int:
+        """Identify everything; returns the exit status (0 all identified, 1 some skipped)."""
+        start = time.perf_counter()
+        bundle, backend = self._open()
+        self.stats.update(
+            bundle=str(bundle.root), bundle_name=bundle.name, backend=backend.describe(), format=fmt
+        )
+        self._say(f"bundle {bundle.name} ({bundle.root}); backend: {backend.describe()}")
+        identifier = Identifier(bundle, backend, self.top_k, self.min_confidence, self.max_rank)
+        if identifier.synthetic_image_branch and self.images:
+            self._say(
+                "note: this bundle's image branch was trained on drawn photos (see its model card)"
+            )
+        problems, report = Problems(), ReadReport()
+        images = expand_images(self.images)
+        if self.sheet:
+            specimens = specimens_from_manifest(
+                Path(self.sheet), Path(self.reads) if self.reads else None, problems, report
+            )
+        else:
+            specimens = specimens_from_files(
+                Path(self.reads) if self.reads else None, images, problems, report
+            )
+        writer = Writer(stream, fmt, self.top_k)
+        counts = {"paired": 0, "dna": 0, "image": 0, "none": 0}
+        bar = progress_bar(None, desc="identify", unit="specimen", quiet=self.quiet)
+        identified = 0
+        seen = [0, 0]
+        for batch in batched(specimens, self.batch_size):
+            self._report(problems, report, seen)
+            results = identifier.identify(batch)
+            writer.write(results)
+            for r in results:
+                key = (
+                    "paired"
+                    if len(r.modalities) == 2
+                    else (r.modalities[0] if r.modalities else "none")
+                )
+                counts[key] += 1
+            identified += len(results)
+            bar.update(len(results))
+        bar.close()
+        writer.close()
+        self._report(problems, report, seen)
+        seconds = time.perf_counter() - start
+        skipped = len(problems) + report.n_skipped
+        self.stats.update(
+            identified=identified,
+            skipped=skipped,
+            counts=counts,
+            seconds=round(seconds, 3),
+            specimens_per_second=round(identified / seconds, 2) if seconds else None,
+        )
+        self._say(
+            f"identified {identified} specimens ({counts['paired']} paired, "
+            f"{counts['dna']} read only, {counts['image']} photo only) in {seconds:.1f}s "
+            f"({identified / max(seconds, 1e-9):.1f}/s); {skipped} skipped"
+        )
+        return 1 if skipped else 0
+
+    def _report(self, problems: Problems, report: ReadReport, seen: list[int]) -> None:
+        """Print the skipped inputs not printed yet (``seen`` counts per list, updated here)."""
+        for k, errors in enumerate((report.errors, problems.errors)):
+            for err in errors[seen[k] :]:
+                print(f"skipped: {err}", file=sys.stderr)
+            seen[k] = len(errors)
+
+    def write_log(self, path: str, force: bool) -> None:
+        """A JSON record of the run: version, command line, bundle, backend, counts, times."""
+        from hir_edge.io import atomic_write_text, ensure_writable
+
+        ensure_writable(path, force)
+        record = {
+            "hir_edge_version": __version__,
+            "command": sys.argv,
+            **self.stats,
+            "settings": {
+                "top_k": self.top_k,
+                "min_confidence": self.min_confidence,
+                "max_rank": self.max_rank,
+                "precision": self.precision,
+            },
+        }
+        atomic_write_text(path, json.dumps(record, indent=1))

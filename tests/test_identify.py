@@ -1,0 +1,246 @@
+"""The field runtime: bundle checks, pairing, output formats, exit codes, novelty, no torch."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hir_edge.cli import main
+from hir_edge.data.hdf5 import SpecimenStore
+from hir_edge.errors import BundleError
+from hir_edge.runtime.bundle import open_bundle
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def field_inputs(tiny_world, tmp_path_factory):
+    """Four test specimens as a biologist would bring them: a FASTA file and JPEG photos."""
+    folder = tmp_path_factory.mktemp("field")
+    store = SpecimenStore(tiny_world, "test")
+    truth = {}
+    with (folder / "reads.fa").open("w") as fasta:
+        for i in range(4):
+            sp = store[i]
+            fasta.write(f">{sp.processid}\n{sp.barcode}\n")
+            (folder / f"{sp.processid}.jpg").write_bytes(sp.image)
+            truth[sp.processid] = sp.lineage
+    return folder, truth
+
+
+def run(args, **kw):
+    return CliRunner().invoke(main, ["identify", *args], **kw)
+
+
+def test_json_schema_and_pairing_by_file_stem(tiny_bundle, field_inputs):
+    folder, truth = field_inputs
+    result = run(
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--fasta",
+            str(folder / "reads.fa"),
+            "--image",
+            str(folder),
+            "--format",
+            "json",
+            "-q",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert [i["id"] for i in items] == list(truth)
+    for item in items:
+        assert set(item) >= {"id", "assigned", "ranks", "modalities", "gate", "qc", "novel"}
+        assert set(item["assigned"]) >= {"rank", "taxon", "confidence"}
+        assert item["modalities"] == ["image", "dna"]
+        assert item["gate"]["image"] + item["gate"]["dna"] == pytest.approx(1.0, abs=1e-3)
+        assert list(item["ranks"]) == ["order", "family", "genus", "species"]
+        # probabilities consistent down the tree: a child never outweighs its parent's best
+        best = [item["ranks"][r][0]["probability"] for r in item["ranks"] if item["ranks"][r]]
+        assert all(a >= b - 1e-6 for a, b in itertools.pairwise(best))
+        assert item["qc"]["clean_length"] > 0
+
+
+def test_mixed_batch_of_read_only_photo_only_and_paired(tiny_bundle, field_inputs, tmp_path):
+    folder, truth = field_inputs
+    ids = list(truth)
+    reads = tmp_path / "reads.fa"
+    lines = (folder / "reads.fa").read_text().splitlines()
+    reads.write_text("\n".join(lines[:4]) + "\n")  # reads of specimens 0 and 1
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for sid in (ids[1], ids[2]):
+        shutil.copy(folder / f"{sid}.jpg", photos / f"{sid}.jpg")
+    result = run(
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--fasta",
+            str(reads),
+            "--image",
+            str(photos),
+            "--format",
+            "jsonl",
+            "-q",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    items = {json.loads(line)["id"]: json.loads(line) for line in result.stdout.splitlines()}
+    assert items[ids[0]]["modalities"] == ["dna"] and items[ids[0]]["gate"] is None
+    assert items[ids[1]]["modalities"] == ["image", "dna"]
+    assert items[ids[2]]["modalities"] == ["image"] and items[ids[2]]["qc"] is None
+
+
+def test_bad_records_are_skipped_and_exit_code_is_1(tiny_bundle, field_inputs, tmp_path):
+    folder, _ = field_inputs
+    reads = tmp_path / "mixed.fa"
+    good = (folder / "reads.fa").read_text().splitlines()[:2]
+    reads.write_text("\n".join([*good, ">protein", "MKVLAAGIVGLLLAAQPAMA", ">empty", ""]) + "\n")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    result = run(
+        [
+            "--bundle",
+            str(tiny_bundle),
+            "--fasta",
+            str(reads),
+            "--image",
+            str(broken),
+            "--format",
+            "tsv",
+        ]
+    )
+    assert result.exit_code == 1
+    rows = result.stdout.strip().splitlines()
+    assert rows[0].startswith("id\tassigned_rank\tassigned_taxon\tconfidence\torder\torder_p")
+    assert len(rows) == 2  # header + the one good read
+    assert f"skipped: {reads}: record 'protein'" in result.stderr
+    assert "looks like a protein sequence" in result.stderr
+    assert f"skipped: {broken}: is not an image Pillow can read" in result.stderr
+
+
+def test_usage_errors_exit_2(tiny_bundle, tmp_path):
+    assert run(["--bundle", str(tiny_bundle)]).exit_code == 2
+    result = run(["--bundle", str(tiny_bundle), "--fasta", str(tmp_path / "none.fa")])
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for '--fasta': File" in result.output
+        and "none.fa' does not exist" in result.output
+    )
+
+
+def test_rank_cap_and_min_confidence(tiny_bundle, field_inputs):
+    folder, _ = field_inputs
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(folder / "reads.fa")]
+    args += ["--format", "json", "-q"]
+    capped = json.loads(run([*args, "--rank", "family"]).stdout)
+    assert all(i["assigned"]["rank"] in ("order", "family", None) for i in capped)
+    default = json.loads(run(args).stdout)
+    strict = json.loads(run([*args, "--min-confidence", "0.999"]).stdout)
+    depth = {None: 0, "order": 1, "family": 2, "genus": 3, "species": 4}
+    for loose, tight in zip(default, strict, strict=True):
+        assert depth[tight["assigned"]["rank"]] <= depth[loose["assigned"]["rank"]]
+        if tight["assigned"]["rank"] is not None:
+            assert tight["assigned"]["confidence"] >= 0.999
+
+
+def test_random_sequence_is_flagged_novel(tiny_bundle, tmp_path):
+    rng = np.random.default_rng(0)
+    reads = tmp_path / "odd.fa"
+    reads.write_text(">random\n" + "".join(rng.choice(list("ACGT"), 600)) + "\n")
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
+    item = json.loads(run(args).stdout)[0]
+    assert item["novel"] is True
+    assert item["assigned"]["rank"] != "species"
+    assert any("far from every reference" in w for w in item["warnings"])
+
+
+def test_output_file_is_atomic_and_never_clobbered(tiny_bundle, field_inputs, tmp_path):
+    folder, _ = field_inputs
+    out = tmp_path / "ids.csv"
+    args = [
+        "--bundle",
+        str(tiny_bundle),
+        "--fasta",
+        str(folder / "reads.fa"),
+        "--format",
+        "csv",
+        "-o",
+        str(out),
+        "--log",
+        str(tmp_path / "run.json"),
+        "-q",
+    ]
+    assert run(args).exit_code == 0
+    assert out.read_text().startswith("id,assigned_rank,assigned_taxon,confidence")
+    log = json.loads((tmp_path / "run.json").read_text())
+    assert log["identified"] == 4 and log["backend"].startswith("ONNX Runtime")
+    again = run(args)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.output
+
+
+def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
+    copy = tmp_path / "copy.bundle"
+    shutil.copytree(tiny_bundle, copy)
+    with (copy / "dna.int8.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    tampered = r"dna.int8.onnx does not match its checksum in the manifest"
+    with pytest.raises(BundleError, match=tampered):
+        open_bundle(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format"] = "hir-edge-bundle/9"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"bundle format 'hir-edge-bundle/9' is not supported"):
+        open_bundle(copy)
+
+
+def test_bundle_tar_opens_and_traversal_is_refused(tiny_bundle, tmp_path):
+    archive = tmp_path / "tiny.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tiny_bundle, arcname="tiny.bundle")
+    assert open_bundle(archive).taxonomy.sizes()["order"] == 3
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        tar.add(tiny_bundle / "manifest.json", arcname="../manifest.json")
+    with pytest.raises(BundleError, match=r"would extract outside"):
+        open_bundle(evil)
+
+
+def test_identify_imports_no_torch(tiny_bundle, field_inputs):
+    folder, _ = field_inputs
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hir_edge.cli import main\n"
+        f"r = CliRunner().invoke(main, ['identify', '--bundle', {str(tiny_bundle)!r}, "
+        f"'--fasta', {str(folder / 'reads.fa')!r}, '--image', {str(folder)!r}, '-q'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = ('torch', 'open_clip', 'transformers', 'h5py')\n"
+        "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_info_and_bench(tiny_bundle, tmp_path):
+    info = CliRunner().invoke(main, ["info", str(tiny_bundle), "--json"])
+    assert info.exit_code == 0, info.output
+    summary = json.loads(info.stdout)
+    assert summary["name"] == "tiny-test" and summary["references"] > 0
+    assert any(b.startswith("onnxruntime") for b in summary["backends_here"])
+    bench = CliRunner().invoke(
+        main, ["bench", str(tiny_bundle), "--repeat", "2", "-o", str(tmp_path / "b.json")]
+    )
+    assert bench.exit_code == 0, bench.output
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {r["part"] for r in rows} == {"image", "dna", "fusion", "specimen"}
+    assert {r["batch"] for r in rows} == {1, 32}
