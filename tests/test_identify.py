@@ -161,7 +161,26 @@ def test_random_sequence_is_flagged_novel(tiny_bundle, tmp_path):
     item = json.loads(run(args).stdout)[0]
     assert item["novel"] is True
     assert item["assigned"]["rank"] != "species"
-    assert any("far from every reference" in w for w in item["warnings"])
+    assert any(w.startswith("novel: likely a species absent") for w in item["warnings"])
+    hit = item["best_hit"]
+    assert hit["identity"] < 0.8 or hit["divergence"] > 0.02
+
+
+def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
+    """A read identical to a reference: 100% identity, no divergence, not novel, named."""
+    refs = open_bundle(tiny_bundle).references
+    barcode = refs.barcodes[5]
+    barcode = barcode.decode() if isinstance(barcode, bytes) else str(barcode)
+    reads = tmp_path / "ref.fa"
+    reads.write_text(f">again\n{barcode}\n")
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
+    item = json.loads(run(args).stdout)[0]
+    hit = item["best_hit"]
+    assert (hit["identity"], hit["divergence"], hit["gaps"]) == (1.0, 0.0, 0)
+    assert hit["mismatches_by_codon_position"] == [0, 0, 0]
+    assert item["novel"] is False
+    table = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-q", "--format", "table"])
+    assert "best barcode hit:" in table.stdout and "100.0% identity" in table.stdout
 
 
 def test_output_file_is_atomic_and_never_clobbered(tiny_bundle, field_inputs, tmp_path):

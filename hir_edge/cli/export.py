@@ -39,6 +39,13 @@ import click
     help="Specimens for parity checks and the field thresholds.",
 )
 @click.option(
+    "--calib-noise",
+    default="paper",
+    show_default=True,
+    help="Degradation preset of the extra, degraded copies of the validation reads that the "
+    "field thresholds are fitted on ('none': clean reads only).",
+)
+@click.option(
     "--references/--no-references",
     default=True,
     show_default=True,
@@ -72,6 +79,7 @@ def export(
     calib_split,
     calib_samples,
     val_split,
+    calib_noise,
     references,
     max_references,
     distill_epochs,
@@ -99,6 +107,13 @@ def export(
         return
     if checkpoint is None or output is None:
         raise click.UsageError("--checkpoint and --output are required (or --engine --bundle B)")
+    if calib_noise != "none":
+        from hir_edge.degrade import get_preset
+
+        try:
+            get_preset(calib_noise)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--calib-noise") from None
     if int8 and student is None and not quiet:
         click.echo("note: --int8 without --student quantises the teacher itself", err=True)
     from hir_edge.export.distill import DistillConfig
@@ -113,6 +128,7 @@ def export(
         calib_split=calib_split,
         calib_samples=calib_samples,
         val_split=val_split,
+        calibration_noise=None if calib_noise == "none" else calib_noise,
         reference_split=calib_split if references else None,
         max_references=max_references,
         engine=engine,

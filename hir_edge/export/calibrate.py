@@ -6,10 +6,11 @@ is INT8), so the temperatures, thresholds and novelty cut-offs hold for what run
 * per query modality (image, DNA, fused) and rank, a temperature for the prompt scores, and the
   weight of the nearest-reference vote (chosen from a small grid by validation NLL);
 * per modality and rank, the probability threshold whose assignments reach the target precision;
-* the novelty cut-offs: for reads, the k-mer similarity of the best reference barcode below
-  which only ``novelty_quantile`` of the (clean) validation reads fall — every validation
-  specimen is of a species in the library; for photos alone, the same with the embedding
-  similarity of the nearest reference photo.
+* the novelty cut-offs: for photos alone, the embedding similarity of the nearest reference
+  below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
+  species in the library). Reads use the alignment rule of :mod:`hir_edge.align` (estimated
+  divergence from the best hit), whose cut-off is a biological constant, not a fit; the
+  validation reads' divergences are recorded beside it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hir_edge.runtime.scoring import (
 )
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+BARCODE_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -37,6 +39,8 @@ class ValidationSet:
     ref_queries: dict[str, np.ndarray]  # modality -> [N_m, d] embedding matched to the references
     labels: dict[str, np.ndarray]  # modality -> [N_m, L]
     sequences: dict[str, list[str]] | None = None  # modality -> reads (DNA and fused)
+    # modality -> how many of the leading reads are clean (the rest: degraded copies)
+    clean_reads: dict[str, int] | None = None
 
 
 def _nll(logp: list[np.ndarray], labels: np.ndarray) -> float:
@@ -70,55 +74,68 @@ def fit_scoring(
         "reference_weight": {},
         "reference_temperature": settings.reference_temperature,
         "reference_k": settings.reference_k,
-        "kmer_weight": {},
-        "kmer_temperature": settings.kmer_temperature,
+        "barcode_weight": {},
+        "barcode_temperature": settings.barcode_temperature,
         "kmer_k": settings.kmer_k,
+        "barcode_shortlist": settings.barcode_shortlist,
         "novelty": {},
-        "novelty_kmer": -1.0,
+        "novelty_divergence": settings.novelty_divergence,
+        "novelty_identity": settings.novelty_identity,
         "validation": {},
     }
+    aligned: dict[tuple, tuple] = {}  # the same reads serve DNA and fused: align them once
     for modality, queries in val.queries.items():
         labels = val.labels[modality]
         if not len(queries):
             continue
         cos = prompt_cosines(queries, banks, identifier.labels_mask)
         ref_matrix = identifier._reference_matrix(modality)
-        votes = sims = kmer_votes = None
+        votes = sims = barcode_votes = None
         if ref_matrix is not None and len(ref_matrix):
             sims = val.ref_queries[modality] @ ref_matrix.T
             votes = identifier.reference_votes(sims, settings.reference_temperature)
         seqs = (val.sequences or {}).get(modality)
         if seqs:
-            kmer_sims = identifier.kmer_similarities(seqs)
-            if kmer_sims is not None:
-                if modality == "dna":  # reads of known species: how close is their best hit?
-                    out["novelty_kmer"] = float(
-                        np.quantile(kmer_sims.max(axis=1), novelty_quantile)
+            key = tuple(seqs)
+            if key not in aligned:
+                aligned[key] = identifier.barcode_alignments(seqs)
+            barcode_sims, hits = aligned[key]
+            if barcode_sims is not None:
+                if modality == "dna":  # reads of known species: how far from their best hit?
+                    n_clean = (val.clean_reads or {}).get(modality, len(hits))
+                    out["validation_read_divergence"] = _divergence_stats(
+                        hits[:n_clean], settings.novelty_divergence
                     )
-                kmer_votes = identifier.reference_votes(kmer_sims, settings.kmer_temperature)
+                    if n_clean < len(hits):
+                        out["validation_noisy_read_divergence"] = _divergence_stats(
+                            hits[n_clean:], settings.novelty_divergence
+                        )
+                barcode_votes = identifier.reference_votes(
+                    barcode_sims, settings.barcode_temperature
+                )
         best = None
         for weight in WEIGHT_GRID if votes is not None else (0.0,):
-            for kmer_weight in WEIGHT_GRID if kmer_votes is not None else (0.0,):
+            for barcode_weight in BARCODE_WEIGHT_GRID if barcode_votes is not None else (0.0,):
                 offsets = combine_evidence(
                     [np.zeros_like(c) for c in cos],
                     [1.0] * len(cos),
                     votes,
                     weight,
-                    kmer_votes,
-                    kmer_weight,
+                    barcode_votes,
+                    barcode_weight,
                 )
                 temps = _fit_with_offsets(cos, offsets, parents, labels)
                 logits = [c / t + o for c, t, o in zip(cos, temps, offsets)]
                 logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
                 nll = _nll(logp, labels)
                 if best is None or nll < best[0]:
-                    best = (nll, weight, kmer_weight, temps, logp)
-        nll, weight, kmer_weight, temps, logp = best
+                    best = (nll, weight, barcode_weight, temps, logp)
+        nll, weight, barcode_weight, temps, logp = best
         probs = [np.exp(lp) for lp in logp]
         ids, p = greedy_paths(probs, parents)
         out["temperatures"][modality] = [float(t) for t in temps]
         out["reference_weight"][modality] = float(weight)
-        out["kmer_weight"][modality] = float(kmer_weight)
+        out["barcode_weight"][modality] = float(barcode_weight)
         out["thresholds"][modality] = choose_thresholds(ids, p, labels, target_precision)
         out["novelty"][modality] = (
             float(np.quantile(sims.max(axis=1), novelty_quantile)) if sims is not None else -1.0
@@ -135,6 +152,18 @@ def fit_scoring(
             },
         }
     return out
+
+
+def _divergence_stats(hits, limit: float) -> dict:
+    """Median and 99th percentile of the estimated divergence, and the share flagged novel."""
+    div = np.array([h.divergence for h in hits if h is not None])
+    if not len(div):
+        return {"q50": None, "q99": None, "flagged_novel_%": None}
+    return {
+        "q50": float(np.quantile(div, 0.5)),
+        "q99": float(np.quantile(div, 0.99)),
+        "flagged_novel_%": 100.0 * float(np.mean(div > limit)),
+    }
 
 
 def _fit_with_offsets(cos, offsets, parents, labels) -> list[float]:

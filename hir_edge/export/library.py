@@ -111,6 +111,7 @@ def _clean_or_empty(raw: str) -> str:
 
 
 def calibrate_scoring(out: Path, options, field_model, precision: str, calib_path: Path) -> dict:
+    from hir_edge.degrade import degrade_dna_seeded
     from hir_edge.export.calibrate import ValidationSet, fit_scoring
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
@@ -123,7 +124,13 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     identifier = Identifier(bundle, backend)
     store = SpecimenStore(calib_path, options.val_split)
     idx = spread_indices(len(store), 2000)
+    noise = None
+    if options.calibration_noise:
+        from hir_edge.degrade import get_preset
+
+        noise = get_preset(options.calibration_noise).dna
     zi, zd, fused, has_img, has_dna, seqs = [], [], [], [], [], []
+    nd, nfused, nseqs = [], [], []
     for start in range(0, len(idx), 128):  # bounded memory: 128 photos at a time
         x = field_inputs(
             store, idx[start : start + 128], field_model.preprocess, field_model.dna_tokenizer
@@ -134,17 +141,54 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         has_img.append(x.has_image)
         has_dna.append(x.has_dna)
         seqs += x.sequences
+        if noise is not None:  # the same reads degraded, seeded per specimen
+            noisy = [
+                degrade_dna_seeded(s, noise, 1, start + j) if s else ""
+                for j, s in enumerate(x.sequences)
+            ]
+            ids, mask = field_model.dna_tokenizer.encode_batch([s or "N" for s in noisy])
+            nd.append(backend.embed_dna(ids.astype(np.int64), mask.astype(np.int64)))
+            nfused.append(backend.fuse(zi[-1], nd[-1])[0])
+            nseqs += noisy
     zi, zd, fused = np.concatenate(zi), np.concatenate(zd), np.concatenate(fused)
     has_img, has_dna = np.concatenate(has_img), np.concatenate(has_dna)
     labels = bundle.taxonomy.encode_many(store.lineages()[int(i)] for i in idx)
     both = has_img & has_dna
-    val = ValidationSet(
-        queries={"image": zi[has_img], "dna": zd[has_dna], "fused": fused[both]},
-        ref_queries={"image": zi[has_img], "dna": zd[has_dna], "fused": zd[both]},
-        labels={"image": labels[has_img], "dna": labels[has_dna], "fused": labels[both]},
-        sequences={
-            "dna": [s for s, ok in zip(seqs, has_dna) if ok],
-            "fused": [s for s, ok in zip(seqs, both) if ok],
-        },
+    dna_q, dna_lab, dna_seqs = (
+        [zd[has_dna]],
+        [labels[has_dna]],
+        [s for s, ok in zip(seqs, has_dna) if ok],
     )
-    return fit_scoring(identifier, val, options.target_precision)
+    fus_q, fus_ref, fus_lab = [fused[both]], [zd[both]], [labels[both]]
+    fus_seqs = [s for s, ok in zip(seqs, both) if ok]
+    if noise is not None:
+        nd, nfused = np.concatenate(nd), np.concatenate(nfused)
+        dna_q.append(nd[has_dna])
+        dna_lab.append(labels[has_dna])
+        dna_seqs += [s for s, ok in zip(nseqs, has_dna) if ok]
+        fus_q.append(nfused[both])
+        fus_ref.append(nd[both])
+        fus_lab.append(labels[both])
+        fus_seqs += [s for s, ok in zip(nseqs, both) if ok]
+    val = ValidationSet(
+        queries={
+            "image": zi[has_img],
+            "dna": np.concatenate(dna_q),
+            "fused": np.concatenate(fus_q),
+        },
+        ref_queries={
+            "image": zi[has_img],
+            "dna": np.concatenate(dna_q),
+            "fused": np.concatenate(fus_ref),
+        },
+        labels={
+            "image": labels[has_img],
+            "dna": np.concatenate(dna_lab),
+            "fused": np.concatenate(fus_lab),
+        },
+        sequences={"dna": dna_seqs, "fused": fus_seqs},
+        clean_reads={"dna": int(has_dna.sum()), "fused": int(both.sum())},
+    )
+    scoring = fit_scoring(identifier, val, options.target_precision)
+    scoring["calibration_noise"] = options.calibration_noise
+    return scoring

@@ -123,9 +123,17 @@ def model_card(manifest: dict) -> str:
             "- INT8 vs fp32 (mean cosine): "
             + ", ".join(f"{k} {v['mean_cosine']:.4f}" for k, v in meas["int8_cosine"].items())
         )
+    noise = manifest.get("scoring", {}).get("calibration_noise")
     for modality, v in manifest.get("scoring", {}).get("validation", {}).items():
         acc = ", ".join(f"{r} {a:.1f}%" for r, a in v["path_accuracy"].items() if a is not None)
-        lines.append(f"- validation ({modality}, n={v['n']}): accuracy along the answer path {acc}")
+        what = (
+            f"; clean reads and their '{noise}'-degraded copies"
+            if noise and modality != "image"
+            else ""
+        )
+        lines.append(
+            f"- validation ({modality}, n={v['n']}{what}): accuracy along the answer path {acc}"
+        )
     lines += [
         "",
         "## Limits",
@@ -140,8 +148,18 @@ def model_card(manifest: dict) -> str:
             "- Every taxon is a generated demo taxon (names start with 'Demo'); this bundle "
             "demonstrates the pipeline and identifies nothing real."
         )
+    scoring = manifest.get("scoring", {})
+    div = scoring.get("validation_read_divergence") or {}
+    measured = (
+        f" (validation reads of known species: median {100 * div['q50']:.2f}%, 99th percentile "
+        f"{100 * div['q99']:.2f}%, {div['flagged_novel_%']:.1f}% flagged)"
+        if div.get("q50") is not None
+        else ""
+    )
     lines.append(
-        "- Species absent from the reference library cannot be named: such reads are flagged "
-        "as novel and placed at genus or family."
+        "- Species absent from the reference library cannot be named: a read whose estimated "
+        f"divergence from its best barcode hit exceeds "
+        f"{100 * scoring.get('novelty_divergence', 0.02):.1f}%{measured} is flagged as novel "
+        "and placed at genus or family."
     )
     return "\n".join(lines) + "\n"

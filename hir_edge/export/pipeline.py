@@ -50,6 +50,9 @@ class ExportOptions:
     calib_split: str = "train"
     calib_samples: int = 512
     val_split: str = "val"
+    # Field reads are not clean: degraded copies of the validation reads (this preset) join the
+    # clean ones when the scoring is fitted, so the weights trust what survives noise.
+    calibration_noise: str | None = "paper"
     reference_split: str | None = "train"
     max_references: int | None = None
     engine: bool = False

@@ -6,10 +6,12 @@ bank, and — when the bundle carries a reference library — with the nearest r
 (CLIBD's key-set protocol in embedding space). Both kinds of evidence are combined into
 per-rank scores, turned into probabilities consistent down the tree
 (:mod:`hir_edge.runtime.scoring`), and the answer stops at the deepest rank whose calibrated
-confidence passes its threshold. A read far from every known reference is flagged as novel and
-never given a species name.
+confidence passes its threshold. A read is also aligned to the reference barcodes
+(:mod:`hir_edge.align`): the identities vote like the embedding neighbours, and a read whose
+species diverges from its best hit (mismatches that read errors cannot explain) is flagged as
+novel and never given a species name.
 
-numpy + onnxruntime only: a Jetson or a laptop runs this without torch.
+numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without torch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hir_edge.align import Hit, ReferenceAligner
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
 from hir_edge.read_qc import ReadQC
@@ -54,6 +57,7 @@ class Identification:
     novel: bool
     nearest: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    best_hit: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -65,13 +69,20 @@ class Identification:
             "qc": self.qc,
             "novel": self.novel,
             "nearest": self.nearest,
+            "best_hit": self.best_hit,
             "warnings": self.warnings,
         }
 
 
 @dataclass
 class ScoringSettings:
-    """Per query modality: temperatures and thresholds per rank, reference weight, novelty."""
+    """Per query modality: temperatures and thresholds per rank, reference weights, novelty.
+
+    ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
+    temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
+    the novelty rule (estimated divergence from the best hit above ``novelty_divergence``, or
+    identity below ``novelty_identity``: a species absent from the library, or not COI).
+    """
 
     temperatures: dict[str, list[float]]
     thresholds: dict[str, list[float]]
@@ -79,10 +90,12 @@ class ScoringSettings:
     reference_temperature: float
     reference_k: int
     novelty: dict[str, float]
-    kmer_weight: dict[str, float]
-    kmer_temperature: float = 0.02
+    barcode_weight: dict[str, float]
+    barcode_temperature: float = 0.01
     kmer_k: int = 6
-    novelty_kmer: float = -1.0
+    barcode_shortlist: int = 24
+    novelty_divergence: float = 0.02
+    novelty_identity: float = 0.8
 
     @classmethod
     def from_manifest(cls, manifest: dict, num_ranks: int) -> ScoringSettings:
@@ -95,10 +108,12 @@ class ScoringSettings:
             reference_temperature=float(s.get("reference_temperature", 0.05)),
             reference_k=int(s.get("reference_k", 10)),
             novelty={m: s.get("novelty", {}).get(m, -1.0) for m in MODALITIES},
-            kmer_weight={m: s.get("kmer_weight", {}).get(m, 0.0) for m in MODALITIES},
-            kmer_temperature=float(s.get("kmer_temperature", 0.02)),
+            barcode_weight={m: s.get("barcode_weight", {}).get(m, 0.0) for m in MODALITIES},
+            barcode_temperature=float(s.get("barcode_temperature", 0.01)),
             kmer_k=int(s.get("kmer_k", 6)),
-            novelty_kmer=float(s.get("novelty_kmer", -1.0)),
+            barcode_shortlist=int(s.get("barcode_shortlist", 24)),
+            novelty_divergence=float(s.get("novelty_divergence", 0.02)),
+            novelty_identity=float(s.get("novelty_identity", 0.8)),
         )
 
 
@@ -133,16 +148,16 @@ def combine_evidence(
     temperatures: Sequence[float],
     votes: Sequence[np.ndarray] | None,
     weight: float,
-    kmer_votes: Sequence[np.ndarray] | None = None,
-    kmer_weight: float = 0.0,
+    barcode_votes: Sequence[np.ndarray] | None = None,
+    barcode_weight: float = 0.0,
 ) -> list[np.ndarray]:
     """Per-rank logits: prompt cosine / T_l, plus ``weight`` × the embedding-neighbour log-vote,
-    plus ``kmer_weight`` × the k-mer-neighbour log-vote."""
+    plus ``barcode_weight`` × the aligned-barcode log-vote."""
     logits = [c / t for c, t in zip(cos, temperatures)]
     if votes is not None and weight:
         logits = [lg + weight * v for lg, v in zip(logits, votes)]
-    if kmer_votes is not None and kmer_weight:
-        logits = [lg + kmer_weight * v for lg, v in zip(logits, kmer_votes)]
+    if barcode_votes is not None and barcode_weight:
+        logits = [lg + barcode_weight * v for lg, v in zip(logits, barcode_votes)]
     return logits
 
 
@@ -203,7 +218,7 @@ class Identifier:
         self.max_level = len(self.ranks) - 1 if max_rank is None else self.taxonomy.level(max_rank)
         self.parents = [self.taxonomy.parents(lv) for lv in range(len(self.ranks))]
         self.labels_mask = [self.taxonomy.label_mask(lv) for lv in range(len(self.ranks))]
-        self._kmer_profiles: np.ndarray | None = None
+        self._aligner: ReferenceAligner | None = None
         branches = bundle.manifest.get("provenance", {}).get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -260,19 +275,22 @@ class Identifier:
             temperature,
         )
 
-    def kmer_similarities(self, sequences: Sequence[str]) -> np.ndarray | None:
-        """[N, M] k-mer profile cosine of reads to the reference barcodes (None without them)."""
-        from hir_edge.kmers import kmer_profiles
-
+    def barcode_alignments(
+        self, sequences: Sequence[str]
+    ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
+        """[N, M] alignment identity of reads to the reference barcodes (0 outside each read's
+        shortlist) and each read's best hit; (None, None) when the bundle has no barcodes."""
         refs = self.bundle.references
         if refs is None or refs.barcodes is None:
-            return None
-        if self._kmer_profiles is None:
+            return None, None
+        if self._aligner is None:
             barcodes = [
                 b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
             ]
-            self._kmer_profiles = kmer_profiles(barcodes, self.scoring.kmer_k)
-        return kmer_profiles(list(sequences), self.scoring.kmer_k) @ self._kmer_profiles.T
+            self._aligner = ReferenceAligner(
+                barcodes, self.scoring.kmer_k, self.scoring.barcode_shortlist
+            )
+        return self._aligner.search(sequences)
 
     def scores(
         self,
@@ -280,15 +298,15 @@ class Identifier:
         modality: str,
         reference_queries: np.ndarray | None,
         sequences: Sequence[str] | None = None,
-    ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+    ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None, list | None]:
         """Per-rank logits — prompt cosine / T, plus w × the embedding-neighbour log-vote, plus
-        w_k × the k-mer-neighbour log-vote — and the embedding and k-mer similarities to the
-        references (None where not available).
+        w_b × the aligned-barcode log-vote — the embedding similarities and barcode identities
+        to the references, and each read's best barcode hit (None where not available).
 
-        The export's calibration fits T, w and w_k through the same pieces.
+        The export's calibration fits T, w and w_b through the same pieces.
         """
         cos = self.prompt_cosines(queries)
-        sims = votes = kmer_sims = kmer_votes = None
+        sims = votes = barcode_sims = barcode_votes = hits = None
         refs = self._reference_matrix(modality)
         weight = self.scoring.reference_weight[modality]
         if refs is not None and reference_queries is not None and len(refs):
@@ -296,14 +314,14 @@ class Identifier:
             if weight > 0:
                 votes = self.reference_votes(sims, self.scoring.reference_temperature)
         if sequences is not None:
-            kmer_sims = self.kmer_similarities(sequences)
-        kmer_weight = self.scoring.kmer_weight[modality]
-        if kmer_weight > 0 and kmer_sims is not None:
-            kmer_votes = self.reference_votes(kmer_sims, self.scoring.kmer_temperature)
+            barcode_sims, hits = self.barcode_alignments(sequences)
+        barcode_weight = self.scoring.barcode_weight[modality]
+        if barcode_weight > 0 and barcode_sims is not None:
+            barcode_votes = self.reference_votes(barcode_sims, self.scoring.barcode_temperature)
         logits = combine_evidence(
-            cos, self.scoring.temperatures[modality], votes, weight, kmer_votes, kmer_weight
+            cos, self.scoring.temperatures[modality], votes, weight, barcode_votes, barcode_weight
         )
-        return logits, sims, kmer_sims
+        return logits, sims, barcode_sims, hits
 
     def _reference_matrix(self, modality: str) -> np.ndarray | None:
         refs = self.bundle.references
@@ -331,7 +349,7 @@ class Identifier:
             queries = emb[modality][idx]
             ref_queries = emb["image"][idx] if modality == "image" else emb["dna"][idx]
             seqs = None if modality == "image" else [specimens[i].sequence for i in idx]
-            logits, sims, kmer_sims = self.scores(queries, modality, ref_queries, seqs)
+            logits, sims, barcode_sims, hits = self.scores(queries, modality, ref_queries, seqs)
             probs = self.probabilities(logits)
             path_ids, path_p = greedy_paths(probs, self.parents)
             thresholds = (
@@ -348,7 +366,8 @@ class Identifier:
                     path_p=path_p[row],
                     level=int(levels[row]),
                     ref_sims=None if sims is None else sims[row],
-                    kmer_sims=None if kmer_sims is None else kmer_sims[row],
+                    barcode_sims=None if barcode_sims is None else barcode_sims[row],
+                    hit=None if hits is None else hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
                 )
                 results[i] = self._answer(specimens[i], evidence)
@@ -375,15 +394,24 @@ class Identifier:
         return level
 
     def _novelty(self, ev: _Evidence) -> tuple[bool, str]:
-        """Far from every reference? For a read, by the k-mer similarity of its best reference
-        barcode (the alignment-free stand-in for "best hit below ~97% identity"); for a photo
-        alone, by the embedding similarity of its nearest reference photo."""
-        if ev.kmer_sims is not None and self.scoring.novelty_kmer > 0:
-            best = float(ev.kmer_sims.max())
-            limit = self.scoring.novelty_kmer
-            return (
-                best < limit,
-                f"k-mer similarity of the best reference barcode {best:.3f} < {limit:.3f}",
+        """Of a species absent from the references? For a read, by its best barcode hit: the
+        divergence that read errors cannot explain (:func:`hir_edge.align.divergence_estimate`),
+        or an identity too low for any relative; for a photo alone (or a read too short to
+        align), by the embedding similarity of its nearest reference."""
+        hit = ev.hit
+        if hit is not None:
+            s = self.scoring
+            by_pos = "/".join(str(m) for m in hit.mismatches_by_position)
+            if hit.identity < s.novelty_identity:
+                return True, (
+                    f"best reference barcode only {100 * hit.identity:.1f}% identical "
+                    f"(< {100 * s.novelty_identity:.0f}%)"
+                )
+            return hit.divergence > s.novelty_divergence, (
+                f"best reference barcode {100 * hit.identity:.1f}% identical; estimated "
+                f"divergence {100 * hit.divergence:.1f}% > {100 * s.novelty_divergence:.1f}% "
+                f"(mismatches at codon positions 1/2/3: {by_pos}, mostly third-position "
+                "changes as between species rather than read errors)"
             )
         threshold = self.scoring.novelty[ev.modality]
         if ev.ref_sims is None or threshold <= 0:
@@ -432,8 +460,8 @@ class Identifier:
             )
         if novel:
             warnings.append(
-                f"far from every reference ({why}): possibly a species absent from the "
-                "reference library, or a heavily degraded read; not named below genus"
+                f"novel: likely a species absent from the reference library ({why}); "
+                "not named below genus"
             )
         return Identification(
             id=specimen.id,
@@ -443,25 +471,41 @@ class Identifier:
             gate=gate,
             qc=None if specimen.qc is None else specimen.qc.to_dict(),
             novel=novel,
-            nearest=self._nearest(ev.kmer_sims if ev.kmer_sims is not None else ev.ref_sims),
+            nearest=self._nearest(ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims),
             warnings=warnings,
+            best_hit=None if ev.hit is None else self._best_hit(ev.hit),
         )
+
+    def _best_hit(self, hit: Hit) -> dict:
+        """The best-aligned reference barcode, as a taxonomist reads a BLAST/BOLD hit."""
+        refs = self.bundle.references
+        return {
+            "id": str(refs.ids[hit.reference]),
+            **self._reference_taxon(hit.reference),
+            **hit.to_dict(),
+        }
+
+    def _reference_taxon(self, j: int) -> dict:
+        lab = self.bundle.references.labels[j]
+        known = [lv for lv in range(len(lab)) if lab[lv] >= 0 and self.labels_mask[lv][lab[lv]]]
+        if not known:
+            return {"rank": None, "taxon": None}
+        deepest = known[-1]
+        return {
+            "rank": self.ranks[deepest],
+            "taxon": self.taxonomy.name(deepest, int(lab[deepest])),
+        }
 
     def _nearest(self, ref_sims: np.ndarray | None, count: int = 3) -> list[dict]:
         if ref_sims is None:
             return []
         refs = self.bundle.references
         out = []
-        for j in np.argsort(-ref_sims)[:count]:
-            lab = refs.labels[j]
-            known = [lv for lv in range(len(lab)) if lab[lv] >= 0 and self.labels_mask[lv][lab[lv]]]
-            deepest = known[-1] if known else -1
+        for j in np.argsort(-ref_sims, kind="stable")[:count]:
             out.append(
                 {
                     "id": str(refs.ids[j]),
-                    "taxon": self.taxonomy.name(deepest, int(lab[deepest]))
-                    if deepest >= 0
-                    else None,
+                    "taxon": self._reference_taxon(int(j))["taxon"],
                     "similarity": round(float(ref_sims[j]), 4),
                 }
             )
@@ -478,7 +522,8 @@ class _Evidence:
     path_p: np.ndarray
     level: int
     ref_sims: np.ndarray | None
-    kmer_sims: np.ndarray | None
+    barcode_sims: np.ndarray | None
+    hit: Hit | None
     gate: float | None
 
 

@@ -4,7 +4,9 @@ pipelines. Rows stream out batch by batch, so 100,000 reads never sit in memory 
 TSV/CSV columns (stable; one row per specimen, the top taxon per rank):
 ``id, assigned_rank, assigned_taxon, confidence, order, order_p, family, family_p, genus,
 genus_p, species, species_p, modalities, gate_image, read_length, n_fraction,
-reverse_complemented, qc_flags, novel, nearest_id, nearest_similarity, warnings``.
+reverse_complemented, qc_flags, novel, nearest_id, nearest_similarity, best_hit_id,
+best_hit_identity, divergence, warnings``. ``nearest_similarity`` is the alignment identity
+of the nearest reference barcode for a read, the embedding cosine for a photo alone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def flat_row(item: Identification) -> dict:
         row[rank] = top[0]["taxon"] if top else ""
         row[f"{rank}_p"] = f"{top[0]['probability']:.3f}" if top else ""
     qc = item.qc or {}
+    hit = item.best_hit
     row.update(
         {
             "modalities": "+".join(item.modalities),
@@ -45,6 +48,9 @@ def flat_row(item: Identification) -> dict:
             "novel": str(item.novel).lower(),
             "nearest_id": item.nearest[0]["id"] if item.nearest else "",
             "nearest_similarity": f"{item.nearest[0]['similarity']:.3f}" if item.nearest else "",
+            "best_hit_id": hit["id"] if hit else "",
+            "best_hit_identity": f"{hit['identity']:.4f}" if hit else "",
+            "divergence": f"{hit['divergence']:.4f}" if hit else "",
             "warnings": " | ".join(item.warnings),
         }
     )
@@ -103,7 +109,7 @@ def table_block(item: Identification, top_k: int) -> str:
         else "no rank passes its threshold"
     )
     conf = f" ({100 * a['confidence']:.0f}%)" if a.get("rank") else ""
-    novel = "  [NOVEL: far from every reference]" if item.novel else ""
+    novel = "  [NOVEL: not a species of the reference library]" if item.novel else ""
     out.write(f"{item.id}: {answer}{conf}{novel}\n")
     via = " + ".join(item.modalities) or "nothing usable"
     gate = ""
@@ -122,6 +128,15 @@ def table_block(item: Identification, top_k: int) -> str:
         cands = (item.ranks.get(rank) or [])[:top_k]
         text = ", ".join(f"{c['taxon']} {100 * c['probability']:.0f}%" for c in cands) or "–"
         out.write(f"  {rank:<8} {text}\n")
+    hit = item.best_hit
+    if hit:
+        by_pos = "/".join(str(m) for m in hit["mismatches_by_codon_position"])
+        out.write(
+            f"  best barcode hit: {hit['id']} ({hit['taxon']}), {100 * hit['identity']:.1f}% "
+            f"identity over {hit['aligned_bases']} bp, mismatches at codon positions 1/2/3 "
+            f"{by_pos}, {hit['gaps']} gap bases; estimated divergence "
+            f"{100 * hit['divergence']:.1f}%\n"
+        )
     if item.nearest:
         near = ", ".join(f"{n['id']} ({n['taxon']}, {n['similarity']:.3f})" for n in item.nearest)
         out.write(f"  nearest references: {near}\n")

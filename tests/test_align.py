@@ -1,0 +1,105 @@
+"""Read-to-reference alignment and the codon-position divergence estimate (hir_edge.align)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hir_edge.align import ReferenceAligner, coding_frame, divergence_estimate
+from hir_edge.degrade import degrade_dna_seeded, get_preset
+from hir_edge.read_qc import clean_read
+
+BOLD = Path(__file__).resolve().parents[2] / "shared" / "data" / "bold_coi"
+CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
+SENSE = [c for c in CODONS if c not in ("TAA", "TAG")]
+
+
+def coding(rng: np.random.Generator, codons: int) -> str:
+    """A random open reading frame in frame 0 (no TAA/TAG), like a COI barcode."""
+    return "".join(rng.choice(SENSE, codons))
+
+
+def test_divergence_estimate_by_hand():
+    # m12 = 4, m3 = 10: D = (10 - 4/2) / (0.85 - 0.15/2) = 8 / 0.775 = 10.3226 bases of 600.
+    assert divergence_estimate((2, 2, 10), 600) == pytest.approx(10.3226 / 600, rel=1e-4)
+    # Errors alone fall on the three positions alike: nothing left for divergence.
+    assert divergence_estimate((4, 4, 4), 600) == 0.0
+    assert divergence_estimate((9, 9, 0), 600) == 0.0  # clipped at zero
+
+
+def test_coding_frame_is_the_open_one():
+    rng = np.random.default_rng(1)
+    orf = coding(rng, 200)
+    assert coding_frame(orf) == 0
+    assert coding_frame("GA" + orf) == 2
+    assert coding_frame("G" + orf) == 1
+
+
+def test_deletion_and_truncation_cost_one_gap_and_nothing_else():
+    rng = np.random.default_rng(2)
+    refs = [coding(rng, 220) for _ in range(5)]
+    read = refs[3][50:200] + refs[3][201:400]  # truncated both ends, base 200 deleted
+    aligner = ReferenceAligner(refs, shortlist=5)
+    sims, hits = aligner.search([read])
+    hit = hits[0]
+    assert hit.reference == 3 and int(np.argmax(sims[0])) == 3
+    assert (hit.mismatches_by_position, hit.gaps, hit.span) == ((0, 0, 0), 1, 350)
+    assert hit.identity == pytest.approx(349 / 350)
+    assert hit.divergence == 0.0
+
+
+def test_third_position_changes_read_as_divergence_random_ones_do_not():
+    rng = np.random.default_rng(3)
+    ref = coding(rng, 200)
+    aligner = ReferenceAligner([ref, coding(rng, 200)], shortlist=2)
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}  # transitions, as most COI changes are
+    sister = list(ref)
+    for codon in range(5, 200, 10):  # 20 third positions: a 3.3% sister species
+        sister[3 * codon + 2] = swap[sister[3 * codon + 2]]
+    hit = aligner.search(["".join(sister)])[1][0]
+    assert (hit.reference, hit.mismatches_by_position) == (0, (0, 0, 20))
+    assert hit.divergence == pytest.approx(20 / 0.775 / 600)
+    noisy = list(ref)
+    for pos in range(7, 600, 31):  # 20 errors spread over all codon positions
+        noisy[pos] = swap[noisy[pos]]
+    hit = aligner.search(["".join(noisy)])[1][0]
+    assert sum(hit.mismatches_by_position) == 20
+    assert hit.divergence < 0.01 < divergence_estimate((0, 0, 20), 600)
+
+
+def test_a_read_of_nothing_but_n_has_no_hit():
+    rng = np.random.default_rng(4)
+    aligner = ReferenceAligner([coding(rng, 200)])
+    sims, hits = aligner.search(["N" * 300])
+    assert hits == [None] and not sims.any()
+
+
+@pytest.mark.skipif(not BOLD.is_dir(), reason="../shared/data/bold_coi is absent")
+def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
+    """Real BOLD barcodes: 20 genera, one species of each held out whole."""
+    with (BOLD / "bold_coi_100sp.tsv").open() as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    by_genus: dict[str, dict[str, list[dict]]] = {}
+    for r in rows:
+        by_genus.setdefault(r["genus_name"], {}).setdefault(r["species_name"], []).append(r)
+    genera = sorted(g for g, sp in by_genus.items() if len(sp) >= 2)[:20]
+    refs, known, absent = [], [], []
+    for g in genera:
+        species = sorted(by_genus[g])
+        for name in species[1:]:
+            records = by_genus[g][name]
+            if len(records) < 2:
+                continue
+            refs += [clean_read(r["nucleotides"], orient=True)[0] for r in records[1:]]
+            known.append(clean_read(records[0]["nucleotides"], orient=True)[0])
+        absent.append(clean_read(by_genus[g][species[0]][0]["nucleotides"], orient=True)[0])
+    noise = get_preset("paper").dna
+    noisy = [degrade_dna_seeded(s, noise, 0, i) for i, s in enumerate(known[:30])]
+    aligner = ReferenceAligner(refs)
+    known_div = [h.divergence for h in aligner.search(noisy)[1] if h is not None]
+    absent_div = [h.divergence for h in aligner.search(absent)[1] if h is not None]
+    assert np.mean(np.array(known_div) <= 0.02) >= 0.9
+    assert np.mean(np.array(absent_div) > 0.02) >= 0.9
