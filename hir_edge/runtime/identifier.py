@@ -471,7 +471,10 @@ class Identifier:
             gate=gate,
             qc=None if specimen.qc is None else specimen.qc.to_dict(),
             novel=novel,
-            nearest=self._nearest(ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims),
+            nearest=self._nearest(
+                ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims,
+                first=None if ev.hit is None else ev.hit.reference,
+            ),
             warnings=warnings,
             best_hit=None if ev.hit is None else self._best_hit(ev.hit),
         )
@@ -496,12 +499,19 @@ class Identifier:
             "taxon": self.taxonomy.name(deepest, int(lab[deepest])),
         }
 
-    def _nearest(self, ref_sims: np.ndarray | None, count: int = 3) -> list[dict]:
+    def _nearest(
+        self, ref_sims: np.ndarray | None, count: int = 3, first: int | None = None
+    ) -> list[dict]:
+        """The ``count`` most similar references; ``first`` (the best aligned hit) leads, so
+        the list agrees with ``best_hit`` when several references tie."""
         if ref_sims is None:
             return []
         refs = self.bundle.references
         out = []
-        for j in np.argsort(-ref_sims, kind="stable")[:count]:
+        order = [int(j) for j in np.argsort(-ref_sims, kind="stable")]
+        if first is not None:
+            order = [first] + [j for j in order if j != first]
+        for j in order[:count]:
             out.append(
                 {
                     "id": str(refs.ids[j]),
