@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.kmers import clean_sequences, kmer_profiles
+from hir_edge.kmers import KmerIndex, clean_sequences
 from hir_edge.read_qc import stop_codon_counts
 
 # Share of interspecific COI substitutions at third codon positions. Insects: ~0.8-0.9 (e.g.
@@ -87,10 +87,9 @@ class ReferenceAligner:
     def __init__(self, barcodes: Sequence[str], k: int = 6, shortlist: int = 24):
         from Bio.Align import PairwiseAligner
 
-        self.references = clean_sequences(list(barcodes), "reference barcode")
-        self.k = k
-        self.shortlist = max(1, min(shortlist, len(self.references)))
-        self._profiles = kmer_profiles(self.references, k)
+        self._index = KmerIndex(barcodes, k)
+        self.references = self._index.sequences
+        self.shortlist = max(1, shortlist)
         self._frames = np.array([coding_frame(r) for r in self.references])
         aligner = PairwiseAligner()
         aligner.mode = "global"
@@ -102,10 +101,6 @@ class ReferenceAligner:
         aligner.wildcard = "N"
         self._aligner = aligner
 
-    def kmer_cosines(self, reads: Sequence[str]) -> np.ndarray:
-        """[N, M] k-mer profile cosine of reads to the references."""
-        return kmer_profiles(list(reads), self.k) @ self._profiles.T
-
     def search(self, reads: Sequence[str]) -> tuple[np.ndarray, list[Hit | None]]:
         """[N, M] alignment identities (0 outside each read's shortlist) and each best hit.
 
@@ -114,13 +109,12 @@ class ReferenceAligner:
         one is re-aligned with its traceback for exact counts by codon position.
         """
         reads = clean_sequences(list(reads), "read")
-        cos = self.kmer_cosines(reads)
-        out = np.zeros(cos.shape, dtype=np.float32)
+        top, _ = self._index.query(reads, self.shortlist)
+        out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
         hits: list[Hit | None] = []
-        top = np.argsort(-cos, axis=1, kind="stable")[:, : self.shortlist]
         for i, read in enumerate(reads):
             called = len(read) - read.count("N")
-            if called < 3 * self.k:
+            if called < 3 * self._index.k:
                 hits.append(None)
                 continue
             best_j, best_id = -1, -1.0
