@@ -263,3 +263,22 @@ def test_info_and_bench(tiny_bundle, tmp_path):
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert {r["part"] for r in rows} == {"image", "dna", "fusion", "specimen"}
     assert {r["batch"] for r in rows} == {1, 32}
+
+
+def test_references_without_a_barcode_are_left_out_of_the_alignment(tiny_bundle):
+    """Photo-only reference specimens (no barcode) must not break read identification; hits
+    still name rows of the whole library."""
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.identifier import Identifier
+
+    bundle = open_bundle(tiny_bundle)
+    barcodes = bundle.references.barcodes.copy()
+    read = barcodes[5].decode() if isinstance(barcodes[5], bytes) else str(barcodes[5])
+    barcodes[[0, 1, 2]] = b""
+    bundle.references.barcodes = barcodes
+    identifier = Identifier(bundle, OnnxRuntimeBackend(bundle, "fp32"))
+    sims, hits = identifier.barcode_alignments([read])
+    assert sims.shape == (1, len(barcodes)) and not sims[0, :3].any()
+    assert sims[0, 5] == pytest.approx(1.0)
+    assert hits[0].identity == 1.0 and hits[0].reference not in (0, 1, 2)
+    assert barcodes[hits[0].reference] == barcodes[5]

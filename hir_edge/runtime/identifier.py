@@ -17,7 +17,7 @@ numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without tor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +219,7 @@ class Identifier:
         self.parents = [self.taxonomy.parents(lv) for lv in range(len(self.ranks))]
         self.labels_mask = [self.taxonomy.label_mask(lv) for lv in range(len(self.ranks))]
         self._aligner: ReferenceAligner | None = None
+        self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         branches = bundle.manifest.get("provenance", {}).get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -279,7 +280,11 @@ class Identifier:
         self, sequences: Sequence[str]
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
         """[N, M] alignment identity of reads to the reference barcodes (0 outside each read's
-        shortlist) and each read's best hit; (None, None) when the bundle has no barcodes."""
+        shortlist) and each read's best hit; (None, None) when the bundle has no barcodes.
+
+        References without a barcode (photo-only specimens) are left out of the alignment and
+        keep identity 0; hits point at rows of the whole reference library.
+        """
         refs = self.bundle.references
         if refs is None or refs.barcodes is None:
             return None, None
@@ -287,10 +292,22 @@ class Identifier:
             barcodes = [
                 b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
             ]
+            self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
+            if not len(self._barcoded):
+                return None, None
             self._aligner = ReferenceAligner(
-                barcodes, self.scoring.kmer_k, self.scoring.barcode_shortlist
+                [barcodes[j] for j in self._barcoded],
+                self.scoring.kmer_k,
+                self.scoring.barcode_shortlist,
             )
-        return self._aligner.search(sequences)
+        sims, hits = self._aligner.search(sequences)
+        full = np.zeros((len(sims), len(refs.barcodes)), dtype=np.float32)
+        full[:, self._barcoded] = sims
+        hits = [
+            None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
+            for h in hits
+        ]
+        return full, hits
 
     def scores(
         self,
