@@ -9,16 +9,23 @@ alike and add single-base indels. So the mismatches of the best hit are split by
 position of the reference base and the read's own divergence is estimated as what the errors
 cannot explain (:func:`divergence_estimate`).
 
+The best hit alone cannot separate a deep lineage of a known species (2-4% from its
+references) from a sister species; the barcode gap can. A read much closer to its best species
+than to any other (``Hit.gap``) belongs to it, as in BOLD's barcode-gap reasoning; a read about
+as close to two species is of neither.
+
 Search is two-step: the k-mer profile cosine (:mod:`hir_edge.kmers`) shortlists references,
-then Biopython's pairwise aligner (a C implementation, already a base dependency) scores each
+at most a few per species so that the nearest other species is aligned too, then Biopython's
+pairwise aligner (a C implementation, already a base dependency) scores each
 candidate with free end gaps (a truncated read or reference costs nothing) and N as a wildcard.
 numpy + Biopython only: it runs on the field kit.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,7 +44,10 @@ class Hit:
 
     ``identity`` = matches / (matches + mismatches + gap columns) over the aligned span, N not
     counted. ``divergence`` estimates the share of the span by which the read's species differs
-    from the reference's, sequencing errors taken out (:func:`divergence_estimate`).
+    from the reference's, sequencing errors taken out (:func:`divergence_estimate`). ``gap`` is
+    the barcode gap: the best hit's identity minus that of the nearest reference of another
+    species (both from alignment scores); None when no other species was shortlisted or the
+    references carry no species.
     """
 
     reference: int
@@ -46,6 +56,7 @@ class Hit:
     mismatches_by_position: tuple[int, int, int]
     gaps: int
     divergence: float
+    gap: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +65,7 @@ class Hit:
             "mismatches_by_codon_position": list(self.mismatches_by_position),
             "gaps": self.gaps,
             "divergence": round(self.divergence, 4),
+            "barcode_gap": None if self.gap is None else round(self.gap, 4),
         }
 
 
@@ -70,6 +82,42 @@ def divergence_estimate(mismatches: Sequence[int], span: int, share3: float = TH
     return max(d, 0.0) / max(span, 1)
 
 
+def novel_species(
+    hit: Hit,
+    divergence: float = 0.02,
+    gap: float = 0.05,
+    divergence_max: float = 0.05,
+    identity_min: float = 0.8,
+) -> tuple[bool, str]:
+    """Is the read's species absent from the references? And why, in one phrase.
+
+    Novel when the best hit is under ``identity_min`` (no relative, or not COI), when the
+    estimated divergence exceeds ``divergence_max`` (beyond the deepest lineages within insect
+    species), or when it exceeds ``divergence`` (BOLD's 2% convention) without a barcode gap of
+    at least ``gap`` to the next species: a read 3% from its best species but 10% from any
+    other is a deep lineage of that species; one 3% from two species is of neither.
+    """
+    by_pos = "/".join(str(m) for m in hit.mismatches_by_position)
+    if hit.identity < identity_min:
+        return True, (
+            f"best reference barcode only {100 * hit.identity:.1f}% identical "
+            f"(< {100 * identity_min:.0f}%)"
+        )
+    where = (
+        f"best reference barcode {100 * hit.identity:.1f}% identical; estimated divergence "
+        f"{100 * hit.divergence:.1f}% (mismatches at codon positions 1/2/3: {by_pos})"
+    )
+    if hit.divergence > divergence_max:
+        return True, f"{where} > {100 * divergence_max:.1f}%"
+    if hit.divergence > divergence and (hit.gap is None or hit.gap < gap):
+        other = "no other species aligned" if hit.gap is None else f"{100 * hit.gap:.1f}%"
+        return True, (
+            f"{where} > {100 * divergence:.1f}% with a barcode gap to the next species of "
+            f"{other} (< {100 * gap:.1f}%)"
+        )
+    return False, where
+
+
 def coding_frame(seq: str) -> int:
     """Frame (0, 1, 2) of the forward strand with the fewest stop codons (a barcode has none)."""
     return int(np.argmin(stop_codon_counts(seq)[0]))
@@ -82,14 +130,38 @@ class ReferenceAligner:
         barcodes: reference barcodes, forward (coding) strand.
         k: k-mer length of the shortlist.
         shortlist: references aligned per read (the k-mer cosine's best).
+        species: each reference's species (None = not identified to species); with it the
+            shortlist holds at most ``per_species`` references of one species (unidentified
+            ones count per reference), and hits carry the barcode gap.
+        per_species: see ``species``.
     """
 
-    def __init__(self, barcodes: Sequence[str], k: int = 6, shortlist: int = 24):
+    def __init__(
+        self,
+        barcodes: Sequence[str],
+        k: int = 6,
+        shortlist: int = 24,
+        species: Sequence[str | None] | None = None,
+        per_species: int = 3,
+    ):
         from Bio.Align import PairwiseAligner
 
         self._index = KmerIndex(barcodes, k)
         self.references = self._index.sequences
         self.shortlist = max(1, shortlist)
+        if species is not None and len(species) != len(self.references):
+            raise ValueError(f"{len(species)} species labels for {len(self.references)} barcodes")
+        codes: dict = {}
+        for name in species or ():
+            if name is not None:
+                codes.setdefault(name, len(codes))
+        # species code per reference, -1 = not identified to species
+        self._species = (
+            None
+            if species is None
+            else np.array([-1 if name is None else codes[name] for name in species], dtype=np.int64)
+        )
+        self.per_species = max(1, per_species)
         self._frames = np.array([coding_frame(r) for r in self.references])
         aligner = PairwiseAligner()
         aligner.mode = "global"
@@ -109,7 +181,8 @@ class ReferenceAligner:
         one is re-aligned with its traceback for exact counts by codon position.
         """
         reads = clean_sequences(list(reads), "read")
-        top, _ = self._index.query(reads, self.shortlist)
+        wide = self.shortlist if self._species is None else 4 * self.shortlist
+        top, _ = self._index.query(reads, wide)
         out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
         hits: list[Hit | None] = []
         for i, read in enumerate(reads):
@@ -117,16 +190,49 @@ class ReferenceAligner:
             if called < 3 * self._index.k:
                 hits.append(None)
                 continue
-            best_j, best_id = -1, -1.0
-            for j in top[i]:
+            candidates = self._diverse(top[i])
+            for j in candidates:
                 ref = self.references[j]
                 span = min(called, len(ref))
                 identity = 0.5 * (self._aligner.score(read, ref) / span + 1.0)
                 out[i, j] = max(identity, 0.0)
-                if identity > best_id:
-                    best_j, best_id = int(j), identity
-            hits.append(self._hit(read, best_j))
+            best = int(candidates[np.argmax(out[i, candidates])])
+            hits.append(replace(self._hit(read, best), gap=self._gap(out[i], candidates, best)))
         return out, hits
+
+    def _diverse(self, ranked: np.ndarray) -> np.ndarray:
+        """The first ``shortlist`` of ``ranked`` with at most ``per_species`` of one species."""
+        if self._species is None:
+            return ranked[: self.shortlist]
+        kept, seen = [], Counter()
+        for j in ranked:
+            code = int(self._species[j])
+            if code >= 0 and seen[code] >= self.per_species:
+                continue
+            seen[code] += 1
+            kept.append(j)
+            if len(kept) == self.shortlist:
+                break
+        return np.array(kept, dtype=np.int64)
+
+    def _gap(self, identity: np.ndarray, candidates: np.ndarray, best: int) -> float | None:
+        """Best identity minus that of the nearest other species (None without one).
+
+        The best hit's species is that of the best reference identified to species; a hit on
+        an unidentified reference is thus measured against the species it most resembles.
+        """
+        if self._species is None:
+            return None
+        codes = self._species[candidates]
+        scores = identity[candidates]
+        named = codes >= 0
+        if not named.any():
+            return None
+        own = codes[named][np.argmax(scores[named])]
+        others = named & (codes != own)
+        if not others.any():
+            return None
+        return float(identity[best] - scores[others].max())
 
     def _hit(self, read: str, j: int) -> Hit:
         """Exact counts of the best alignment of ``read`` to reference ``j``."""

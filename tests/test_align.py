@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hir_edge.align import ReferenceAligner, coding_frame, divergence_estimate
+from hir_edge.align import (
+    Hit,
+    ReferenceAligner,
+    coding_frame,
+    divergence_estimate,
+    novel_species,
+)
 from hir_edge.degrade import degrade_dna_seeded, get_preset
 from hir_edge.read_qc import clean_read
 
@@ -77,6 +83,69 @@ def test_a_read_of_nothing_but_n_has_no_hit():
     assert hits == [None] and not sims.any()
 
 
+def mutate_third_positions(seq: str, codons: range) -> str:
+    """Transitions at the third position of ``codons``: how sister species differ."""
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}
+    out = list(seq)
+    for codon in codons:
+        out[3 * codon + 2] = swap[out[3 * codon + 2]]
+    return "".join(out)
+
+
+def test_shortlist_keeps_a_few_per_species_so_the_next_species_is_aligned():
+    rng = np.random.default_rng(5)
+    a = coding(rng, 200)
+    # six references of species A (one base apart each), one of B 6.7% away (40 codons)
+    refs = [mutate_third_positions(a, range(n, n + 1)) for n in range(6)]
+    refs.append(mutate_third_positions(a, range(100, 140)))
+    species = ["A"] * 6 + ["B"]
+    plain = ReferenceAligner(refs, shortlist=4)
+    diverse = ReferenceAligner(refs, shortlist=4, species=species, per_species=2)
+    sims_plain, hits_plain = plain.search([a])
+    sims, hits = diverse.search([a])
+    assert sims_plain[0, 6] == 0.0 and hits_plain[0].gap is None  # B never aligned
+    assert sims[0, 6] > 0 and int((sims[0, :6] > 0).sum()) == 2  # two of A, then B
+    # score identities: A 599/600 (one mismatch), B 560/600: the gap is 39/600
+    assert hits[0].gap == pytest.approx(39 / 600, abs=1e-6)
+
+
+def test_novelty_rule_by_hand():
+    def hit(identity=0.97, divergence=0.03, gap=0.1):
+        return Hit(0, identity, 600, (1, 1, 18), 0, divergence, gap)
+
+    assert novel_species(hit()) == (
+        False,
+        "best reference barcode 97.0% identical; estimated divergence 3.0% "
+        "(mismatches at codon positions 1/2/3: 1/1/18)",
+    )
+    novel, why = novel_species(hit(gap=0.02))
+    assert novel and why.endswith("with a barcode gap to the next species of 2.0% (< 5.0%)")
+    assert novel_species(hit(gap=None))[1].endswith("of no other species aligned (< 5.0%)")
+    novel, why = novel_species(hit(divergence=0.06, gap=0.2))
+    assert novel and why.endswith("(mismatches at codon positions 1/2/3: 1/1/18) > 5.0%")
+    assert novel_species(hit(divergence=0.015, gap=0.0))[0] is False  # within 2%: same species
+    assert novel_species(hit(identity=0.7)) == (
+        True,
+        "best reference barcode only 70.0% identical (< 80%)",
+    )
+
+
+def test_deep_lineage_is_named_a_read_between_two_species_is_not():
+    rng = np.random.default_rng(6)
+    a = coding(rng, 200)
+    far = mutate_third_positions(a, range(0, 200, 3))  # 67 codons: 11% away
+    lineage = mutate_third_positions(a, range(1, 200, 10))  # 20 codons: 3.3% from A
+    aligner = ReferenceAligner([a, far], shortlist=2, species=["A", "B"])
+    hit = aligner.search([lineage])[1][0]
+    assert hit.divergence == pytest.approx(20 / 0.775 / 600)  # 4.3% estimated
+    assert hit.gap > 0.05 and novel_species(hit)[0] is False
+    # a sister species of A 1.5% away (9 codons): the same read is now between two species
+    sister = mutate_third_positions(a, range(5, 50, 5))
+    aligner = ReferenceAligner([a, sister], shortlist=2, species=["A", "C"])
+    hit = aligner.search([lineage])[1][0]
+    assert hit.gap < 0.05 and novel_species(hit)[0] is True
+
+
 @pytest.mark.skipif(not BOLD.is_dir(), reason="../shared/data/bold_coi is absent")
 def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
     """Real BOLD barcodes: 20 genera, one species of each held out whole."""
@@ -86,7 +155,7 @@ def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
     for r in rows:
         by_genus.setdefault(r["genus_name"], {}).setdefault(r["species_name"], []).append(r)
     genera = sorted(g for g, sp in by_genus.items() if len(sp) >= 2)[:20]
-    refs, known, absent = [], [], []
+    refs, names, known, absent = [], [], [], []
     for g in genera:
         species = sorted(by_genus[g])
         for name in species[1:]:
@@ -94,12 +163,16 @@ def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
             if len(records) < 2:
                 continue
             refs += [clean_read(r["nucleotides"], orient=True)[0] for r in records[1:]]
+            names += [name] * (len(records) - 1)
             known.append(clean_read(records[0]["nucleotides"], orient=True)[0])
         absent.append(clean_read(by_genus[g][species[0]][0]["nucleotides"], orient=True)[0])
     noise = get_preset("paper").dna
     noisy = [degrade_dna_seeded(s, noise, 0, i) for i, s in enumerate(known[:30])]
-    aligner = ReferenceAligner(refs)
-    known_div = [h.divergence for h in aligner.search(noisy)[1] if h is not None]
-    absent_div = [h.divergence for h in aligner.search(absent)[1] if h is not None]
-    assert np.mean(np.array(known_div) <= 0.02) >= 0.9
-    assert np.mean(np.array(absent_div) > 0.02) >= 0.9
+    aligner = ReferenceAligner(refs, species=names)
+    known_hits = [h for h in aligner.search(noisy)[1] if h is not None]
+    absent_hits = [h for h in aligner.search(absent)[1] if h is not None]
+    assert np.mean([h.divergence <= 0.02 for h in known_hits]) >= 0.9
+    assert np.mean([h.divergence > 0.02 for h in absent_hits]) >= 0.9
+    # the rule with the barcode gap: known reads named, absent species flagged
+    assert np.mean([not novel_species(h)[0] for h in known_hits]) >= 0.95
+    assert np.mean([novel_species(h)[0] for h in absent_hits]) >= 0.9

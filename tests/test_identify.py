@@ -178,9 +178,12 @@ def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
     hit = item["best_hit"]
     assert (hit["identity"], hit["divergence"], hit["gaps"]) == (1.0, 0.0, 0)
     assert hit["mismatches_by_codon_position"] == [0, 0, 0]
+    assert hit["barcode_gap"] > 0.05  # the next species was aligned too, well below 100%
     assert item["novel"] is False
     table = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-q", "--format", "table"])
     assert "best barcode hit:" in table.stdout and "100.0% identity" in table.stdout
+    gap = f"{100 * hit['barcode_gap']:.1f} points above the next species"
+    assert gap in table.stdout
 
 
 def test_output_file_is_atomic_and_never_clobbered(tiny_bundle, field_inputs, tmp_path):

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.runtime.identifier import Identifier, combine_evidence, prompt_cosines
+from hir_edge.runtime.identifier import (
+    Identifier,
+    ScoringSettings,
+    combine_evidence,
+    prompt_cosines,
+)
 from hir_edge.runtime.scoring import (
     choose_thresholds,
     fit_temperatures,
@@ -78,8 +83,11 @@ def fit_scoring(
         "barcode_temperature": settings.barcode_temperature,
         "kmer_k": settings.kmer_k,
         "barcode_shortlist": settings.barcode_shortlist,
+        "barcode_per_species": settings.barcode_per_species,
         "novelty": {},
         "novelty_divergence": settings.novelty_divergence,
+        "barcode_gap": settings.barcode_gap,
+        "novelty_divergence_max": settings.novelty_divergence_max,
         "novelty_identity": settings.novelty_identity,
         "validation": {},
     }
@@ -103,12 +111,10 @@ def fit_scoring(
             if barcode_sims is not None:
                 if modality == "dna":  # reads of known species: how far from their best hit?
                     n_clean = (val.clean_reads or {}).get(modality, len(hits))
-                    out["validation_read_divergence"] = _divergence_stats(
-                        hits[:n_clean], settings.novelty_divergence
-                    )
+                    out["validation_read_divergence"] = _divergence_stats(hits[:n_clean], settings)
                     if n_clean < len(hits):
                         out["validation_noisy_read_divergence"] = _divergence_stats(
-                            hits[n_clean:], settings.novelty_divergence
+                            hits[n_clean:], settings
                         )
                 barcode_votes = identifier.reference_votes(
                     barcode_sims, settings.barcode_temperature
@@ -154,15 +160,17 @@ def fit_scoring(
     return out
 
 
-def _divergence_stats(hits, limit: float) -> dict:
-    """Median and 99th percentile of the estimated divergence, and the share flagged novel."""
-    div = np.array([h.divergence for h in hits if h is not None])
-    if not len(div):
+def _divergence_stats(hits, settings: ScoringSettings) -> dict:
+    """Median and 99th percentile of the estimated divergence of reads of known species, and
+    the share the novelty rule would wrongly flag."""
+    hits = [h for h in hits if h is not None]
+    if not hits:
         return {"q50": None, "q99": None, "flagged_novel_%": None}
+    div = np.array([h.divergence for h in hits])
     return {
         "q50": float(np.quantile(div, 0.5)),
         "q99": float(np.quantile(div, 0.99)),
-        "flagged_novel_%": 100.0 * float(np.mean(div > limit)),
+        "flagged_novel_%": 100.0 * float(np.mean([settings.novel(h)[0] for h in hits])),
     }
 
 

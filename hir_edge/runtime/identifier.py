@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hir_edge.align import Hit, ReferenceAligner
+from hir_edge.align import Hit, ReferenceAligner, novel_species
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
 from hir_edge.read_qc import ReadQC
@@ -80,8 +80,9 @@ class ScoringSettings:
 
     ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
     temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
-    the novelty rule (estimated divergence from the best hit above ``novelty_divergence``, or
-    identity below ``novelty_identity``: a species absent from the library, or not COI).
+    the novelty rule (:func:`hir_edge.align.novel_species`: estimated divergence from the
+    best hit above ``novelty_divergence`` without a barcode gap of ``barcode_gap`` to the next
+    species, or above ``novelty_divergence_max``, or identity below ``novelty_identity``).
     """
 
     temperatures: dict[str, list[float]]
@@ -93,8 +94,11 @@ class ScoringSettings:
     barcode_weight: dict[str, float]
     barcode_temperature: float = 0.01
     kmer_k: int = 6
-    barcode_shortlist: int = 24
+    barcode_shortlist: int = 12
+    barcode_per_species: int = 3
     novelty_divergence: float = 0.02
+    barcode_gap: float = 0.05
+    novelty_divergence_max: float = 0.05
     novelty_identity: float = 0.8
 
     @classmethod
@@ -111,9 +115,22 @@ class ScoringSettings:
             barcode_weight={m: s.get("barcode_weight", {}).get(m, 0.0) for m in MODALITIES},
             barcode_temperature=float(s.get("barcode_temperature", 0.01)),
             kmer_k=int(s.get("kmer_k", 6)),
-            barcode_shortlist=int(s.get("barcode_shortlist", 24)),
+            barcode_shortlist=int(s.get("barcode_shortlist", 12)),
+            barcode_per_species=int(s.get("barcode_per_species", 3)),
             novelty_divergence=float(s.get("novelty_divergence", 0.02)),
+            barcode_gap=float(s.get("barcode_gap", 0.05)),
+            novelty_divergence_max=float(s.get("novelty_divergence_max", 0.05)),
             novelty_identity=float(s.get("novelty_identity", 0.8)),
+        )
+
+    def novel(self, hit: Hit) -> tuple[bool, str]:
+        """The novelty rule for a read's best barcode hit, with its reason."""
+        return novel_species(
+            hit,
+            self.novelty_divergence,
+            self.barcode_gap,
+            self.novelty_divergence_max,
+            self.novelty_identity,
         )
 
 
@@ -295,10 +312,13 @@ class Identifier:
             self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
             if not len(self._barcoded):
                 return None, None
+            species = refs.labels[self._barcoded, -1]
             self._aligner = ReferenceAligner(
                 [barcodes[j] for j in self._barcoded],
                 self.scoring.kmer_k,
                 self.scoring.barcode_shortlist,
+                [int(c) if c >= 0 else None for c in species],
+                self.scoring.barcode_per_species,
             )
         sims, hits = self._aligner.search(sequences)
         full = np.zeros((len(sims), len(refs.barcodes)), dtype=np.float32)
@@ -412,24 +432,11 @@ class Identifier:
 
     def _novelty(self, ev: _Evidence) -> tuple[bool, str]:
         """Of a species absent from the references? For a read, by its best barcode hit: the
-        divergence that read errors cannot explain (:func:`hir_edge.align.divergence_estimate`),
-        or an identity too low for any relative; for a photo alone (or a read too short to
+        divergence that read errors cannot explain and the barcode gap to the next species
+        (:func:`hir_edge.align.novel_species`); for a photo alone (or a read too short to
         align), by the embedding similarity of its nearest reference."""
-        hit = ev.hit
-        if hit is not None:
-            s = self.scoring
-            by_pos = "/".join(str(m) for m in hit.mismatches_by_position)
-            if hit.identity < s.novelty_identity:
-                return True, (
-                    f"best reference barcode only {100 * hit.identity:.1f}% identical "
-                    f"(< {100 * s.novelty_identity:.0f}%)"
-                )
-            return hit.divergence > s.novelty_divergence, (
-                f"best reference barcode {100 * hit.identity:.1f}% identical; estimated "
-                f"divergence {100 * hit.divergence:.1f}% > {100 * s.novelty_divergence:.1f}% "
-                f"(mismatches at codon positions 1/2/3: {by_pos}, mostly third-position "
-                "changes as between species rather than read errors)"
-            )
+        if ev.hit is not None:
+            return self.scoring.novel(ev.hit)
         threshold = self.scoring.novelty[ev.modality]
         if ev.ref_sims is None or threshold <= 0:
             return False, ""

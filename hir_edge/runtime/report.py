@@ -131,11 +131,13 @@ def table_block(item: Identification, top_k: int) -> str:
     hit = item.best_hit
     if hit:
         by_pos = "/".join(str(m) for m in hit["mismatches_by_codon_position"])
+        gap = hit.get("barcode_gap")
+        gap = "" if gap is None else f", {100 * gap:.1f} points above the next species"
         out.write(
             f"  best barcode hit: {hit['id']} ({hit['taxon']}), {100 * hit['identity']:.1f}% "
             f"identity over {hit['aligned_bases']} bp, mismatches at codon positions 1/2/3 "
             f"{by_pos}, {hit['gaps']} gap bases; estimated divergence "
-            f"{100 * hit['divergence']:.1f}%\n"
+            f"{100 * hit['divergence']:.1f}%{gap}\n"
         )
     if item.nearest:
         near = ", ".join(f"{n['id']} ({n['taxon']}, {n['similarity']:.3f})" for n in item.nearest)
