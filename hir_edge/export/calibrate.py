@@ -86,8 +86,6 @@ def fit_scoring(
         "barcode_per_species": settings.barcode_per_species,
         "novelty": {},
         "novelty_divergence": settings.novelty_divergence,
-        "barcode_gap": settings.barcode_gap,
-        "novelty_divergence_max": settings.novelty_divergence_max,
         "novelty_identity": settings.novelty_identity,
         "validation": {},
     }

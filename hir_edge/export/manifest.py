@@ -159,10 +159,8 @@ def model_card(manifest: dict) -> str:
     lines.append(
         "- Species absent from the reference library cannot be named: a read whose estimated "
         f"divergence from its best barcode hit exceeds "
-        f"{100 * scoring.get('novelty_divergence', 0.02):.1f}% without a barcode gap of "
-        f"{100 * scoring.get('barcode_gap', 0.05):.1f}% to the next species, or exceeds "
-        f"{100 * scoring.get('novelty_divergence_max', 0.05):.1f}%{measured}, is flagged as "
-        "novel and placed at genus or family. A lineage of a known species deeper than that "
-        "is flagged too."
+        f"{100 * scoring.get('novelty_divergence', 0.02):.1f}%{measured} is flagged as novel "
+        "and placed at genus or family; so is a read of a lineage of a known species more than "
+        "that far from all of its references."
     )
     return "\n".join(lines) + "\n"

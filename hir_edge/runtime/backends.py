@@ -71,6 +71,10 @@ class OnnxRuntimeBackend:
         self.providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
         self.options = ort.SessionOptions()
         self.options.log_severity_level = 3
+        # Each session (image, DNA, fusion) has its own thread pool; pools that spin-wait after
+        # a run take the cores from the next session's run. Measured on 2 cores, paired
+        # specimens through the INT8 graphs: 1.6-2x faster per specimen without spinning.
+        self.options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             self.options.intra_op_num_threads = threads
         self._ort = ort

@@ -81,8 +81,9 @@ class ScoringSettings:
     ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
     temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
     the novelty rule (:func:`hir_edge.align.novel_species`: estimated divergence from the
-    best hit above ``novelty_divergence`` without a barcode gap of ``barcode_gap`` to the next
-    species, or above ``novelty_divergence_max``, or identity below ``novelty_identity``).
+    best hit above ``novelty_divergence``, or identity below ``novelty_identity``). The
+    shortlist keeps at most ``barcode_per_species`` references of a species so the next
+    species is aligned too (the barcode gap in the output).
     """
 
     temperatures: dict[str, list[float]]
@@ -97,8 +98,6 @@ class ScoringSettings:
     barcode_shortlist: int = 12
     barcode_per_species: int = 3
     novelty_divergence: float = 0.02
-    barcode_gap: float = 0.05
-    novelty_divergence_max: float = 0.05
     novelty_identity: float = 0.8
 
     @classmethod
@@ -118,20 +117,12 @@ class ScoringSettings:
             barcode_shortlist=int(s.get("barcode_shortlist", 12)),
             barcode_per_species=int(s.get("barcode_per_species", 3)),
             novelty_divergence=float(s.get("novelty_divergence", 0.02)),
-            barcode_gap=float(s.get("barcode_gap", 0.05)),
-            novelty_divergence_max=float(s.get("novelty_divergence_max", 0.05)),
             novelty_identity=float(s.get("novelty_identity", 0.8)),
         )
 
     def novel(self, hit: Hit) -> tuple[bool, str]:
         """The novelty rule for a read's best barcode hit, with its reason."""
-        return novel_species(
-            hit,
-            self.novelty_divergence,
-            self.barcode_gap,
-            self.novelty_divergence_max,
-            self.novelty_identity,
-        )
+        return novel_species(hit, self.novelty_divergence, self.novelty_identity)
 
 
 def prompt_cosines(
@@ -432,9 +423,9 @@ class Identifier:
 
     def _novelty(self, ev: _Evidence) -> tuple[bool, str]:
         """Of a species absent from the references? For a read, by its best barcode hit: the
-        divergence that read errors cannot explain and the barcode gap to the next species
-        (:func:`hir_edge.align.novel_species`); for a photo alone (or a read too short to
-        align), by the embedding similarity of its nearest reference."""
+        divergence that read errors cannot explain (:func:`hir_edge.align.novel_species`); for
+        a photo alone (or a read too short to align), by the embedding similarity of its
+        nearest reference."""
         if ev.hit is not None:
             return self.scoring.novel(ev.hit)
         threshold = self.scoring.novelty[ev.modality]
