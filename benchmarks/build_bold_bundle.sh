@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a real-DNA bundle from ../shared/data/bold_coi/bold_coi_100sp.tsv with the project's own
 # commands, as a user would from a BOLD export of their region, then measure it against the
-# alignment baseline (benchmarks/identify_bold.py). About 20 minutes on 2 CPU cores.
+# alignment baseline (benchmarks/identify_bold.py). About 25 minutes on 2 CPU cores.
 #   bash benchmarks/build_bold_bundle.sh OUT_DIR
 set -euo pipefail
 OUT=${1:?usage: benchmarks/build_bold_bundle.sh OUT_DIR}

@@ -52,7 +52,12 @@ import click
     help="Ship the calibration split's embeddings as a reference library.",
 )
 @click.option("--max-references", type=int, default=None, help="Cap the reference library.")
-@click.option("--distill-epochs", default=6, show_default=True)
+@click.option(
+    "--distill-epochs",
+    default=12,
+    show_default=True,
+    help="Distillation epochs (6 kept 0.96 of the teacher under noise, 12 kept 0.985).",
+)
 @click.option(
     "--engine", is_flag=True, help="Build TensorRT engines here (needs TensorRT and a GPU)."
 )

@@ -40,7 +40,7 @@ class DistillConfig:
     """Settings of the distillation stage."""
 
     student: str = "edge-s"
-    epochs: int = 6
+    epochs: int = 12  # 6 kept 0.958 of the teacher's Noisy I+D Top-1, 12 kept 0.985
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
