@@ -89,7 +89,7 @@ def novel_species(
     estimated divergence exceeds ``divergence`` (BOLD's 2% convention). The barcode gap is
     reported beside it but does not decide: on real BOLD data a read 2-5% from one species and
     far from the rest was far more often a sister species missing from the library than a deep
-    lineage of the known one (benchmarks/results/identify_bold.md).
+    lineage of the known one (benchmarks/results/novelty_rules.md).
     """
     by_pos = "/".join(str(m) for m in hit.mismatches_by_position)
     if hit.identity < identity_min:
@@ -178,12 +178,13 @@ class ReferenceAligner:
                 hits.append(None)
                 continue
             candidates = self._diverse(top[i])
-            for j in candidates:
-                ref = self.references[j]
-                span = min(called, len(ref))
-                identity = 0.5 * (self._aligner.score(read, ref) / span + 1.0)
-                out[i, j] = max(identity, 0.0)
-            best = int(candidates[np.argmax(out[i, candidates])])
+            scores = np.array(
+                [self._aligner.score(read, self.references[j]) for j in candidates], dtype=float
+            )
+            spans = np.minimum(called, [len(self.references[j]) for j in candidates])
+            identity = 0.5 * (scores / spans + 1.0)
+            out[i, candidates] = np.maximum(identity, 0.0)
+            best = int(candidates[np.argmax(identity)])
             hits.append(replace(self._hit(read, best), gap=self._gap(out[i], candidates, best)))
         return out, hits
 
