@@ -76,7 +76,12 @@ def score_answers(results, truths, taxonomy) -> dict:
                 continue
             labelled[rank] += 1
             right[rank] += level < len(lineage) and lineage[level] == truth[level]
-        if res.assigned.get("rank") == "species" and lineage[-1] != truth[3]:
+        # a species named for a specimen identified only to genus is not known to be wrong
+        if (
+            truth[3] is not None
+            and res.assigned.get("rank") == "species"
+            and lineage[-1] != truth[3]
+        ):
             named_wrong += 1
         top = res.ranks["species"][0]["taxon"] if res.ranks["species"] else None
         top1 += truth[3] is not None and top == truth[3]
@@ -88,7 +93,7 @@ def score_answers(results, truths, taxonomy) -> dict:
         "labelled": labelled,
         "answer_right_%": {r: 100.0 * right[r] / max(labelled[r], 1) for r in ranks},
         "species_top1_%": 100.0 * top1 / max(labelled["species"], 1),
-        "wrong_species_named_%": 100.0 * named_wrong / n,
+        "wrong_species_named_%": 100.0 * named_wrong / max(labelled["species"], 1),
         "novel_flagged_%": 100.0 * novel / n,
         "mean_answer_depth": float(np.mean(depth)),
     }
@@ -311,14 +316,15 @@ def write(out: Path, report: dict) -> None:
         "",
         "## Known species (held-out reads)",
         "",
-        "| Reads | identify: order | family | genus | species | novel flagged | alignment: genus | species | below 97% id |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Reads | identify: order | family | genus | species | wrong species named | novel flagged | alignment: genus | species | below 97% id |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["known"].items():
         o, a = r["identify"], r["alignment"]
         lines.append(
             f"| {name} | {o['answer_right_%']['order']:.1f} | {o['answer_right_%']['family']:.1f} | "
-            f"{o['answer_right_%']['genus']:.1f} | {o['answer_right_%']['species']:.1f} | {o['novel_flagged_%']:.1f} | "
+            f"{o['answer_right_%']['genus']:.1f} | {o['answer_right_%']['species']:.1f} | "
+            f"{o['wrong_species_named_%']:.1f} | {o['novel_flagged_%']:.1f} | "
             f"{a['best_hit_right_%']['genus']:.1f} | {a['best_hit_right_%']['species']:.1f} | {a['below_97%_identity_%']:.1f} |"
         )
     lines += [
