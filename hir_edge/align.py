@@ -121,6 +121,8 @@ class ReferenceAligner:
             shortlist holds at most ``per_species`` references of one species (unidentified
             ones count per reference), and hits carry the barcode gap.
         per_species: see ``species``.
+        workers: processes aligning reads in parallel (1 = in this process).
+        min_parallel: fewer reads than this are aligned in this process.
     """
 
     def __init__(
@@ -130,8 +132,21 @@ class ReferenceAligner:
         shortlist: int = 24,
         species: Sequence[str | None] | None = None,
         per_species: int = 3,
+        workers: int = 1,
+        min_parallel: int = 16,
     ):
         from Bio.Align import PairwiseAligner
+
+        self.workers = max(1, workers)
+        self.min_parallel = min_parallel
+        self._pool = None
+        self._settings = (
+            list(barcodes),
+            k,
+            shortlist,
+            None if species is None else list(species),
+            per_species,
+        )
 
         self._index = KmerIndex(barcodes, k)
         self.references = self._index.sequences
@@ -165,16 +180,34 @@ class ReferenceAligner:
 
         The identity of a shortlisted reference comes from the alignment score alone (fast):
         with match +1, mismatch -1 and gaps charged, score / span ≈ 2·identity - 1. The best
-        one is re-aligned with its traceback for exact counts by codon position.
+        one is re-aligned with its traceback for exact counts by codon position. With
+        ``workers`` > 1 and enough reads, chunks of reads go to worker processes (the aligner
+        holds the GIL, so threads would not help); the answers are the same.
         """
         reads = clean_sequences(list(reads), "read")
+        if self.workers > 1 and len(reads) >= self.min_parallel:
+            size = -(-len(reads) // self.workers)
+            chunks = [reads[i : i + size] for i in range(0, len(reads), size)]
+            parts = list(self._worker_pool().map(_search_in_worker, chunks))
+            rows = [row for part in parts for row in part[0]]
+            hits = [hit for part in parts for hit in part[1]]
+        else:
+            rows, hits = self._search_rows(reads)
+        out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
+        for i, (candidates, identity) in enumerate(rows):
+            out[i, candidates] = identity
+        return out, hits
+
+    def _search_rows(self, reads: list[str]) -> tuple[list, list[Hit | None]]:
+        """Per read, (shortlisted references, their identities clipped at 0) and the best hit."""
         wide = self.shortlist if self._species is None else 4 * self.shortlist
         top, _ = self._index.query(reads, wide)
-        out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
+        rows: list = []
         hits: list[Hit | None] = []
         for i, read in enumerate(reads):
             called = len(read) - read.count("N")
             if called < 3 * self._index.k:
+                rows.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
                 hits.append(None)
                 continue
             candidates = self._diverse(top[i])
@@ -183,10 +216,33 @@ class ReferenceAligner:
             )
             spans = np.minimum(called, [len(self.references[j]) for j in candidates])
             identity = 0.5 * (scores / spans + 1.0)
-            out[i, candidates] = np.maximum(identity, 0.0)
+            clipped = np.maximum(identity, 0.0).astype(np.float32)
             best = int(candidates[np.argmax(identity)])
-            hits.append(replace(self._hit(read, best), gap=self._gap(out[i], candidates, best)))
-        return out, hits
+            full = np.zeros(len(self.references), dtype=np.float32)
+            full[candidates] = clipped
+            rows.append((candidates, clipped))
+            hits.append(replace(self._hit(read, best), gap=self._gap(full, candidates, best)))
+        return rows, hits
+
+    def _worker_pool(self):
+        """Worker processes, each holding its own copy of this aligner (started once)."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self._settings,),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _diverse(self, ranked: np.ndarray) -> np.ndarray:
         """The first ``shortlist`` of ``ranked`` with at most ``per_species`` of one species."""
@@ -252,3 +308,16 @@ class ReferenceAligner:
             gaps=gaps,
             divergence=divergence_estimate(by_position, span),
         )
+
+
+_WORKER_ALIGNER: ReferenceAligner | None = None
+
+
+def _start_worker(settings: tuple) -> None:
+    global _WORKER_ALIGNER
+    _WORKER_ALIGNER = ReferenceAligner(*settings)
+
+
+def _search_in_worker(reads: list[str]) -> tuple[list, list[Hit | None]]:
+    assert _WORKER_ALIGNER is not None
+    return _WORKER_ALIGNER._search_rows(reads)

@@ -172,3 +172,20 @@ def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
     assert np.mean([h.divergence <= 0.02 for h in known_hits]) >= 0.9
     assert np.mean([h.divergence > 0.02 for h in absent_hits]) >= 0.9
     assert all(h.gap is not None for h in known_hits)  # the next species was aligned too
+
+
+def test_worker_processes_give_the_same_answers():
+    rng = np.random.default_rng(7)
+    refs = [coding(rng, 200) for _ in range(12)]
+    species = [f"S{n // 3}" for n in range(12)]
+    reads = [mutate_third_positions(refs[n % 12], range(n % 7, 200, 23)) for n in range(20)]
+    reads[3] = "N" * 300  # no hit, in the middle of a chunk
+    serial = ReferenceAligner(refs, shortlist=5, species=species)
+    parallel = ReferenceAligner(refs, shortlist=5, species=species, workers=2, min_parallel=4)
+    try:
+        sims, hits = parallel.search(reads)
+    finally:
+        parallel.close()
+    expected_sims, expected_hits = serial.search(reads)
+    np.testing.assert_array_equal(sims, expected_sims)
+    assert hits == expected_hits and hits[3] is None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from hir_edge.cli.common import bundle_option, open_output
@@ -79,6 +81,13 @@ from hir_edge.cli.common import bundle_option, open_output
     help="Specimens per inference batch.",
 )
 @click.option(
+    "--workers",
+    default=lambda: min(os.cpu_count() or 1, 8),
+    show_default="CPU cores, at most 8",
+    type=click.IntRange(min=1),
+    help="Processes aligning reads to the reference barcodes (used for batches of 16+ reads).",
+)
+@click.option(
     "--log",
     "log_path",
     type=click.Path(dir_okay=False),
@@ -101,6 +110,7 @@ def identify(
     precision,
     device,
     batch_size,
+    workers,
     log_path,
     force,
     quiet,
@@ -136,6 +146,7 @@ def identify(
         min_confidence=min_confidence,
         max_rank=max_rank,
         batch_size=batch_size,
+        workers=workers,
         quiet=quiet,
     )
     with open_output(output, force) as (stream, is_tty):

@@ -213,8 +213,10 @@ class Identifier:
         top_k: int = 3,
         min_confidence: float | None = None,
         max_rank: str | None = None,
+        workers: int = 1,
     ):
         self.bundle = bundle
+        self.workers = workers  # processes aligning reads to the reference barcodes
         self.backend = backend
         self.top_k = top_k
         self.taxonomy = bundle.taxonomy
@@ -310,6 +312,7 @@ class Identifier:
                 self.scoring.barcode_shortlist,
                 [int(c) if c >= 0 else None for c in species],
                 self.scoring.barcode_per_species,
+                workers=self.workers,
             )
         sims, hits = self._aligner.search(sequences)
         full = np.zeros((len(sims), len(refs.barcodes)), dtype=np.float32)
@@ -350,6 +353,11 @@ class Identifier:
             cos, self.scoring.temperatures[modality], votes, weight, barcode_votes, barcode_weight
         )
         return logits, sims, barcode_sims, hits
+
+    def close(self) -> None:
+        """Stop the alignment worker processes, if any were started."""
+        if self._aligner is not None:
+            self._aligner.close()
 
     def _reference_matrix(self, modality: str) -> np.ndarray | None:
         refs = self.bundle.references

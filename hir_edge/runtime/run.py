@@ -40,6 +40,7 @@ class IdentifyRun:
     min_confidence: float | None = None
     max_rank: str | None = None
     batch_size: int = 32
+    workers: int = 1
     quiet: bool = False
     stats: dict = field(default_factory=dict)
 
@@ -66,7 +67,9 @@ class IdentifyRun:
             bundle=str(bundle.root), bundle_name=bundle.name, backend=backend.describe(), format=fmt
         )
         self._say(f"bundle {bundle.name} ({bundle.root}); backend: {backend.describe()}")
-        identifier = Identifier(bundle, backend, self.top_k, self.min_confidence, self.max_rank)
+        identifier = Identifier(
+            bundle, backend, self.top_k, self.min_confidence, self.max_rank, self.workers
+        )
         if identifier.synthetic_image_branch and self.images:
             self._say(
                 "note: this bundle's image branch was trained on drawn photos (see its model card)"
@@ -100,6 +103,7 @@ class IdentifyRun:
             identified += len(results)
             bar.update(len(results))
         bar.close()
+        identifier.close()
         writer.close()
         self._report(problems, report, seen)
         seconds = time.perf_counter() - start
