@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -148,6 +147,7 @@ def fragments(reads, length: int, seed: int):
 
 
 def main() -> None:
+    from hir_edge.align import default_workers
     from hir_edge.degrade import degrade_dna_seeded, get_preset
     from hir_edge.evaluation.baselines import AlignmentIndex
     from hir_edge.runtime.backends import select_backend
@@ -167,7 +167,7 @@ def main() -> None:
         sys.exit(f"{SHARED} is absent: this benchmark needs the real BOLD barcodes")
     bundle = open_bundle(args.bundle)
     backend = select_backend(bundle)
-    identifier = Identifier(bundle, backend, workers=min(os.cpu_count() or 1, 8))
+    identifier = Identifier(bundle, backend, workers=default_workers())
     taxonomy = bundle.taxonomy
     _, ref_codes, ref_lineages = load_specimens(bundle, args.data, "train")
     align = AlignmentIndex([field_read(r)[0] for r in ref_codes], prefilter=50)

@@ -28,19 +28,23 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from hir_edge.align import THIRD_POSITION_SHARE, novel_species  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data" / "bold_coi"
 DATA = ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
 
 
 def error_margin(hit, z: float = 1.5) -> float:
     """z standard errors of the divergence estimate: errors E fall 1/3 on third positions, so
-    Var(m3 - m12/2) = E/2, divided by the estimate's denominator 0.775 and the span."""
+    Var(m3 - m12/2) = E/2, divided by the estimate's denominator (divergence_estimate's) and
+    the span."""
+    denominator = THIRD_POSITION_SHARE - 0.5 * (1.0 - THIRD_POSITION_SHARE)
     errors = max(sum(hit.mismatches_by_position) - hit.divergence * hit.span, 0.0)
-    return z * np.sqrt(0.5 * errors) / 0.775 / max(hit.span, 1)
+    return z * np.sqrt(0.5 * errors) / denominator / max(hit.span, 1)
 
 
 RULES = {
-    "2%": lambda h: h.identity < 0.8 or h.divergence > 0.02,
+    "2%": lambda h: novel_species(h)[0],  # the rule `identify` uses
     "gap": lambda h: (
         h.identity < 0.8
         or h.divergence > 0.05

@@ -80,6 +80,13 @@ def divergence_estimate(mismatches: Sequence[int], span: int, share3: float = TH
     return max(d, 0.0) / max(span, 1)
 
 
+def default_workers() -> int:
+    """Alignment processes by default: the CPU cores, at most 8."""
+    import os
+
+    return min(os.cpu_count() or 1, 8)
+
+
 def novel_species(
     hit: Hit, divergence: float = 0.02, identity_min: float = 0.8
 ) -> tuple[bool, str]:
@@ -140,14 +147,6 @@ class ReferenceAligner:
         self.workers = max(1, workers)
         self.min_parallel = min_parallel
         self._pool = None
-        self._settings = (
-            list(barcodes),
-            k,
-            shortlist,
-            None if species is None else list(species),
-            per_species,
-        )
-
         self._index = KmerIndex(barcodes, k)
         self.references = self._index.sequences
         self.shortlist = max(1, shortlist)
@@ -216,12 +215,10 @@ class ReferenceAligner:
             )
             spans = np.minimum(called, [len(self.references[j]) for j in candidates])
             identity = 0.5 * (scores / spans + 1.0)
-            clipped = np.maximum(identity, 0.0).astype(np.float32)
-            best = int(candidates[np.argmax(identity)])
-            full = np.zeros(len(self.references), dtype=np.float32)
-            full[candidates] = clipped
-            rows.append((candidates, clipped))
-            hits.append(replace(self._hit(read, best), gap=self._gap(full, candidates, best)))
+            best = int(np.argmax(identity))
+            rows.append((candidates, np.maximum(identity, 0.0).astype(np.float32)))
+            hit = self._hit(read, int(candidates[best]))
+            hits.append(replace(hit, gap=self._gap(candidates, identity, best)))
         return rows, hits
 
     def _worker_pool(self):
@@ -230,11 +227,15 @@ class ReferenceAligner:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
+            species = None
+            if self._species is not None:
+                species = [None if c < 0 else int(c) for c in self._species]
+            settings = (self.references, self._index.k, self.shortlist, species, self.per_species)
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(self._settings,),
+                initargs=(settings,),
             )
         return self._pool
 
@@ -259,8 +260,9 @@ class ReferenceAligner:
                 break
         return np.array(kept, dtype=np.int64)
 
-    def _gap(self, identity: np.ndarray, candidates: np.ndarray, best: int) -> float | None:
-        """Best identity minus that of the nearest other species (None without one).
+    def _gap(self, candidates: np.ndarray, identity: np.ndarray, best: int) -> float | None:
+        """Identity of ``candidates[best]`` minus that of the nearest other species (None
+        without one), from the candidates' ``identity``.
 
         The best hit's species is that of the best reference identified to species; a hit on
         an unidentified reference is thus measured against the species it most resembles.
@@ -268,15 +270,14 @@ class ReferenceAligner:
         if self._species is None:
             return None
         codes = self._species[candidates]
-        scores = identity[candidates]
         named = codes >= 0
         if not named.any():
             return None
-        own = codes[named][np.argmax(scores[named])]
+        own = codes[named][np.argmax(identity[named])]
         others = named & (codes != own)
         if not others.any():
             return None
-        return float(identity[best] - scores[others].max())
+        return float(identity[best] - identity[others].max())
 
     def _hit(self, read: str, j: int) -> Hit:
         """Exact counts of the best alignment of ``read`` to reference ``j``."""

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from hir_edge.cli.common import bundle_option, open_output
+
+
+def _default_workers() -> int:
+    from hir_edge.align import default_workers  # numpy + Biopython: only when asked
+
+    return default_workers()
 
 
 @click.command()
@@ -82,7 +86,7 @@ from hir_edge.cli.common import bundle_option, open_output
 )
 @click.option(
     "--workers",
-    default=lambda: min(os.cpu_count() or 1, 8),
+    default=lambda: _default_workers(),
     show_default="CPU cores, at most 8",
     type=click.IntRange(min=1),
     help="Processes aligning reads to the reference barcodes (used for batches of 16+ reads).",
