@@ -2,12 +2,12 @@
 
 Biologists trust the best alignment hit, and rightly: on a known species it is close to
 perfect even for noisy reads. What it cannot say is whether a 94%-identical hit is a degraded
-read of that species or a different species 6% away. COI is a protein-coding gene, and that
-decides it: real divergence between species sits mostly at third codon positions (synonymous
-changes) and almost never shifts the frame, while sequencing errors fall on all three positions
-alike and add single-base indels. So the mismatches of the best hit are split by the codon
-position of the reference base and the read's own divergence is estimated as what the errors
-cannot explain (:func:`divergence_estimate`).
+read of that species or a different species 6% away. Two footprints of evolution tell them
+apart: COI is a protein-coding gene, so real divergence between species sits mostly at third
+codon positions (synonymous changes) while sequencing errors fall on all three alike; and at
+each site the library's species carry only a few bases, which a real difference gives and an
+error mostly does not (:mod:`hir_edge.site_profile`). The read's own divergence is the
+maximum-likelihood split of its mismatches between the two (:func:`divergence_estimate`).
 
 Each hit also carries the barcode gap (``Hit.gap``): how much closer the read is to its best
 species than to the next one, which a taxonomist reads beside the identity.
@@ -29,6 +29,7 @@ import numpy as np
 
 from hir_edge.kmers import KmerIndex, clean_sequences
 from hir_edge.read_qc import stop_codon_counts
+from hir_edge.site_profile import SiteProfile, base_codes
 
 # Share of interspecific COI substitutions at third codon positions. Insects: ~0.8-0.9 (e.g.
 # Hebert et al. 2003's barcode analyses; 3rd positions are mostly four-fold degenerate).
@@ -42,10 +43,11 @@ class Hit:
 
     ``identity`` = matches / (matches + mismatches + gap columns) over the aligned span, N not
     counted. ``divergence`` estimates the share of the span by which the read's species differs
-    from the reference's, sequencing errors taken out (:func:`divergence_estimate`). ``gap`` is
-    the barcode gap: the best hit's identity minus that of the nearest reference of another
-    species (both from alignment scores); None when no other species was shortlisted or the
-    references carry no species.
+    from the reference's, sequencing errors taken out (:func:`divergence_estimate`).
+    ``library_bases``: mismatches where the read has a base that some library species carries
+    at that site. ``gap`` is the barcode gap: the best hit's identity minus that of the
+    nearest reference of another species (both from alignment scores); None when no other
+    species was shortlisted or the references carry no species.
     """
 
     reference: int
@@ -55,29 +57,65 @@ class Hit:
     gaps: int
     divergence: float
     gap: float | None = None
+    library_bases: int = 0
 
     def to_dict(self) -> dict:
         return {
             "identity": round(self.identity, 4),
             "aligned_bases": self.span,
             "mismatches_by_codon_position": list(self.mismatches_by_position),
+            "mismatches_with_library_bases": self.library_bases,
             "gaps": self.gaps,
             "divergence": round(self.divergence, 4),
             "barcode_gap": None if self.gap is None else round(self.gap, 4),
         }
 
 
-def divergence_estimate(mismatches: Sequence[int], span: int, share3: float = THIRD_POSITION_SHARE):
-    """Share of ``span`` explained by species divergence rather than by read errors.
+def divergence_estimate(
+    called: tuple[int, int],
+    third: np.ndarray,
+    shares: np.ndarray,
+    share3: float = THIRD_POSITION_SHARE,
+) -> float:
+    """Maximum-likelihood divergence per site between the read's species and the reference's.
 
-    Errors put E mismatches on codon positions 1+2 : 3 as 2/3 : 1/3; divergence D as
-    (1 - s) : s with s = ``share3``. From m12 = 2E/3 + (1-s)D and m3 = E/3 + sD:
-    D = (m3 - m12/2) / (s - (1-s)/2), clipped at 0.
+    Each aligned, called site of the read is, independently, an error (rate e, any of the
+    three other bases alike), a divergent site (rate D times the codon position's weight:
+    3·s at third positions, 1.5·(1-s) at the others, with s = ``share3``, so D is the mean
+    per site; the new base is the one the library's species carry there with the mismatch's
+    ``shares``), or a match. The log-likelihood is a sum of logs of linear functions of
+    (e, D), hence concave: a coarse grid over 0..0.3 and a fine one around its best find the
+    maximum to 0.0005 in D.
+
+    Args:
+        called: aligned sites with a base on both sides, (third positions, other positions).
+        third: per mismatch, whether it is at a third codon position.
+        shares: per mismatch, the share from :meth:`hir_edge.site_profile.SiteProfile.shares`
+            (1/3 when unknown: then only the codon positions decide).
     """
-    m12 = mismatches[0] + mismatches[1]
-    m3 = mismatches[2]
-    d = (m3 - 0.5 * m12) / (share3 - 0.5 * (1.0 - share3))
-    return max(d, 0.0) / max(span, 1)
+    w3, w12 = 3.0 * share3, 1.5 * (1.0 - share3)
+    third = np.asarray(third, dtype=bool)
+    matched = ((called[0] - int(third.sum()), w3), (called[1] - int((~third).sum()), w12))
+    weights = np.where(third, w3, w12) * np.asarray(shares, dtype=float)
+    values, counts = np.unique(np.round(weights, 4), return_counts=True)
+
+    def loglik(e: np.ndarray, d: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(e), len(d)))
+        e, d = e[:, None], d[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for sites, weight in matched:
+                if sites:
+                    out += sites * np.log(np.clip(1.0 - e - d * weight, 0.0, None))
+            for weight, count in zip(values, counts):
+                out += count * np.log(e / 3.0 + d * weight)
+        return np.nan_to_num(out, nan=-np.inf)
+
+    e, d = np.linspace(0.0, 0.3, 31), np.linspace(0.0, 0.3, 61)
+    for _ in range(2):
+        i, j = np.unravel_index(int(np.argmax(loglik(e, d))), (len(e), len(d)))
+        e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
+        d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
+    return float(d[20])
 
 
 def default_workers() -> int:
@@ -104,11 +142,12 @@ def novel_species(
             f"best reference barcode only {100 * hit.identity:.1f}% identical "
             f"(< {100 * identity_min:.0f}%)"
         )
+    mismatches = sum(hit.mismatches_by_position)
     return hit.divergence > divergence, (
         f"best reference barcode {100 * hit.identity:.1f}% identical; estimated divergence "
         f"{100 * hit.divergence:.1f}% > {100 * divergence:.1f}% (mismatches at codon positions "
-        f"1/2/3: {by_pos}, mostly third-position changes as between species rather than read "
-        "errors)"
+        f"1/2/3: {by_pos}, {hit.library_bases} of {mismatches} with a base other species carry "
+        "there: changes as between species rather than read errors)"
     )
 
 
@@ -164,6 +203,7 @@ class ReferenceAligner:
         )
         self.per_species = max(1, per_species)
         self._frames = np.array([coding_frame(r) for r in self.references])
+        self.sites = SiteProfile(self.references, self._species)
         aligner = PairwiseAligner()
         aligner.mode = "global"
         aligner.match_score = 1.0
@@ -284,30 +324,44 @@ class ReferenceAligner:
         ref = self.references[j]
         alignment = self._aligner.align(read, ref)[0]
         frame = int(self._frames[j])
-        by_position = [0, 0, 0]
+        called_by_position = np.zeros(3, dtype=np.int64)
+        wrong_at, wrong_bases = [], []
         matches = gaps = 0
         blocks_read, blocks_ref = alignment.aligned
         for (r0, r1), (f0, f1) in zip(blocks_read, blocks_ref):
-            a = np.frombuffer(read[r0:r1].encode(), dtype=np.uint8)
-            b = np.frombuffer(ref[f0:f1].encode(), dtype=np.uint8)
-            called = (a != ord("N")) & (b != ord("N"))
+            a = base_codes(read[r0:r1])
+            b = base_codes(ref[f0:f1])
+            called = (a >= 0) & (b >= 0)
             same = (a == b) & called
             matches += int(same.sum())
-            wrong = np.flatnonzero(called & ~same) + f0
-            for pos in (wrong - frame) % 3:
-                by_position[int(pos)] += 1
+            called_by_position += np.bincount(
+                (np.flatnonzero(called) + f0 - frame) % 3, minlength=3
+            )
+            wrong = np.flatnonzero(called & ~same)
+            wrong_at.append(wrong + f0)
+            wrong_bases.append(a[wrong])
         # Gap columns between aligned blocks (end gaps are not counted: truncation is free).
         for side in (blocks_read, blocks_ref):
             gaps += int(sum(max(side[n + 1][0] - side[n][1], 0) for n in range(len(side) - 1)))
-        mismatches = sum(by_position)
-        span = matches + mismatches + gaps
+        at = np.concatenate(wrong_at) if wrong_at else np.zeros(0, dtype=np.int64)
+        bases = np.concatenate(wrong_bases) if wrong_bases else np.zeros(0, dtype=np.int64)
+        codon_position = (at - frame) % 3
+        by_position = np.bincount(codon_position, minlength=3)
+        shares, in_library = self.sites.shares(j, at, bases)
+        third_called = int(called_by_position[2])
+        span = matches + len(at) + gaps
         return Hit(
             reference=j,
             identity=matches / max(span, 1),
             span=span,
-            mismatches_by_position=(by_position[0], by_position[1], by_position[2]),
+            mismatches_by_position=(int(by_position[0]), int(by_position[1]), int(by_position[2])),
             gaps=gaps,
-            divergence=divergence_estimate(by_position, span),
+            divergence=divergence_estimate(
+                (third_called, int(called_by_position.sum()) - third_called),
+                codon_position == 2,
+                shares,
+            ),
+            library_bases=int(in_library.sum()),
         )
 
 

@@ -1,4 +1,4 @@
-"""Read-to-reference alignment and the codon-position divergence estimate (hir_edge.align)."""
+"""Read-to-reference alignment and the divergence estimate (hir_edge.align)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,65 @@ def coding(rng: np.random.Generator, codons: int) -> str:
     return "".join(rng.choice(SENSE, codons))
 
 
+def maximum_by_bisection(third_matched: int, other_matched: int, mismatches: int) -> float:
+    """D maximising n3·log(1 - 2.55 D) + n12·log(1 - 0.225 D) + M·log(D): the likelihood with
+    no read errors (e = 0) and M third-position mismatches, by hand."""
+    slope = lambda d: (  # noqa: E731
+        -third_matched * 2.55 / (1 - 2.55 * d)
+        - other_matched * 0.225 / (1 - 0.225 * d)
+        + mismatches / d
+    )
+    lo, hi = 1e-6, 0.3
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
+    return lo
+
+
 def test_divergence_estimate_by_hand():
-    # m12 = 4, m3 = 10: D = (10 - 4/2) / (0.85 - 0.15/2) = 8 / 0.775 = 10.3226 bases of 600.
-    assert divergence_estimate((2, 2, 10), 600) == pytest.approx(10.3226 / 600, rel=1e-4)
-    # Errors alone fall on the three positions alike: nothing left for divergence.
-    assert divergence_estimate((4, 4, 4), 600) == 0.0
-    assert divergence_estimate((9, 9, 0), 600) == 0.0  # clipped at zero
+    # 600 sites, 20 third-position changes: a sister species. Errors would put 2/3 of them on
+    # positions 1-2, so e = 0 and D solves the one-parameter likelihood (0.0337).
+    third = np.ones(20, dtype=bool)
+    expected = maximum_by_bisection(180, 400, 20)
+    assert expected == pytest.approx(0.03373, abs=1e-5)
+    for shares in (np.ones(20), np.full(20, 1 / 3)):
+        assert divergence_estimate((200, 400), third, shares) == pytest.approx(expected, abs=5e-4)
+    # 20 mismatches over all codon positions to bases no species carries there: read errors.
+    spread = np.array([True] * 7 + [False] * 13)
+    assert divergence_estimate((200, 400), spread, np.full(20, 0.1)) == 0.0
+    assert divergence_estimate((200, 400), np.zeros(0, dtype=bool), np.zeros(0)) == 0.0
+
+
+def test_library_bases_decide_between_errors_and_divergence():
+    """12 third- and 8 first/second-position mismatches: the same counts read as errors when
+    the read's bases are ones no species carries there, as a 3% sister species when they are
+    the bases other species carry."""
+    third = np.array([True] * 12 + [False] * 8)
+    estimates = [divergence_estimate((200, 400), third, np.full(20, g)) for g in (0.1, 1 / 3, 0.9)]
+    assert estimates[0] == 0.0 < estimates[1] < 0.02 < estimates[2]
+    assert estimates == pytest.approx([0.0, 0.0175, 0.0325], abs=5e-4)
+
+
+def test_divergence_estimate_matches_an_exhaustive_grid():
+    """Coarse-then-fine search against the whole (e, D) grid at 0.001: the likelihood is
+    concave, so the two agree within the coarser step."""
+    rng = np.random.default_rng(0)
+    e = np.linspace(0.0, 0.3, 301)[:, None]
+    d = np.linspace(0.0, 0.3, 301)[None, :]
+    for _ in range(40):
+        n = int(rng.integers(0, 60))
+        third = rng.random(n) < rng.random()
+        shares = rng.random(n)
+        called = (int(rng.integers(120, 220)), int(rng.integers(240, 440)))
+        w = np.where(third, 2.55, 0.225) * shares
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grid = (called[0] - third.sum()) * np.log(np.clip(1 - e - 2.55 * d, 0, None))
+            grid = grid + (called[1] - (~third).sum()) * np.log(np.clip(1 - e - 0.225 * d, 0, None))
+            for weight in w:
+                grid = grid + np.log(e / 3 + d * weight)
+        grid = np.nan_to_num(grid, nan=-np.inf)
+        best = d[0, np.unravel_index(np.argmax(grid), grid.shape)[1]]
+        assert divergence_estimate(called, third, shares) == pytest.approx(best, abs=1e-3)
 
 
 def test_coding_frame_is_the_open_one():
@@ -67,13 +120,13 @@ def test_third_position_changes_read_as_divergence_random_ones_do_not():
         sister[3 * codon + 2] = swap[sister[3 * codon + 2]]
     hit = aligner.search(["".join(sister)])[1][0]
     assert (hit.reference, hit.mismatches_by_position) == (0, (0, 0, 20))
-    assert hit.divergence == pytest.approx(20 / 0.775 / 600)
+    assert hit.divergence > 0.02
     noisy = list(ref)
     for pos in range(7, 600, 31):  # 20 errors spread over all codon positions
         noisy[pos] = swap[noisy[pos]]
     hit = aligner.search(["".join(noisy)])[1][0]
     assert sum(hit.mismatches_by_position) == 20
-    assert hit.divergence < 0.01 < divergence_estimate((0, 0, 20), 600)
+    assert hit.divergence < 0.01
 
 
 def test_a_read_of_nothing_but_n_has_no_hit():
@@ -111,13 +164,13 @@ def test_shortlist_keeps_a_few_per_species_so_the_next_species_is_aligned():
 
 def test_novelty_rule_by_hand():
     def hit(identity=0.97, divergence=0.03, gap=0.1):
-        return Hit(0, identity, 600, (1, 1, 18), 0, divergence, gap)
+        return Hit(0, identity, 600, (1, 1, 18), 0, divergence, gap, library_bases=17)
 
     assert novel_species(hit()) == (
         True,
         "best reference barcode 97.0% identical; estimated divergence 3.0% > 2.0% "
-        "(mismatches at codon positions 1/2/3: 1/1/18, mostly third-position changes as "
-        "between species rather than read errors)",
+        "(mismatches at codon positions 1/2/3: 1/1/18, 17 of 20 with a base other species "
+        "carry there: changes as between species rather than read errors)",
     )
     assert novel_species(hit(divergence=0.015))[0] is False
     assert novel_species(hit(divergence=0.015), divergence=0.01)[0] is True
@@ -139,7 +192,7 @@ def test_a_sister_species_has_a_small_barcode_gap_a_distant_one_a_large_one():
         aligner = ReferenceAligner([a, other], shortlist=2, species=["A", "B"])
         hit = aligner.search([lineage])[1][0]
         assert hit.reference == 0
-        assert hit.divergence == pytest.approx(20 / 0.775 / 600)  # 4.3% estimated
+        assert hit.divergence > 0.03  # 20 third-position changes of 600 sites
         assert (hit.gap > 0.05) is wide
         assert novel_species(hit)[0] is True
 

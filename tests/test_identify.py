@@ -178,12 +178,34 @@ def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
     hit = item["best_hit"]
     assert (hit["identity"], hit["divergence"], hit["gaps"]) == (1.0, 0.0, 0)
     assert hit["mismatches_by_codon_position"] == [0, 0, 0]
+    assert hit["mismatches_with_library_bases"] == 0
     assert hit["barcode_gap"] > 0.05  # the next species was aligned too, well below 100%
     assert item["novel"] is False
     table = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-q", "--format", "table"])
     assert "best barcode hit:" in table.stdout and "100.0% identity" in table.stdout
     gap = f"{100 * hit['barcode_gap']:.1f} points above the next species"
     assert gap in table.stdout
+
+
+def test_a_changed_read_reports_which_mismatches_other_species_explain(tiny_bundle, tmp_path):
+    """Two changed bases: the JSON counts those carrying a base another species has there, and
+    the table prints the same count beside the codon positions."""
+    barcode = open_bundle(tiny_bundle).references.barcodes[5]
+    barcode = barcode.decode() if isinstance(barcode, bytes) else str(barcode)
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}
+    read = list(barcode)
+    for position in (101, 302):
+        read[position] = swap[read[position]]
+    reads = tmp_path / "changed.fa"
+    reads.write_text(">changed\n" + "".join(read) + "\n")
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "-q"]
+    hit = json.loads(run([*args, "--format", "json"]).stdout)[0]["best_hit"]
+    assert sum(hit["mismatches_by_codon_position"]) == 2
+    shared = hit["mismatches_with_library_bases"]
+    assert 0 <= shared <= 2
+    by_pos = "/".join(str(m) for m in hit["mismatches_by_codon_position"])
+    table = run([*args, "--format", "table"]).stdout
+    assert f"1/2/3 {by_pos} ({shared} with a base other species carry there)" in table
 
 
 def test_output_file_is_atomic_and_never_clobbered(tiny_bundle, field_inputs, tmp_path):

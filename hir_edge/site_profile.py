@@ -1,0 +1,156 @@
+"""Which bases the library's species carry at each barcode site.
+
+A read that differs from its best reference can differ because its species does or because
+the read has errors. Evolution leaves a footprint errors do not: at a given COI site the
+species of a library carry only a few of the four bases (third positions of insect COI are
+mostly A or T, many sites never vary), and a real difference between species almost always
+gives one of those bases. A sequencing error gives any base. So each mismatch is weighed by
+how often the library's species carry the read's base at that site (:meth:`SiteProfile.shares`).
+
+Sites are columns of one anchor barcode (the longest species representative). Each reference
+is placed on the anchor by the diagonal of shared k-mers, nearest shared k-mer first: COI
+barcodes are colinear and rarely carry indels, so this is a few milliseconds of numpy for the
+whole library instead of an alignment per reference. Each species counts once per site (its
+best-covered reference), so a species with many records does not outvote the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_CODE = np.full(256, -1, dtype=np.int64)
+for _i, _base in enumerate(b"ACGT"):
+    _CODE[_base] = _i
+
+# Pseudo-count per base and site: with few species (or a site they all share) a mismatch's
+# share stays near 1/3, the error model's, and so carries no evidence either way.
+PSEUDOCOUNT = 0.5
+# Largest shift of a reference against the anchor that is taken as an indel (bases).
+MAX_SHIFT = 30
+
+
+def base_codes(seq: str) -> np.ndarray:
+    """A/C/G/T as 0..3, anything else (N) as -1."""
+    return _CODE[np.frombuffer(seq.encode(), dtype=np.uint8)]
+
+
+def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """Integer code of the k-mer starting at each position; -1 where it holds an N or runs off."""
+    n = len(codes) - k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    bad = np.zeros(n, dtype=bool)
+    for i in range(k):
+        part = codes[i : i + n]
+        out = out * 4 + np.maximum(part, 0)
+        bad |= part < 0
+    out[bad] = -1
+    return out
+
+
+class SiteProfile:
+    """Base counts per anchor site over the species of a reference library.
+
+    Args:
+        references: the library's barcodes (forward strand, cleaned to A/C/G/T/N).
+        species: a species code per reference (-1 = not identified to species), or None to
+            count every reference as its own species.
+        k: k-mer length used to place references on the anchor (8: specific within ~650 bp,
+            and one in ten 8-mers survives between barcodes 25% apart).
+    """
+
+    def __init__(self, references: Sequence[str], species: Sequence[int] | None, k: int = 8):
+        self.references = list(references)
+        self.k = k
+        called = np.array([len(r) - r.count("N") for r in self.references])
+        if species is None:
+            representatives = list(range(len(self.references)))
+        else:
+            best: dict[int, int] = {}
+            for j, code in enumerate(species):
+                if code >= 0 and (code not in best or called[j] > called[best[code]]):
+                    best[code] = j
+            representatives = sorted(best.values())
+        anchor = max(representatives, key=lambda j: called[j], default=None)
+        self.anchor = "" if anchor is None else self.references[anchor]
+        kmers = kmer_codes(base_codes(self.anchor), k)
+        values, first, counts = np.unique(kmers, return_index=True, return_counts=True)
+        unique = (counts == 1) & (values >= 0)  # a repeated k-mer would place ambiguously
+        self._anchor_kmers = values[unique]
+        self._anchor_starts = first[unique]
+        self.counts = np.zeros((len(self.anchor), 4))
+        for j in representatives:
+            columns = self._place(self.references[j])
+            codes = base_codes(self.references[j])
+            ok = (columns >= 0) & (codes >= 0)
+            np.add.at(self.counts, (columns[ok], codes[ok]), 1.0)
+        self.species_counted = len(representatives)
+        self._columns: dict[int, np.ndarray] = {}
+
+    def _place(self, seq: str) -> np.ndarray:
+        """Anchor column of each position of ``seq`` (-1 where it cannot be placed).
+
+        Each shared k-mer votes for a diagonal (anchor start - sequence start). The most voted
+        diagonal is trusted, and those near it with a tenth of its votes (an indel moves the
+        diagonal where it happens); each position takes the diagonal of the nearest trusted
+        k-mer.
+        """
+        out = np.full(len(seq), -1, dtype=np.int64)
+        kmers = kmer_codes(base_codes(seq), self.k)
+        if not len(kmers) or not len(self._anchor_kmers):
+            return out
+        where = np.searchsorted(self._anchor_kmers, kmers)
+        where = np.minimum(where, len(self._anchor_kmers) - 1)
+        shared = (self._anchor_kmers[where] == kmers) & (kmers >= 0)
+        starts = np.flatnonzero(shared)
+        diagonals = self._anchor_starts[where[shared]] - starts
+        values, votes = np.unique(diagonals, return_counts=True)
+        if not len(values):
+            return out
+        main = values[np.argmax(votes)]
+        # An indel shifts the diagonal by a few bases; a chance 8-mer lands anywhere.
+        keep = (votes >= max(2, 0.1 * votes.max())) & (np.abs(values - main) <= MAX_SHIFT)
+        trusted = np.isin(diagonals, values[keep])
+        starts, diagonals = starts[trusted], diagonals[trusted]
+        if not len(starts):
+            return out
+        positions = np.arange(len(seq))
+        centres = starts + self.k // 2
+        right = np.clip(np.searchsorted(centres, positions), 0, len(centres) - 1)
+        left = np.clip(right - 1, 0, len(centres) - 1)
+        nearer = np.where(
+            np.abs(centres[left] - positions) <= np.abs(centres[right] - positions), left, right
+        )
+        columns = positions + diagonals[nearer]
+        valid = (columns >= 0) & (columns < len(self.anchor))
+        out[valid] = columns[valid]
+        return out
+
+    def columns(self, j: int) -> np.ndarray:
+        """Anchor column of each position of reference ``j`` (cached: hits repeat)."""
+        if j not in self._columns:
+            self._columns[j] = self._place(self.references[j])
+        return self._columns[j]
+
+    def shares(
+        self, j: int, positions: np.ndarray, read_bases: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per mismatch of a read with reference ``j``: the share of the library's species
+        differing from the reference's base that carry the read's base there, and whether any
+        species carries it.
+
+        ``positions`` are positions in reference ``j``; ``read_bases`` the read's base codes
+        (0..3) opposite them. Unplaced sites give 1/3 (no evidence) and False.
+        """
+        columns = self.columns(j)[positions]
+        ref_bases = base_codes(self.references[j])[positions]
+        placed = (columns >= 0) & (ref_bases >= 0) & (read_bases >= 0)
+        counts = self.counts[np.maximum(columns, 0)]
+        rows = np.arange(len(positions))
+        theirs = counts[rows, np.maximum(read_bases, 0)]
+        others = counts.sum(axis=1) - counts[rows, np.maximum(ref_bases, 0)]
+        share = (theirs + PSEUDOCOUNT) / (others + 3 * PSEUDOCOUNT)
+        return np.where(placed, share, 1.0 / 3.0), placed & (theirs > 0)
