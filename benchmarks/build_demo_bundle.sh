@@ -3,7 +3,7 @@
 # project's own commands, on a fully generated world (no real data is used or shipped):
 #   data synth (generated "Demo" taxa, evolved barcodes, drawn photos) → train (tiny-hir-fuse)
 #   → export (distil into edge-s, INT8) → examples (held-out test specimens, one read degraded).
-# On 2 CPU cores the export alone took 7.6 minutes (training adds its own):
+# On 2 CPU cores the export alone took 11.4 minutes (training adds its own):
 #   bash benchmarks/build_demo_bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

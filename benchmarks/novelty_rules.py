@@ -11,7 +11,8 @@ species name (half A was looked at while choosing; half B was not). Rules:
 * ``codon positions only``: novel above 2% divergence estimated from the codon positions of the
   mismatches alone (the same aligner with the library's bases per site switched off);
 * ``2%``: novel above 2% divergence estimated from codon positions and the library's bases at
-  the mismatched sites (the rule `identify` uses);
+  the mismatched sites (the rule `identify` uses); ``1.5%``, ``2.5%``, ``3%``: the same
+  estimate at other cut-offs (``identify --novel-above``);
 * ``gap``: as ``2%``, but a read 2-5% from its best hit is named when the barcode gap to the
   next species is 5 points or more.
 
@@ -38,7 +39,10 @@ DATA = ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
 # rule name -> (aligner: "codon" or "library", decision on a hit)
 RULES = {
     "codon positions only": ("codon", lambda h: novel_species(h)[0]),
+    "1.5%": ("library", lambda h: novel_species(h, 0.015)[0]),
     "2%": ("library", lambda h: novel_species(h)[0]),  # the rule `identify` uses
+    "2.5%": ("library", lambda h: novel_species(h, 0.025)[0]),
+    "3%": ("library", lambda h: novel_species(h, 0.03)[0]),
     "gap": (
         "library",
         lambda h: (

@@ -239,6 +239,17 @@ def degrade_dna_seeded(seq: str, noise: DnaNoise, seed: int, index: int) -> str:
     return degrade_dna(seq, noise, specimen_rng(seed, index))
 
 
+def fragment_seeded(seq: str, length: int, seed: int, index: int) -> str:
+    """A window of ``length`` bases at a random start (the whole read when shorter): a
+    mini-barcode or the surviving part of a failed read, from specimen ``index``'s stream."""
+    if length < 1:
+        raise ValueError(f"fragment length must be >= 1, got {length}")
+    if len(seq) <= length:
+        return seq
+    start = int(specimen_rng(seed, index).integers(0, len(seq) - length + 1))
+    return seq[start : start + length]
+
+
 def blur_chw(x: np.ndarray, kernel: int) -> np.ndarray:
     """Average over a k×k window on the last two axes ([C,H,W] or [B,C,H,W] float arrays).
 

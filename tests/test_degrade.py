@@ -20,6 +20,7 @@ from hir_edge.degrade import (
     blur_image,
     degrade_dna,
     degrade_dna_seeded,
+    fragment_seeded,
     get_preset,
     specimen_rng,
 )
@@ -333,3 +334,14 @@ def test_module_does_not_import_torch():
     code = "import sys, hir_edge.degrade; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fragment_is_a_seeded_window_of_the_read():
+    seq = "".join(np.random.default_rng(0).choice(list("ACGT"), 600))
+    first = fragment_seeded(seq, 150, 2, 7)
+    assert len(first) == 150 and first in seq
+    assert fragment_seeded(seq, 150, 2, 7) == first  # the specimen's own stream
+    assert {fragment_seeded(seq, 150, 2, i) for i in range(20)} != {first}
+    assert fragment_seeded(seq[:100], 150, 2, 7) == seq[:100]  # shorter: the whole read
+    with pytest.raises(ValueError, match="fragment length must be >= 1, got 0"):
+        fragment_seeded(seq, 0, 2, 7)

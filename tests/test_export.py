@@ -36,10 +36,16 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     for modality in ("image", "dna", "fused"):
         assert len(scoring["temperatures"][modality]) == 4
         assert all(0 < t <= 1.0 for t in scoring["thresholds"][modality])
+    # fitted on clean reads, 'paper'-degraded copies and 150-bp fragments of them
+    assert (scoring["calibration_noise"], scoring["calibration_fragment"]) == ("paper", 150)
+    for key in ("validation_read_divergence", "validation_noisy_read_divergence"):
+        assert 0.0 <= scoring[key]["flagged_novel_%"] <= 100.0
+    assert "validation_fragment_read_divergence" in scoring
     assert manifest["provenance"]["branches"]["image"]["kind"] == "synthetic"
     assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert "## Limits" in card and "generated demo taxon" in card
+    assert "clean reads, their 'paper'-degraded copies and 150-bp fragments of them" in card
 
 
 def test_opened_bundle_matches_the_taxonomy(tiny_bundle):

@@ -187,6 +187,29 @@ def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
     assert gap in table.stdout
 
 
+def test_fragments_of_reference_barcodes_follow_their_alignment(tiny_bundle, tmp_path):
+    """150-bp windows of reference barcodes: each answer reaches its best hit's rank and names
+    the hit's taxon there (a short read's prompt ranking must not overrule its alignment)."""
+    bundle = open_bundle(tiny_bundle)
+    refs = bundle.references
+    lines = []
+    for j in range(0, 40, 4):
+        barcode = refs.barcodes[j]
+        barcode = barcode.decode() if isinstance(barcode, bytes) else str(barcode)
+        lines.append(f">frag{j}\n{barcode[200:350]}\n")
+    reads = tmp_path / "fragments.fa"
+    reads.write_text("".join(lines))
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
+    items = json.loads(run(args).stdout)
+    assert len(items) == 10
+    for item in items:
+        hit = item["best_hit"]
+        assert hit["identity"] >= 0.98 and item["novel"] is False  # itself or a conspecific
+        lineage = item["assigned"]["lineage"]
+        depth = bundle.taxonomy.ranks.index(hit["rank"])
+        assert len(lineage) > depth and lineage[depth] == hit["taxon"], item["id"]
+
+
 def test_a_changed_read_reports_which_mismatches_other_species_explain(tiny_bundle, tmp_path):
     """Two changed bases: the JSON counts those carrying a base another species has there, and
     the table prints the same count beside the codon positions."""
@@ -206,6 +229,34 @@ def test_a_changed_read_reports_which_mismatches_other_species_explain(tiny_bund
     by_pos = "/".join(str(m) for m in hit["mismatches_by_codon_position"])
     table = run([*args, "--format", "table"]).stdout
     assert f"1/2/3 {by_pos} ({shared} with a base other species carry there)" in table
+
+
+def test_novel_above_moves_the_novelty_cut_off(tiny_bundle, tmp_path):
+    """A read 20 third-position changes from a reference (a sister species 3-4% away): novel
+    under the bundle's 2%, not under --novel-above 10; the run log records the setting."""
+    from hir_edge.align import coding_frame
+
+    barcode = open_bundle(tiny_bundle).references.barcodes[5]
+    barcode = barcode.decode() if isinstance(barcode, bytes) else str(barcode)
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}
+    read = list(barcode)
+    frame = coding_frame(barcode)
+    codons = (len(barcode) - frame) // 3
+    for codon in range(3, codons, codons // 20)[:20]:
+        position = frame + 3 * codon + 2
+        read[position] = swap.get(read[position], "A")
+    reads = tmp_path / "sister.fa"
+    reads.write_text(">sister\n" + "".join(read) + "\n")
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
+    item = json.loads(run(args).stdout)[0]
+    assert item["novel"] is True and item["best_hit"]["divergence"] > 0.02
+    assert item["assigned"]["rank"] != "species"
+    log = tmp_path / "run.json"
+    item = json.loads(run([*args, "--novel-above", "10", "--log", str(log)]).stdout)[0]
+    assert item["novel"] is False
+    assert json.loads(log.read_text())["settings"]["novel_divergence"] == 0.1
+    bad = run([*args, "--novel-above", "0"])
+    assert bad.exit_code == 2 and "Invalid value for '--novel-above'" in bad.output
 
 
 def test_output_file_is_atomic_and_never_clobbered(tiny_bundle, field_inputs, tmp_path):

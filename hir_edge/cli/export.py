@@ -46,6 +46,14 @@ import click
     "field thresholds are fitted on ('none': clean reads only).",
 )
 @click.option(
+    "--calib-fragment",
+    type=click.IntRange(min=0),
+    default=150,
+    show_default=True,
+    help="Length of the read fragments (a window of each validation read) that the field "
+    "thresholds are also fitted on (0: none).",
+)
+@click.option(
     "--references/--no-references",
     default=True,
     show_default=True,
@@ -85,6 +93,7 @@ def export(
     calib_samples,
     val_split,
     calib_noise,
+    calib_fragment,
     references,
     max_references,
     distill_epochs,
@@ -134,6 +143,7 @@ def export(
         calib_samples=calib_samples,
         val_split=val_split,
         calibration_noise=None if calib_noise == "none" else calib_noise,
+        calibration_fragment=calib_fragment or None,
         reference_split=calib_split if references else None,
         max_references=max_references,
         engine=engine,

@@ -61,6 +61,17 @@ def _default_workers() -> int:
     help="One confidence threshold for every rank [default: the bundle's fitted ones].",
 )
 @click.option(
+    "--novel-above",
+    "novel_above",
+    type=click.FloatRange(0, 30, min_open=True),
+    default=None,
+    metavar="PERCENT",
+    help="Flag a read as of a species absent from the references when its estimated "
+    "divergence from the best hit exceeds this [default: the bundle's, 2]. Higher names more "
+    "deep lineages of known species and more absent species wrongly "
+    "(benchmarks/results/novelty_rules.md).",
+)
+@click.option(
     "--rank",
     "max_rank",
     type=click.Choice(["order", "family", "genus", "species"]),
@@ -109,6 +120,7 @@ def identify(
     output,
     top_k,
     min_confidence,
+    novel_above,
     max_rank,
     backend,
     precision,
@@ -148,6 +160,7 @@ def identify(
         device=device,
         top_k=top_k,
         min_confidence=min_confidence,
+        novel_divergence=None if novel_above is None else novel_above / 100.0,
         max_rank=max_rank,
         batch_size=batch_size,
         workers=workers,

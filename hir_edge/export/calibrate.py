@@ -3,8 +3,11 @@
 Everything is measured on embeddings produced by the bundle's own graphs (INT8 when the bundle
 is INT8), so the temperatures, thresholds and novelty cut-offs hold for what runs in the field:
 
-* per query modality (image, DNA, fused) and rank, a temperature for the prompt scores, and the
-  weight of the nearest-reference vote (chosen from a small grid by validation NLL);
+* per query modality (image, DNA, fused) and rank, a temperature for the prompt scores (by
+  validation NLL), and the weights of the nearest-reference and aligned-barcode votes, chosen
+  from small grids by how many validation answers they get right along the path, then by NLL.
+  NLL alone preferred weak barcode votes (a confident mistake costs it more than many right
+  answers gain), and the prompt ranking of short reads then overruled exact alignments;
 * per modality and rank, the probability threshold whose assignments reach the target precision;
 * the novelty cut-offs: for photos alone, the embedding similarity of the nearest reference
   below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
@@ -33,7 +36,9 @@ from hir_edge.runtime.scoring import (
 )
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-BARCODE_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+# Up to 64: with a clear barcode hit the alignment must outweigh a prompt ranking that a short
+# or degraded read has thrown off (the fit picks it when fragments are in the validation set).
+BARCODE_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 @dataclass
@@ -44,8 +49,10 @@ class ValidationSet:
     ref_queries: dict[str, np.ndarray]  # modality -> [N_m, d] embedding matched to the references
     labels: dict[str, np.ndarray]  # modality -> [N_m, L]
     sequences: dict[str, list[str]] | None = None  # modality -> reads (DNA and fused)
-    # modality -> how many of the leading reads are clean (the rest: degraded copies)
+    # modality -> how many of the leading reads are clean, and how many degraded copies follow
+    # them (fragments, if any, come last)
     clean_reads: dict[str, int] | None = None
+    degraded_reads: dict[str, int] | None = None
 
 
 def _nll(logp: list[np.ndarray], labels: np.ndarray) -> float:
@@ -109,11 +116,14 @@ def fit_scoring(
             if barcode_sims is not None:
                 if modality == "dna":  # reads of known species: how far from their best hit?
                     n_clean = (val.clean_reads or {}).get(modality, len(hits))
+                    n_noisy = n_clean + (val.degraded_reads or {}).get(modality, 0)
                     out["validation_read_divergence"] = _divergence_stats(hits[:n_clean], settings)
-                    if n_clean < len(hits):
-                        out["validation_noisy_read_divergence"] = _divergence_stats(
-                            hits[n_clean:], settings
-                        )
+                    for key, part in (
+                        ("validation_noisy_read_divergence", hits[n_clean:n_noisy]),
+                        ("validation_fragment_read_divergence", hits[n_noisy:]),
+                    ):
+                        if part:
+                            out[key] = _divergence_stats(part, settings)
                 barcode_votes = identifier.reference_votes(
                     barcode_sims, settings.barcode_temperature
                 )
@@ -131,10 +141,10 @@ def fit_scoring(
                 temps = _fit_with_offsets(cos, offsets, parents, labels)
                 logits = [c / t + o for c, t, o in zip(cos, temps, offsets)]
                 logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
-                nll = _nll(logp, labels)
-                if best is None or nll < best[0]:
-                    best = (nll, weight, barcode_weight, temps, logp)
-        nll, weight, barcode_weight, temps, logp = best
+                key = (-_path_hits(logp, parents, labels), _nll(logp, labels))
+                if best is None or key < best[0]:
+                    best = (key, weight, barcode_weight, temps, logp)
+        (_, nll), weight, barcode_weight, temps, logp = best
         probs = [np.exp(lp) for lp in logp]
         ids, p = greedy_paths(probs, parents)
         out["temperatures"][modality] = [float(t) for t in temps]
@@ -156,6 +166,12 @@ def fit_scoring(
             },
         }
     return out
+
+
+def _path_hits(logp: list[np.ndarray], parents, labels: np.ndarray) -> int:
+    """How many labelled (specimen, rank) pairs the greedy answer path gets right."""
+    ids, _ = greedy_paths([np.exp(lp) for lp in logp], parents)
+    return int(((ids == labels) & (labels >= 0)).sum())
 
 
 def _divergence_stats(hits, settings: ScoringSettings) -> dict:

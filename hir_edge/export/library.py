@@ -111,7 +111,10 @@ def _clean_or_empty(raw: str) -> str:
 
 
 def calibrate_scoring(out: Path, options, field_model, precision: str, calib_path: Path) -> dict:
-    from hir_edge.degrade import degrade_dna_seeded
+    """The bundle's scoring, fitted on the validation specimens as the field will see them:
+    clean reads, degraded copies (``calibration_noise``) and fragments
+    (``calibration_fragment``), each copy paired with the specimen's photo for the fused path."""
+    from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
     from hir_edge.export.calibrate import ValidationSet, fit_scoring
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
@@ -124,13 +127,19 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     identifier = Identifier(bundle, backend)
     store = SpecimenStore(calib_path, options.val_split)
     idx = spread_indices(len(store), 2000)
-    noise = None
+    variants = []  # (name, read -> field copy of it), each seeded per specimen
     if options.calibration_noise:
         from hir_edge.degrade import get_preset
 
         noise = get_preset(options.calibration_noise).dna
+        variants.append(("degraded", lambda s, i: degrade_dna_seeded(s, noise, 1, i)))
+    if options.calibration_fragment:
+        length = options.calibration_fragment
+        variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i)))
     zi, zd, fused, has_img, has_dna, seqs = [], [], [], [], [], []
-    nd, nfused, nseqs = [], [], []
+    copies: dict[str, dict[str, list]] = {
+        name: {"dna": [], "fused": [], "seqs": []} for name, _ in variants
+    }
     for start in range(0, len(idx), 128):  # bounded memory: 128 photos at a time
         x = field_inputs(
             store, idx[start : start + 128], field_model.preprocess, field_model.dna_tokenizer
@@ -141,15 +150,13 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         has_img.append(x.has_image)
         has_dna.append(x.has_dna)
         seqs += x.sequences
-        if noise is not None:  # the same reads degraded, seeded per specimen
-            noisy = [
-                degrade_dna_seeded(s, noise, 1, start + j) if s else ""
-                for j, s in enumerate(x.sequences)
-            ]
-            ids, mask = field_model.dna_tokenizer.encode_batch([s or "N" for s in noisy])
-            nd.append(backend.embed_dna(ids.astype(np.int64), mask.astype(np.int64)))
-            nfused.append(backend.fuse(zi[-1], nd[-1])[0])
-            nseqs += noisy
+        for name, make in variants:
+            reads = [make(s, start + j) if s else "" for j, s in enumerate(x.sequences)]
+            ids, mask = field_model.dna_tokenizer.encode_batch([s or "N" for s in reads])
+            z = backend.embed_dna(ids.astype(np.int64), mask.astype(np.int64))
+            copies[name]["dna"].append(z)
+            copies[name]["fused"].append(backend.fuse(zi[-1], z)[0])
+            copies[name]["seqs"] += reads
     zi, zd, fused = np.concatenate(zi), np.concatenate(zd), np.concatenate(fused)
     has_img, has_dna = np.concatenate(has_img), np.concatenate(has_dna)
     labels = bundle.taxonomy.encode_many(store.lineages()[int(i)] for i in idx)
@@ -161,15 +168,16 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     )
     fus_q, fus_ref, fus_lab = [fused[both]], [zd[both]], [labels[both]]
     fus_seqs = [s for s, ok in zip(seqs, both) if ok]
-    if noise is not None:
-        nd, nfused = np.concatenate(nd), np.concatenate(nfused)
-        dna_q.append(nd[has_dna])
+    for name, _ in variants:  # degraded copies first, fragments last (see ValidationSet)
+        z, zf = np.concatenate(copies[name]["dna"]), np.concatenate(copies[name]["fused"])
+        dna_q.append(z[has_dna])
         dna_lab.append(labels[has_dna])
-        dna_seqs += [s for s, ok in zip(nseqs, has_dna) if ok]
-        fus_q.append(nfused[both])
-        fus_ref.append(nd[both])
+        dna_seqs += [s for s, ok in zip(copies[name]["seqs"], has_dna) if ok]
+        fus_q.append(zf[both])
+        fus_ref.append(z[both])
         fus_lab.append(labels[both])
-        fus_seqs += [s for s, ok in zip(nseqs, both) if ok]
+        fus_seqs += [s for s, ok in zip(copies[name]["seqs"], both) if ok]
+    degraded = bool(options.calibration_noise)
     val = ValidationSet(
         queries={
             "image": zi[has_img],
@@ -188,7 +196,9 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         },
         sequences={"dna": dna_seqs, "fused": fus_seqs},
         clean_reads={"dna": int(has_dna.sum()), "fused": int(both.sum())},
+        degraded_reads={"dna": int(has_dna.sum()) * degraded, "fused": int(both.sum()) * degraded},
     )
     scoring = fit_scoring(identifier, val, options.target_precision)
     scoring["calibration_noise"] = options.calibration_noise
+    scoring["calibration_fragment"] = options.calibration_fragment
     return scoring

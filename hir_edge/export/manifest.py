@@ -124,13 +124,12 @@ def model_card(manifest: dict) -> str:
             + ", ".join(f"{k} {v['mean_cosine']:.4f}" for k, v in meas["int8_cosine"].items())
         )
     noise = manifest.get("scoring", {}).get("calibration_noise")
+    fragment = manifest.get("scoring", {}).get("calibration_fragment")
+    copies = [f"their '{noise}'-degraded copies"] if noise else []
+    copies += [f"{fragment}-bp fragments of them"] if fragment else []
     for modality, v in manifest.get("scoring", {}).get("validation", {}).items():
         acc = ", ".join(f"{r} {a:.1f}%" for r, a in v["path_accuracy"].items() if a is not None)
-        what = (
-            f"; clean reads and their '{noise}'-degraded copies"
-            if noise and modality != "image"
-            else ""
-        )
+        what = "; clean reads, " + " and ".join(copies) if copies and modality != "image" else ""
         lines.append(
             f"- validation ({modality}, n={v['n']}{what}): accuracy along the answer path {acc}"
         )

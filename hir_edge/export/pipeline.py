@@ -53,6 +53,9 @@ class ExportOptions:
     # Field reads are not clean: degraded copies of the validation reads (this preset) join the
     # clean ones when the scoring is fitted, so the weights trust what survives noise.
     calibration_noise: str | None = "paper"
+    # ... and so are windows of this many bases of each validation read: a short read's prompt
+    # ranking is easily thrown off, and the fit must learn to trust its alignment instead.
+    calibration_fragment: int | None = 150
     reference_split: str | None = "train"
     max_references: int | None = None
     engine: bool = False

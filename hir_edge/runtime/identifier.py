@@ -204,6 +204,8 @@ class Identifier:
         top_k: taxa listed per rank.
         min_confidence: one threshold for every rank instead of the bundle's fitted ones.
         max_rank: never assign deeper than this rank (e.g. "genus").
+        workers: processes aligning reads to the reference barcodes.
+        novel_divergence: the novelty rule's divergence cut-off instead of the bundle's.
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class Identifier:
         min_confidence: float | None = None,
         max_rank: str | None = None,
         workers: int = 1,
+        novel_divergence: float | None = None,
     ):
         self.bundle = bundle
         self.workers = workers  # processes aligning reads to the reference barcodes
@@ -224,6 +227,8 @@ class Identifier:
         self.preprocess = PreprocessConfig.from_dict(bundle.manifest["preprocess"])
         self.tokenizer = tokenizer_from_dict(bundle.manifest["dna_tokenizer"], root=bundle.root)
         self.scoring = ScoringSettings.from_manifest(bundle.manifest, len(self.ranks))
+        if novel_divergence is not None:
+            self.scoring = replace(self.scoring, novelty_divergence=novel_divergence)
         self.min_confidence = min_confidence
         self.max_level = len(self.ranks) - 1 if max_rank is None else self.taxonomy.level(max_rank)
         self.parents = [self.taxonomy.parents(lv) for lv in range(len(self.ranks))]

@@ -38,6 +38,7 @@ class IdentifyRun:
     device: str = "auto"
     top_k: int = 3
     min_confidence: float | None = None
+    novel_divergence: float | None = None  # share, e.g. 0.02
     max_rank: str | None = None
     batch_size: int = 32
     workers: int = 1
@@ -68,7 +69,13 @@ class IdentifyRun:
         )
         self._say(f"bundle {bundle.name} ({bundle.root}); backend: {backend.describe()}")
         identifier = Identifier(
-            bundle, backend, self.top_k, self.min_confidence, self.max_rank, self.workers
+            bundle,
+            backend,
+            self.top_k,
+            self.min_confidence,
+            self.max_rank,
+            self.workers,
+            novel_divergence=self.novel_divergence,
         )
         if identifier.synthetic_image_branch and self.images:
             self._say(
@@ -141,6 +148,7 @@ class IdentifyRun:
             "settings": {
                 "top_k": self.top_k,
                 "min_confidence": self.min_confidence,
+                "novel_divergence": self.novel_divergence,
                 "max_rank": self.max_rank,
                 "precision": self.precision,
             },
