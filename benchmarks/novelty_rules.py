@@ -74,6 +74,7 @@ def main() -> None:
         "library": ReferenceAligner(barcodes, 6, 12, species, 3),
         "codon": ReferenceAligner(barcodes, 6, 12, species, 3),
     }
+    # in-process only: these aligners have no worker processes (workers=1)
     aligners["codon"].sites.shares = lambda j, positions, bases: no_library_bases(positions, bases)
 
     def hits(reads):

@@ -42,8 +42,9 @@ class Hit:
     """The best reference of one read, with the alignment's counts.
 
     ``identity`` = matches / (matches + mismatches + gap columns) over the aligned span, N not
-    counted. ``divergence`` estimates the share of the span by which the read's species differs
-    from the reference's, sequencing errors taken out (:func:`divergence_estimate`).
+    counted. ``divergence`` estimates the share of aligned, called sites at which the read's
+    species differs from the reference's, sequencing errors taken out
+    (:func:`divergence_estimate`).
     ``library_bases``: mismatches where the read has a base that some library species carries
     at that site. ``gap`` is the barcode gap: the best hit's identity minus that of the
     nearest reference of another species (both from alignment scores); None when no other
@@ -104,8 +105,8 @@ def divergence_estimate(
         e, d = e[:, None], d[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             for sites, weight in matched:
-                if sites:
-                    out += sites * np.log(np.clip(1.0 - e - d * weight, 0.0, None))
+                room = 1.0 - e - d * weight  # a site's chance of matching: never below 0
+                out += np.where(room < 0, -np.inf, sites * np.log(np.clip(room, 0.0, None)))
             for weight, count in zip(values, counts):
                 out += count * np.log(e / 3.0 + d * weight)
         return np.nan_to_num(out, nan=-np.inf)
@@ -115,7 +116,7 @@ def divergence_estimate(
         i, j = np.unravel_index(int(np.argmax(loglik(e, d))), (len(e), len(d)))
         e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
         d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
-    return float(d[20])
+    return round(float(d[20]), 4)  # a multiple of 0.0005: no float noise at a cut-off
 
 
 def default_workers() -> int:
@@ -146,8 +147,8 @@ def novel_species(
     return hit.divergence > divergence, (
         f"best reference barcode {100 * hit.identity:.1f}% identical; estimated divergence "
         f"{100 * hit.divergence:.1f}% > {100 * divergence:.1f}% (mismatches at codon positions "
-        f"1/2/3: {by_pos}, {hit.library_bases} of {mismatches} with a base other species carry "
-        "there: changes as between species rather than read errors)"
+        f"1/2/3: {by_pos}; {hit.library_bases} of {mismatches} with a base other species carry "
+        "there)"
     )
 
 

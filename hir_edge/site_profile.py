@@ -57,7 +57,7 @@ class SiteProfile:
     Args:
         references: the library's barcodes (forward strand, cleaned to A/C/G/T/N).
         species: a species code per reference (-1 = not identified to species), or None to
-            count every reference as its own species.
+            count every reference as its own species (as when none is identified to species).
         k: k-mer length used to place references on the anchor (8: specific within ~650 bp,
             and one in ten 8-mers survives between barcodes 25% apart).
     """
@@ -66,14 +66,12 @@ class SiteProfile:
         self.references = list(references)
         self.k = k
         called = np.array([len(r) - r.count("N") for r in self.references])
-        if species is None:
-            representatives = list(range(len(self.references)))
-        else:
-            best: dict[int, int] = {}
-            for j, code in enumerate(species):
-                if code >= 0 and (code not in best or called[j] > called[best[code]]):
-                    best[code] = j
-            representatives = sorted(best.values())
+        best: dict[int, int] = {}
+        for j, code in enumerate(species if species is not None else ()):
+            if code >= 0 and (code not in best or called[j] > called[best[code]]):
+                best[code] = j
+        # no species at all (a library named to genus, say): each reference counts once
+        representatives = sorted(best.values()) if best else list(range(len(self.references)))
         anchor = max(representatives, key=lambda j: called[j], default=None)
         self.anchor = "" if anchor is None else self.references[anchor]
         kmers = kmer_codes(base_codes(self.anchor), k)
@@ -88,7 +86,7 @@ class SiteProfile:
             ok = (columns >= 0) & (codes >= 0)
             np.add.at(self.counts, (columns[ok], codes[ok]), 1.0)
         self.species_counted = len(representatives)
-        self._columns: dict[int, np.ndarray] = {}
+        self._columns: dict[int, np.ndarray] = {}  # int32: 4 bytes per base and reference
 
     def _place(self, seq: str) -> np.ndarray:
         """Anchor column of each position of ``seq`` (-1 where it cannot be placed).
@@ -132,7 +130,7 @@ class SiteProfile:
     def columns(self, j: int) -> np.ndarray:
         """Anchor column of each position of reference ``j`` (cached: hits repeat)."""
         if j not in self._columns:
-            self._columns[j] = self._place(self.references[j])
+            self._columns[j] = self._place(self.references[j]).astype(np.int32)
         return self._columns[j]
 
     def shares(
@@ -145,6 +143,8 @@ class SiteProfile:
         ``positions`` are positions in reference ``j``; ``read_bases`` the read's base codes
         (0..3) opposite them. Unplaced sites give 1/3 (no evidence) and False.
         """
+        if not len(self.counts):  # nothing could be placed: no evidence either way
+            return np.full(len(positions), 1.0 / 3.0), np.zeros(len(positions), dtype=bool)
         columns = self.columns(j)[positions]
         ref_bases = base_codes(self.references[j])[positions]
         placed = (columns >= 0) & (ref_bases >= 0) & (read_bases >= 0)

@@ -57,6 +57,26 @@ def test_divergence_estimate_by_hand():
     assert divergence_estimate((200, 400), np.zeros(0, dtype=bool), np.zeros(0)) == 0.0
 
 
+def test_estimate_sits_on_its_grid_so_a_cut_off_is_not_decided_by_float_noise():
+    # 3 third-position changes over 150 sites: exactly the 2% cut-off, which is not above it
+    d = divergence_estimate((50, 100), np.ones(3, dtype=bool), np.ones(3))
+    assert d == 0.02
+    assert novel_species(Hit(0, 0.98, 150, (0, 0, 3), 0, d))[0] is False
+    assert divergence_estimate((50, 100), np.ones(4, dtype=bool), np.ones(4)) == 0.027
+
+
+def test_a_library_without_species_names_still_weighs_its_bases():
+    """References named only to genus: each counts once per site; reads still get hits."""
+    rng = np.random.default_rng(8)
+    refs = [coding(rng, 200) for _ in range(3)]
+    read = mutate_third_positions(refs[1], range(0, 200, 20))
+    for species in (None, [None, None, None]):
+        aligner = ReferenceAligner(refs, shortlist=3, species=species)
+        assert aligner.sites.species_counted == 3
+        hit = aligner.search([read])[1][0]
+        assert (hit.reference, sum(hit.mismatches_by_position)) == (1, 10)
+
+
 def test_library_bases_decide_between_errors_and_divergence():
     """12 third- and 8 first/second-position mismatches: the same counts read as errors when
     the read's bases are ones no species carries there, as a 3% sister species when they are
@@ -169,8 +189,8 @@ def test_novelty_rule_by_hand():
     assert novel_species(hit()) == (
         True,
         "best reference barcode 97.0% identical; estimated divergence 3.0% > 2.0% "
-        "(mismatches at codon positions 1/2/3: 1/1/18, 17 of 20 with a base other species "
-        "carry there: changes as between species rather than read errors)",
+        "(mismatches at codon positions 1/2/3: 1/1/18; 17 of 20 with a base other species "
+        "carry there)",
     )
     assert novel_species(hit(divergence=0.015))[0] is False
     assert novel_species(hit(divergence=0.015), divergence=0.01)[0] is True

@@ -141,9 +141,9 @@ def fit_scoring(
                 temps = _fit_with_offsets(cos, offsets, parents, labels)
                 logits = [c / t + o for c, t, o in zip(cos, temps, offsets)]
                 logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
-                key = (-_path_hits(logp, parents, labels), _nll(logp, labels))
-                if best is None or key < best[0]:
-                    best = (key, weight, barcode_weight, temps, logp)
+                rank_key = (-_path_hits(logp, parents, labels), _nll(logp, labels))
+                if best is None or rank_key < best[0]:
+                    best = (rank_key, weight, barcode_weight, temps, logp)
         (_, nll), weight, barcode_weight, temps, logp = best
         probs = [np.exp(lp) for lp in logp]
         ids, p = greedy_paths(probs, parents)

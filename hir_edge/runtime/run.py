@@ -77,6 +77,7 @@ class IdentifyRun:
             self.workers,
             novel_divergence=self.novel_divergence,
         )
+        self.stats["novel_divergence_in_effect"] = identifier.scoring.novelty_divergence
         if identifier.synthetic_image_branch and self.images:
             self._say(
                 "note: this bundle's image branch was trained on drawn photos (see its model card)"
