@@ -66,6 +66,9 @@ def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_pat
         validate(ExportOptions(**base, val_split="holdout"))
     with pytest.raises(ConfigError, match=r"not a model folder"):
         validate(ExportOptions(**{**base, "checkpoint": tmp_path}))
+    short = r"--calib-fragment 10: a read needs 18 called bases to be aligned"
+    with pytest.raises(ConfigError, match=short):
+        validate(ExportOptions(**base, calibration_fragment=10))
 
 
 def test_export_refuses_to_overwrite(tiny_bundle, tiny_run, tiny_world):

@@ -37,6 +37,9 @@ from hir_edge.io import atomic_dir, human_size
 from hir_edge.progress import Stopwatch
 from hir_edge.runtime.bundle import MANIFEST, MODEL_CARD, PROMPTS, REFERENCES, TAXONOMY
 
+# The alignment shortlists a read only with three k-mers' worth of called bases (align.py).
+MIN_FRAGMENT = 18
+
 
 @dataclass
 class ExportOptions:
@@ -129,6 +132,12 @@ def validate(options: ExportOptions) -> ExportOptions:
             raise ConfigError(
                 f"--student {options.student!r} is a {cfg.role} preset; students: edge-s, edge-m"
             )
+    fragment = options.calibration_fragment
+    if fragment is not None and fragment < MIN_FRAGMENT:
+        raise ConfigError(
+            f"--calib-fragment {fragment}: a read needs {MIN_FRAGMENT} called bases to be aligned "
+            "(three k-mers of 6); give 0 for no fragments or a longer window"
+        )
     calib = options.calib_data or run_data_path(ckpt)
     if calib is None:
         raise ConfigError(
