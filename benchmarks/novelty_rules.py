@@ -54,16 +54,12 @@ RULES = {
 }
 
 
-def no_library_bases(positions, read_bases):
-    """What SiteProfile.shares gives for a site it cannot place: no evidence either way."""
-    return np.full(len(positions), 1.0 / 3.0), np.zeros(len(positions), dtype=bool)
-
-
 def main() -> None:
     from hir_edge.align import ReferenceAligner
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, get_preset
     from hir_edge.read_qc import clean_read
+    from hir_edge.site_profile import SiteProfile
 
     if not SHARED.is_dir() or not DATA.exists():
         sys.exit(f"needs {SHARED} and {DATA} (benchmarks/build_bold_bundle.sh makes the latter)")
@@ -74,8 +70,9 @@ def main() -> None:
         "library": ReferenceAligner(barcodes, 6, 12, species, 3),
         "codon": ReferenceAligner(barcodes, 6, 12, species, 3),
     }
-    # in-process only: these aligners have no worker processes (workers=1)
-    aligners["codon"].sites.shares = lambda j, positions, bases: no_library_bases(positions, bases)
+    # an empty profile places no site, so every mismatch gets 1/3: no evidence either way
+    # (in-process only: these aligners have no worker processes)
+    aligners["codon"].sites = SiteProfile([], None)
 
     def hits(reads):
         reads = [clean_read(r, orient=True)[0] for r in reads]

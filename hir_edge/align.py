@@ -27,14 +27,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hir_edge.kmers import KmerIndex, clean_sequences
+from hir_edge.kmers import KmerIndex, base_codes, clean_sequences
 from hir_edge.read_qc import stop_codon_counts
-from hir_edge.site_profile import SiteProfile, base_codes
+from hir_edge.site_profile import SiteProfile
 
 # Share of interspecific COI substitutions at third codon positions. Insects: ~0.8-0.9 (e.g.
 # Hebert et al. 2003's barcode analyses; 3rd positions are mostly four-fold degenerate).
 # Sequencing errors: 1/3. The estimate below needs only that the two differ clearly.
 THIRD_POSITION_SHARE = 0.85
+# A read is aligned only with this many k-mers' worth of called bases (else: no hit).
+MIN_KMERS_CALLED = 3
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ class ReferenceAligner:
         hits: list[Hit | None] = []
         for i, read in enumerate(reads):
             called = len(read) - read.count("N")
-            if called < 3 * self._index.k:
+            if called < MIN_KMERS_CALLED * self._index.k:
                 rows.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
                 hits.append(None)
                 continue

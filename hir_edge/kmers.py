@@ -41,21 +41,32 @@ def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
     return out
 
 
+def base_codes(seq: str) -> np.ndarray:
+    """A/C/G/T as 0..3, anything else (N) as -1."""
+    return _BASE_CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+
+
+def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """The base-4 number of the k-mer starting at each position of ``codes`` (A=0, C=1, G=2,
+    T=3, first base most significant); -1 where the k-mer holds an N."""
+    if codes.size < k:
+        return np.zeros(0, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+    out = windows @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
+    out[(windows < 0).any(axis=1)] = -1
+    return out
+
+
 def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
     """[N, 4^k] float32 k-mer counts, L2-normalised; k-mers holding N are skipped.
 
-    A k-mer's column is its base-4 number (A=0, C=1, G=2, T=3, first base most significant).
-    A read with no complete k-mer (shorter than k, or all N) gets a zero row: cosine 0 to all.
+    A k-mer's column is its base-4 number (:func:`kmer_codes`). A read with no complete k-mer
+    (shorter than k, or all N) gets a zero row: cosine 0 to all.
     """
-    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
     out = np.zeros((len(sequences), 4**k), dtype=np.float32)
     for row, seq in enumerate(sequences):
-        codes = _BASE_CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
-        if codes.size < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        kmers = windows[(windows >= 0).all(axis=1)] @ powers
-        out[row] = np.bincount(kmers, minlength=4**k)
+        kmers = kmer_codes(base_codes(seq), k)
+        out[row] = np.bincount(kmers[kmers >= 0], minlength=4**k)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out

@@ -3,15 +3,17 @@
 A read that differs from its best reference can differ because its species does or because
 the read has errors. Evolution leaves a footprint errors do not: at a given COI site the
 species of a library carry only a few of the four bases (third positions of insect COI are
-mostly A or T, many sites never vary), and a real difference between species almost always
-gives one of those bases. A sequencing error gives any base. So each mismatch is weighed by
+mostly A or T), and a real difference between species almost always gives one of those
+bases. A sequencing error gives any base. So each mismatch is weighed by
 how often the library's species carry the read's base at that site (:meth:`SiteProfile.shares`).
 
 Sites are columns of one anchor barcode (the longest species representative). Each reference
 is placed on the anchor by the diagonal of shared k-mers, nearest shared k-mer first: COI
-barcodes are colinear and rarely carry indels, so this is a few milliseconds of numpy for the
-whole library instead of an alignment per reference. Each species counts once per site (its
-best-covered reference), so a species with many records does not outvote the others.
+barcodes are colinear and rarely carry indels, so numpy does it without aligning (the 100
+species of the real-DNA bundle: 0.02 s; all its 3,500 references: 0.45 s, where Biopython
+alignments to the anchor took 28 s and broke the codon frame at 3% of positions). Each species
+counts once per site (its best-covered reference), so a species with many records does not
+outvote the others.
 """
 
 from __future__ import annotations
@@ -20,35 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_CODE = np.full(256, -1, dtype=np.int64)
-for _i, _base in enumerate(b"ACGT"):
-    _CODE[_base] = _i
+from hir_edge.kmers import base_codes, kmer_codes
 
 # Pseudo-count per base and site: with few species (or a site they all share) a mismatch's
 # share stays near 1/3, the error model's, and so carries no evidence either way.
 PSEUDOCOUNT = 0.5
 # Largest shift of a reference against the anchor that is taken as an indel (bases).
 MAX_SHIFT = 30
-
-
-def base_codes(seq: str) -> np.ndarray:
-    """A/C/G/T as 0..3, anything else (N) as -1."""
-    return _CODE[np.frombuffer(seq.encode(), dtype=np.uint8)]
-
-
-def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
-    """Integer code of the k-mer starting at each position; -1 where it holds an N or runs off."""
-    n = len(codes) - k + 1
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    out = np.zeros(n, dtype=np.int64)
-    bad = np.zeros(n, dtype=bool)
-    for i in range(k):
-        part = codes[i : i + n]
-        out = out * 4 + np.maximum(part, 0)
-        bad |= part < 0
-    out[bad] = -1
-    return out
 
 
 class SiteProfile:
@@ -59,7 +39,7 @@ class SiteProfile:
         species: a species code per reference (-1 = not identified to species), or None to
             count every reference as its own species (as when none is identified to species).
         k: k-mer length used to place references on the anchor (8: specific within ~650 bp,
-            and one in ten 8-mers survives between barcodes 25% apart).
+            and between barcodes 25% apart about one 8-mer in ten is shared, 0.75^8).
     """
 
     def __init__(self, references: Sequence[str], species: Sequence[int] | None, k: int = 8):

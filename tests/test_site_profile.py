@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hir_edge.site_profile import SiteProfile, base_codes, kmer_codes
+from hir_edge.kmers import base_codes, kmer_codes
+from hir_edge.site_profile import SiteProfile
 
 CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
 SENSE = [c for c in CODONS if c not in ("TAA", "TAG")]
@@ -65,3 +66,11 @@ def test_shares_by_hand():
     # where all four species agree, a changed base is as likely an error: 0.5 / 1.5
     shares, seen = profile.shares(0, np.array([10]), base_codes("G" if base[10] != "G" else "A"))
     assert shares == pytest.approx([1 / 3]) and not seen.any()
+
+
+def test_an_empty_profile_gives_no_evidence():
+    """No references: nothing is placed, every mismatch gets the error model's 1/3."""
+    profile = SiteProfile([], None)
+    shares, seen = profile.shares(0, np.array([3, 4]), np.array([0, 2]))
+    assert profile.species_counted == 0 and shares == pytest.approx([1 / 3, 1 / 3])
+    assert not seen.any()

@@ -97,7 +97,7 @@ def _default_workers() -> int:
 )
 @click.option(
     "--workers",
-    default=lambda: _default_workers(),
+    default=_default_workers,
     show_default="CPU cores, at most 8",
     type=click.IntRange(min=1),
     help="Processes aligning reads to the reference barcodes (used for batches of 16+ reads).",

@@ -49,10 +49,9 @@ class ValidationSet:
     ref_queries: dict[str, np.ndarray]  # modality -> [N_m, d] embedding matched to the references
     labels: dict[str, np.ndarray]  # modality -> [N_m, L]
     sequences: dict[str, list[str]] | None = None  # modality -> reads (DNA and fused)
-    # modality -> how many of the leading reads are clean, and how many degraded copies follow
-    # them (fragments, if any, come last)
-    clean_reads: dict[str, int] | None = None
-    degraded_reads: dict[str, int] | None = None
+    # modality -> its reads in order, as (kind, count): "clean", then field copies ("noisy",
+    # "fragment"); None: all clean
+    read_groups: dict[str, list[tuple[str, int]]] | None = None
 
 
 def _nll(logp: list[np.ndarray], labels: np.ndarray) -> float:
@@ -115,15 +114,13 @@ def fit_scoring(
             barcode_sims, hits = aligned[key]
             if barcode_sims is not None:
                 if modality == "dna":  # reads of known species: how far from their best hit?
-                    n_clean = (val.clean_reads or {}).get(modality, len(hits))
-                    n_noisy = n_clean + (val.degraded_reads or {}).get(modality, 0)
-                    out["validation_read_divergence"] = _divergence_stats(hits[:n_clean], settings)
-                    for key, part in (
-                        ("validation_noisy_read_divergence", hits[n_clean:n_noisy]),
-                        ("validation_fragment_read_divergence", hits[n_noisy:]),
-                    ):
-                        if part:
-                            out[key] = _divergence_stats(part, settings)
+                    groups = (val.read_groups or {}).get(modality, [("clean", len(hits))])
+                    start = 0
+                    for kind, count in groups:
+                        name = "read" if kind == "clean" else f"{kind}_read"
+                        stats = _divergence_stats(hits[start : start + count], settings)
+                        out[f"validation_{name}_divergence"] = stats
+                        start += count
                 barcode_votes = identifier.reference_votes(
                     barcode_sims, settings.barcode_temperature
                 )

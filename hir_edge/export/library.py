@@ -132,7 +132,7 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         from hir_edge.degrade import get_preset
 
         noise = get_preset(options.calibration_noise).dna
-        variants.append(("degraded", lambda s, i: degrade_dna_seeded(s, noise, 1, i)))
+        variants.append(("noisy", lambda s, i: degrade_dna_seeded(s, noise, 1, i)))
     if options.calibration_fragment:
         length = options.calibration_fragment
         variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i)))
@@ -168,7 +168,7 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     )
     fus_q, fus_ref, fus_lab = [fused[both]], [zd[both]], [labels[both]]
     fus_seqs = [s for s, ok in zip(seqs, both) if ok]
-    for name, _ in variants:  # degraded copies first, fragments last (see ValidationSet)
+    for name, _ in variants:  # in the order of ValidationSet.read_groups
         z, zf = np.concatenate(copies[name]["dna"]), np.concatenate(copies[name]["fused"])
         dna_q.append(z[has_dna])
         dna_lab.append(labels[has_dna])
@@ -177,7 +177,6 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         fus_ref.append(z[both])
         fus_lab.append(labels[both])
         fus_seqs += [s for s, ok in zip(copies[name]["seqs"], both) if ok]
-    degraded = bool(options.calibration_noise)
     val = ValidationSet(
         queries={
             "image": zi[has_img],
@@ -195,8 +194,10 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
             "fused": np.concatenate(fus_lab),
         },
         sequences={"dna": dna_seqs, "fused": fus_seqs},
-        clean_reads={"dna": int(has_dna.sum()), "fused": int(both.sum())},
-        degraded_reads={"dna": int(has_dna.sum()) * degraded, "fused": int(both.sum()) * degraded},
+        read_groups={
+            modality: [(kind, int(mask.sum())) for kind in ("clean", *(n for n, _ in variants))]
+            for modality, mask in (("dna", has_dna), ("fused", both))
+        },
     )
     scoring = fit_scoring(identifier, val, options.target_precision)
     scoring["calibration_noise"] = options.calibration_noise

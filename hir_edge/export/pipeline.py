@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge import __version__
+from hir_edge.align import MIN_KMERS_CALLED
 from hir_edge.data.hdf5 import SpecimenStore, list_splits
 from hir_edge.errors import ConfigError, HirEdgeError
 from hir_edge.export.distill import DistillConfig
@@ -36,9 +37,7 @@ from hir_edge.export.manifest import build_manifest, finalize_manifest, model_ca
 from hir_edge.io import atomic_dir, human_size
 from hir_edge.progress import Stopwatch
 from hir_edge.runtime.bundle import MANIFEST, MODEL_CARD, PROMPTS, REFERENCES, TAXONOMY
-
-# The alignment shortlists a read only with three k-mers' worth of called bases (align.py).
-MIN_FRAGMENT = 18
+from hir_edge.runtime.identifier import ScoringSettings
 
 
 @dataclass
@@ -133,10 +132,12 @@ def validate(options: ExportOptions) -> ExportOptions:
                 f"--student {options.student!r} is a {cfg.role} preset; students: edge-s, edge-m"
             )
     fragment = options.calibration_fragment
-    if fragment is not None and fragment < MIN_FRAGMENT:
+    shortest = MIN_KMERS_CALLED * ScoringSettings.kmer_k  # what the field runtime aligns
+    if fragment is not None and fragment < shortest:
         raise ConfigError(
-            f"--calib-fragment {fragment}: a read needs {MIN_FRAGMENT} called bases to be aligned "
-            "(three k-mers of 6); give 0 for no fragments or a longer window"
+            f"--calib-fragment {fragment}: a read needs {shortest} called bases to be aligned "
+            f"({MIN_KMERS_CALLED} k-mers of {ScoringSettings.kmer_k}); give 0 for no fragments "
+            "or a longer window"
         )
     calib = options.calib_data or run_data_path(ckpt)
     if calib is None:

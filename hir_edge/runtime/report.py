@@ -131,8 +131,8 @@ def table_block(item: Identification, top_k: int) -> str:
     hit = item.best_hit
     if hit:
         by_pos = "/".join(str(m) for m in hit["mismatches_by_codon_position"])
-        shared = hit.get("mismatches_with_library_bases")
-        if shared is not None and sum(hit["mismatches_by_codon_position"]):
+        if sum(hit["mismatches_by_codon_position"]):
+            shared = hit["mismatches_with_library_bases"]
             by_pos += f" ({shared} with a base other species carry there)"
         gap = hit.get("barcode_gap")
         gap = "" if gap is None else f", {100 * gap:.1f} points above the next species"
