@@ -182,6 +182,26 @@ def test_shortlist_keeps_a_few_per_species_so_the_next_species_is_aligned():
     assert hits[0].gap == pytest.approx(39 / 600, abs=1e-6)
 
 
+def test_a_far_read_is_aligned_to_every_candidate_so_its_nearest_relative_is_found():
+    rng = np.random.default_rng(11)
+    read = coding(rng, 200)
+    # A's first reference differs in one 120-base block (under 90% identical, but most of
+    # its 6-mers are intact: the k-mer cosine ranks it first); A's second differs at 25 third
+    # positions spread along the barcode (95.8% identical, fewer 6-mers intact).
+    block = read[:300] + "".join(np.random.default_rng(3).choice(list("ACGT"), 120)) + read[420:]
+    spread = mutate_third_positions(read, range(0, 200, 8))
+    refs = [block, spread]
+    narrow = ReferenceAligner(refs, shortlist=1, species=["A", "A"], per_species=1, widen=False)
+    wide = ReferenceAligner(refs, shortlist=1, species=["A", "A"], per_species=1)
+    sims_narrow, (hit_narrow,) = narrow.search([read])
+    sims_wide, (hit_wide,) = wide.search([read])
+    assert hit_narrow.reference == 0 and hit_narrow.identity < 0.9
+    assert sims_narrow[0, 1] == 0.0  # the spread reference was never aligned
+    assert hit_wide.reference == 1 and hit_wide.identity == pytest.approx(575 / 600)
+    assert hit_wide.mismatches_by_position == (0, 0, 25)
+    assert sims_wide[0, 0] > 0  # both aligned: the votes see them both
+
+
 def test_novelty_rule_by_hand():
     def hit(identity=0.97, divergence=0.03, gap=0.1):
         return Hit(0, identity, 600, (1, 1, 18), 0, divergence, gap, library_bases=17)
@@ -253,6 +273,7 @@ def test_worker_processes_give_the_same_answers():
     species = [f"S{n // 3}" for n in range(12)]
     reads = [mutate_third_positions(refs[n % 12], range(n % 7, 200, 23)) for n in range(20)]
     reads[3] = "N" * 300  # no hit, in the middle of a chunk
+    reads[5] = mutate_third_positions(refs[5], range(0, 200, 10))  # 3.3% away: widened
     serial = ReferenceAligner(refs, shortlist=5, species=species)
     parallel = ReferenceAligner(refs, shortlist=5, species=species, workers=2, min_parallel=4)
     try:
