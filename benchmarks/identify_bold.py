@@ -133,15 +133,24 @@ def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
     }
 
 
-def fragments(reads, length: int, seed: int):
+def fragments(reads, length: int, seed: int, min_called: int = 18):
+    """A random ``length``-bp window of each read. A window with fewer than ``min_called``
+    called bases (inside a record's run of Ns) is drawn again from its own generator, so the
+    other reads keep their windows: a sequencer returns no read of Ns, and `identify` would
+    refuse one."""
     rng = np.random.default_rng(seed)
     out = []
-    for r in reads:
+    for i, r in enumerate(reads):
         seq = field_read(r)[0]
         if len(seq) <= length:
             out.append(seq)
             continue
         start = int(rng.integers(0, len(seq) - length))
+        again = np.random.default_rng([seed, i])
+        for _ in range(100):
+            if length - seq.count("N", start, start + length) >= min_called:
+                break
+            start = int(again.integers(0, len(seq) - length))
         out.append(seq[start : start + length])
     return out
 

@@ -93,7 +93,7 @@ def _identify(identifier, queries: dict[str, np.ndarray]):
 
 def test_a_genus_under_a_placeholder_is_reachable_and_the_placeholder_never_shown():
     ident = _identifier()
-    (res,) = _identify(ident, {"ACGTACGTAC": _query_for(LINEAGES[0])})
+    (res,) = _identify(ident, {"ACGTACGTACGTACGTACGT": _query_for(LINEAGES[0])})
     assert res.assigned["rank"] == "species"
     assert res.assigned["taxon"] == "Abrostola tripartita"
     assert res.assigned["lineage"] == ["Lep", "Abrostola", "Abrostola tripartita"]
@@ -104,7 +104,7 @@ def test_an_answer_never_stops_at_a_placeholder():
     ident = _identifier(thresholds=0.999)
     lep = TAX.encode(("Lep", None, None, None))[0]
     # A query with the order's direction only: the placeholder family cannot be the answer.
-    (res,) = _identify(ident, {"ACGTACGTAC": BANKS[0][lep]})
+    (res,) = _identify(ident, {"ACGTACGTACGTACGTACGT": BANKS[0][lep]})
     assert res.assigned["rank"] in ("order", None)
     assert res.assigned["taxon"] in ("Lep", None)
 
@@ -121,7 +121,7 @@ def test_placeholder_scores_are_their_best_childs():
 
 def test_rank_cap_and_threshold_zero_never_name_an_ended_path():
     ident = _identifier(max_rank="genus")
-    (res,) = _identify(ident, {"ACGTACGTAC": _query_for(LINEAGES[1])})
+    (res,) = _identify(ident, {"ACGTACGTACGTACGTACGT": _query_for(LINEAGES[1])})
     assert res.assigned["rank"] == "genus" and res.assigned["taxon"] == "Agrotis"
     # A path that ended (probability 0) never passes, even at a zero threshold.
     probs = np.array([[0.9, 0.6, 0.0, 0.0]])
@@ -135,7 +135,7 @@ def test_novel_reads_are_not_named_below_genus():
         dna=np.stack([_query_for(LINEAGES[1]), _query_for(LINEAGES[3])]),
     )
     ident = _identifier(references=refs, novelty=0.999)
-    (res,) = _identify(ident, {"ACGTACGTAC": _query_for(LINEAGES[2])})
+    (res,) = _identify(ident, {"ACGTACGTACGTACGTACGT": _query_for(LINEAGES[2])})
     assert res.novel
     assert res.assigned["rank"] in ("order", "family", "genus")
     assert res.nearest[0]["id"] == "r1" and res.nearest[0]["taxon"] == "Agrotis ipsilon"
@@ -153,5 +153,7 @@ def test_reference_votes_move_the_answer_to_the_neighbours_species():
         labels=np.array([TAX.encode(LINEAGES[2])]),
         dna=ambiguous[None, :],
     )
-    (res,) = _identify(_identifier(references=refs, thresholds=0.1), {"ACGTACGTAC": ambiguous})
+    (res,) = _identify(
+        _identifier(references=refs, thresholds=0.1), {"ACGTACGTACGTACGTACGT": ambiguous}
+    )
     assert res.ranks["species"][0]["taxon"] == "Agrotis segetum"

@@ -129,6 +129,43 @@ def test_bad_records_are_skipped_and_exit_code_is_1(tiny_bundle, field_inputs, t
     assert f"skipped: {broken}: is not an image Pillow can read" in result.stderr
 
 
+def test_a_read_without_enough_called_bases_is_no_evidence(tiny_bundle, field_inputs, tmp_path):
+    folder, _ = field_inputs
+    reads = tmp_path / "gaps.fa"
+    good = (folder / "reads.fa").read_text().splitlines()[:2]
+    some = "ACGTACGTAC" + "N" * 140  # 10 called bases: fewer than 3 k-mers' worth (18)
+    reads.write_text("\n".join([*good, ">blank", "N" * 150, ">some", some, ">lit", "N" * 150]))
+    photo = tmp_path / "lit.jpg"
+    shutil.copy(next(folder.glob("*.jpg")), photo)
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--image", str(photo)]
+    result = run([*args, "--format", "json"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert errors == [
+        f"skipped: {reads}: record 'blank': read has 0 called bases (A/C/G/T) of 150; "
+        "at least 18 are needed",
+        f"skipped: {reads}: record 'some': read has 10 called bases (A/C/G/T) of 150; "
+        "at least 18 are needed",
+    ]
+    items = {item["id"]: item for item in json.loads(result.stdout)}
+    assert len(items) == 2 and items["lit"]["modalities"] == ["image"]
+    assert items["lit"]["best_hit"] is None and items["lit"]["gate"] is None
+    assert (
+        "read has 0 called bases (A/C/G/T) of 150; at least 18 are needed: identified from the "
+        "photo alone" in items["lit"]["warnings"]
+    )
+
+
+def test_the_library_api_answers_nothing_for_a_read_of_ns(tiny_bundle):
+    from hir_edge.runtime.backends import select_backend
+    from hir_edge.runtime.identifier import Identifier, Specimen
+
+    bundle = open_bundle(tiny_bundle)
+    (answer,) = Identifier(bundle, select_backend(bundle)).identify([Specimen("x", "N" * 40)])
+    assert answer.assigned["rank"] is None and answer.modalities == []
+    assert answer.warnings == ["read has 0 called bases (A/C/G/T) of 40; at least 18 are needed"]
+
+
 def test_usage_errors_exit_2(tiny_bundle, tmp_path):
     assert run(["--bundle", str(tiny_bundle)]).exit_code == 2
     result = run(["--bundle", str(tiny_bundle), "--fasta", str(tmp_path / "none.fa")])

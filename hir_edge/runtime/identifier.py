@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hir_edge.align import Hit, ReferenceAligner, novel_species
+from hir_edge.align import MIN_KMERS_CALLED, Hit, ReferenceAligner, novel_species
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
 from hir_edge.read_qc import ReadQC
@@ -42,6 +42,8 @@ class Specimen:
     qc: ReadQC | None = None
     image: Path | bytes | None = None
     image_name: str | None = None
+    source: str | None = None  # the file the read came from (for error messages)
+    line: int | None = None  # its line there, when known
 
 
 @dataclass
@@ -243,13 +245,33 @@ class Identifier:
         image = load_image(specimen.image, min_size=2 * self.preprocess.image_size)
         return preprocess(image, self.preprocess)
 
+    def unusable_read(self, sequence: str | None) -> str | None:
+        """Why a read carries no DNA evidence (None when it does, or when there is no read).
+
+        A read needs as many called bases (A/C/G/T) as the alignment does; below that (a
+        window of Ns, a failed trace) the encoder would still rank taxa, confidently and at
+        random.
+        """
+        if not sequence:
+            return None
+        called = len(sequence) - sequence.count("N")
+        needed = MIN_KMERS_CALLED * self.scoring.kmer_k
+        if called >= needed:
+            return None
+        return (
+            f"read has {called} called bases (A/C/G/T) of {len(sequence)}; "
+            f"at least {needed} are needed"
+        )
+
     def embed(self, specimens: Sequence[Specimen]) -> dict[str, np.ndarray]:
         """Image, DNA and fused embeddings (zero rows where a modality is absent) and gates."""
         n, d = len(specimens), self.bundle.embed_dim
         image = np.zeros((n, d), np.float32)
         dna = np.zeros((n, d), np.float32)
         has_image = np.array([s.image is not None for s in specimens])
-        has_dna = np.array([bool(s.sequence) for s in specimens])
+        has_dna = np.array(
+            [bool(s.sequence) and not self.unusable_read(s.sequence) for s in specimens]
+        )
         if has_image.any():
             idx = np.flatnonzero(has_image)
             pixels = np.stack([self._pixels(specimens[i]) for i in idx])
@@ -413,7 +435,7 @@ class Identifier:
                 )
                 results[i] = self._answer(specimens[i], evidence)
         for i, s in enumerate(specimens):
-            if results[i] is None:  # neither a read nor a photo
+            if results[i] is None:  # neither a usable read nor a photo
                 results[i] = Identification(
                     s.id,
                     {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
@@ -422,7 +444,7 @@ class Identifier:
                     None,
                     None,
                     False,
-                    warnings=["no usable read or photo"],
+                    warnings=[self.unusable_read(s.sequence) or "no usable read or photo"],
                 )
         return results  # type: ignore[return-value]
 
@@ -477,6 +499,9 @@ class Identifier:
             None if ev.gate is None else {"image": round(ev.gate, 3), "dna": round(1 - ev.gate, 3)}
         )
         warnings = []
+        unusable = self.unusable_read(specimen.sequence)
+        if unusable:
+            warnings.append(f"{unusable}: identified from the photo alone")
         if (
             "image" in modalities
             and self.synthetic_image_branch

@@ -93,7 +93,7 @@ def specimens_from_files(
         for read in read_sequences(reads, report=report):
             count += 1
             photo = by_stem.get(read.id)
-            specimen = Specimen(read.id, read.sequence, read.qc)
+            specimen = Specimen(read.id, read.sequence, read.qc, source=read.source)
             if photo is not None:
                 used.add(read.id)
                 specimen.image = _checked_image(photo, problems)
@@ -199,10 +199,12 @@ def specimens_from_manifest(
                 )
             else:
                 specimen.sequence, specimen.qc = read.sequence, read.qc
+                specimen.source = read.source
                 used.add(seq_id)
         elif raw:
             try:
                 specimen.sequence, specimen.qc = clean_read(raw, orient=True)
+                specimen.source, specimen.line = str(sheet), line
             except ValueError as err:
                 problems.add(InputError(sheet, str(err), record=sid, line=line))
         image = (row.get("image") or "").strip()
@@ -218,7 +220,7 @@ def specimens_from_manifest(
     if reads is not None:  # reads no accepted row uses: identified alone (the file streams again)
         for read in read_sequences(reads, report=ReadReport()):
             if read.id not in used:
-                yield Specimen(read.id, read.sequence, read.qc)
+                yield Specimen(read.id, read.sequence, read.qc, source=read.source)
 
 
 def batched(items: Iterator[Specimen], size: int) -> Iterator[list[Specimen]]:

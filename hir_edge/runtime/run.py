@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import IO
 
 from hir_edge import __version__
+from hir_edge.errors import InputError
 from hir_edge.progress import progress_bar
 from hir_edge.runtime.backends import select_backend
 from hir_edge.runtime.bundle import open_bundle
-from hir_edge.runtime.identifier import Identifier
+from hir_edge.runtime.identifier import Identifier, Specimen
 from hir_edge.runtime.inputs import (
     Problems,
     batched,
@@ -98,6 +99,7 @@ class IdentifyRun:
         identified = 0
         seen = [0, 0]
         for batch in batched(specimens, self.batch_size):
+            batch = _with_evidence(batch, identifier, problems)
             self._report(problems, report, seen)
             results = identifier.identify(batch)
             writer.write(results)
@@ -155,3 +157,16 @@ class IdentifyRun:
             },
         }
         atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def _with_evidence(batch: list[Specimen], identifier: Identifier, problems: Problems) -> list:
+    """The specimens of ``batch`` that carry evidence; a read-only specimen whose read is
+    unusable is skipped as a bad record (one with a photo is identified from the photo)."""
+    kept = []
+    for specimen in batch:
+        why = identifier.unusable_read(specimen.sequence)
+        if why and specimen.image is None:
+            problems.add(InputError(specimen.source, why, record=specimen.id, line=specimen.line))
+        else:
+            kept.append(specimen)
+    return kept
