@@ -41,8 +41,8 @@ MIN_KMERS_CALLED = 3
 # BOLD's 2%) or is far (under 90% identical) is aligned to the whole k-mer candidate list too:
 # its nearest relatives may be the 4th or 5th reference of one species, which the diverse
 # shortlist leaves out. On real BOLD reads of species absent from the library this moved the
-# best hit's family from 86 to 90% right, identify's answer from 88 to 91.5%; half as many
-# candidates gained half as much. The cost falls on far reads only: reads of absent species
+# best hit's family from 86 to 90% right, identify's answer from 88 to 91.5% (the first 24
+# candidates only: 88.7%). The cost falls on far reads only: reads of absent species
 # 52 -> 22 per second on 2 cores, known species' clean reads unchanged (identify_bold.md).
 WIDEN_DIVERGENCE = 0.02
 WIDEN_IDENTITY = 0.9
@@ -128,6 +128,11 @@ def divergence_estimate(
         e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
         d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
     return round(float(d[20]), 4)  # a multiple of 0.0005: no float noise at a cut-off
+
+
+def min_called_bases(k: int) -> int:
+    """Called bases (A/C/G/T) a read needs to be aligned with k-mers of length ``k``."""
+    return MIN_KMERS_CALLED * k
 
 
 def default_workers() -> int:
@@ -263,7 +268,7 @@ class ReferenceAligner:
         hits: list[Hit | None] = []
         for i, read in enumerate(reads):
             called = len(read) - read.count("N")
-            if called < MIN_KMERS_CALLED * self._index.k:
+            if called < min_called_bases(self._index.k):
                 rows.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
                 hits.append(None)
                 continue
@@ -276,9 +281,9 @@ class ReferenceAligner:
                 extra = top[i][~np.isin(top[i], candidates)]
                 candidates = np.concatenate([candidates, extra])
                 identity = np.concatenate([identity, self._identities(read, called, extra)])
-                if int(np.argmax(identity)) != best:
-                    best = int(np.argmax(identity))
-                    hit = self._hit(read, int(candidates[best]))
+                nearest = int(np.argmax(identity))
+                if nearest != best:
+                    best, hit = nearest, self._hit(read, int(candidates[nearest]))
             rows.append((candidates, np.maximum(identity, 0.0).astype(np.float32)))
             hits.append(replace(hit, gap=self._gap(candidates, identity, best)))
         return rows, hits
@@ -300,8 +305,14 @@ class ReferenceAligner:
             species = None
             if self._species is not None:
                 species = [None if c < 0 else int(c) for c in self._species]
-            settings = (self.references, self._index.k, self.shortlist, species, self.per_species)
-            settings += (1, self.min_parallel, self.widen)
+            settings = {
+                "barcodes": self.references,
+                "k": self._index.k,
+                "shortlist": self.shortlist,
+                "species": species,
+                "per_species": self.per_species,
+                "widen": self.widen,
+            }
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -399,9 +410,9 @@ class ReferenceAligner:
 _WORKER_ALIGNER: ReferenceAligner | None = None
 
 
-def _start_worker(settings: tuple) -> None:
+def _start_worker(settings: dict) -> None:
     global _WORKER_ALIGNER
-    _WORKER_ALIGNER = ReferenceAligner(*settings)
+    _WORKER_ALIGNER = ReferenceAligner(**settings)
 
 
 def _search_in_worker(reads: list[str]) -> tuple[list, list[Hit | None]]:

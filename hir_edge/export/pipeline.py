@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge import __version__
-from hir_edge.align import MIN_KMERS_CALLED
+from hir_edge.align import MIN_KMERS_CALLED, min_called_bases
 from hir_edge.data.hdf5 import SpecimenStore, list_splits
 from hir_edge.errors import ConfigError, HirEdgeError
 from hir_edge.export.distill import DistillConfig
@@ -132,7 +132,7 @@ def validate(options: ExportOptions) -> ExportOptions:
                 f"--student {options.student!r} is a {cfg.role} preset; students: edge-s, edge-m"
             )
     fragment = options.calibration_fragment
-    shortest = MIN_KMERS_CALLED * ScoringSettings.kmer_k  # what the field runtime aligns
+    shortest = min_called_bases(ScoringSettings.kmer_k)  # what the field runtime aligns
     if fragment is not None and fragment < shortest:
         raise ConfigError(
             f"--calib-fragment {fragment}: a read needs {shortest} called bases to be aligned "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hir_edge.align import MIN_KMERS_CALLED, Hit, ReferenceAligner, novel_species
+from hir_edge.align import Hit, ReferenceAligner, min_called_bases, novel_species
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
 from hir_edge.read_qc import ReadQC
@@ -255,7 +255,7 @@ class Identifier:
         if not sequence:
             return None
         called = len(sequence) - sequence.count("N")
-        needed = MIN_KMERS_CALLED * self.scoring.kmer_k
+        needed = min_called_bases(self.scoring.kmer_k)
         if called >= needed:
             return None
         return (
