@@ -133,30 +133,17 @@ def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
     }
 
 
-def fragments(reads, length: int, seed: int, min_called: int = 18):
-    """A random ``length``-bp window of each read. A window with fewer than ``min_called``
-    called bases (inside a record's run of Ns) is drawn again from its own generator, so the
-    other reads keep their windows: a sequencer returns no read of Ns, and `identify` would
-    refuse one."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i, r in enumerate(reads):
-        seq = field_read(r)[0]
-        if len(seq) <= length:
-            out.append(seq)
-            continue
-        start = int(rng.integers(0, len(seq) - length))
-        again = np.random.default_rng([seed, i])
-        for _ in range(100):
-            if length - seq.count("N", start, start + length) >= min_called:
-                break
-            start = int(again.integers(0, len(seq) - length))
-        out.append(seq[start : start + length])
-    return out
+def fragments(reads, length: int, seed: int, needed: int):
+    """A random ``length``-bp window of each read, from each read's own stream; a window with
+    fewer than ``needed`` called bases (in a run of Ns) is drawn again: no sequencer returns
+    one, and `identify` would refuse it."""
+    from hir_edge.degrade import fragment_seeded
+
+    return [fragment_seeded(field_read(r)[0], length, seed, i, needed) for i, r in enumerate(reads)]
 
 
 def main() -> None:
-    from hir_edge.align import default_workers
+    from hir_edge.align import default_workers, min_called_bases
     from hir_edge.degrade import degrade_dna_seeded, get_preset
     from hir_edge.evaluation.baselines import AlignmentIndex
     from hir_edge.runtime.backends import select_backend
@@ -210,9 +197,10 @@ def main() -> None:
         noise = get_preset(preset).dna
         reads = [degrade_dna_seeded(s, noise, 0, i) for i, s in enumerate(clean_reads)]
         report["known"][preset] = run(preset, reads, test_lineages, ids)
+    needed = min_called_bases(identifier.scoring.kmer_k)
     for length in (300, 150):
         report["known"][f"fragment_{length}bp"] = run(
-            f"{length} bp", fragments(test_codes, length, 0), test_lineages, ids
+            f"{length} bp", fragments(test_codes, length, 0, needed), test_lineages, ids
         )
 
     # Absent species: genus in the library, species not.

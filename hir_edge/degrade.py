@@ -239,15 +239,31 @@ def degrade_dna_seeded(seq: str, noise: DnaNoise, seed: int, index: int) -> str:
     return degrade_dna(seq, noise, specimen_rng(seed, index))
 
 
-def fragment_seeded(seq: str, length: int, seed: int, index: int) -> str:
+def fragment_seeded(
+    seq: str, length: int, seed: int, index: int, min_called: int = 0, tries: int = 100
+) -> str:
     """A window of ``length`` bases at a random start (the whole read when shorter): a
-    mini-barcode or the surviving part of a failed read, from specimen ``index``'s stream."""
+    mini-barcode or the surviving part of a failed read, from specimen ``index``'s stream.
+
+    A window with fewer than ``min_called`` called bases (inside a record's run of Ns) is no
+    read a sequencer returns: the start is drawn again, up to ``tries`` times (then the
+    best-called window). With ``min_called`` 0 the first draw is taken.
+    """
     if length < 1:
         raise ValueError(f"fragment length must be >= 1, got {length}")
     if len(seq) <= length:
         return seq
-    start = int(specimen_rng(seed, index).integers(0, len(seq) - length + 1))
-    return seq[start : start + length]
+    rng = specimen_rng(seed, index)
+    best = ""
+    for _ in range(max(tries, 1)):
+        start = int(rng.integers(0, len(seq) - length + 1))
+        window = seq[start : start + length]
+        called = length - window.count("N")
+        if called >= min_called:
+            return window
+        if called > len(best) - best.count("N"):
+            best = window
+    return best
 
 
 def blur_chw(x: np.ndarray, kernel: int) -> np.ndarray:

@@ -345,3 +345,17 @@ def test_fragment_is_a_seeded_window_of_the_read():
     assert fragment_seeded(seq[:100], 150, 2, 7) == seq[:100]  # shorter: the whole read
     with pytest.raises(ValueError, match="fragment length must be >= 1, got 0"):
         fragment_seeded(seq, 0, 2, 7)
+
+
+def test_a_fragment_asked_for_called_bases_avoids_a_run_of_ns():
+    seq = "".join(np.random.default_rng(0).choice(list("ACGT"), 300)) + "N" * 300
+    windows = [fragment_seeded(seq, 150, 2, i) for i in range(40)]
+    assert any(w == "N" * 150 for w in windows)  # unasked, some fall inside the Ns
+    for i in range(40):
+        window = fragment_seeded(seq, 150, 2, i, min_called=18)
+        assert window in seq and 150 - window.count("N") >= 18
+        if 150 - windows[i].count("N") >= 18:
+            assert window == windows[i]  # a good first draw is kept
+    # no window has 18 called bases (the read has 12): the best-called of the tries
+    sparse = "N" * 200 + "ACGT" * 3 + "N" * 388
+    assert 150 - fragment_seeded(sparse, 150, 2, 7, min_called=18).count("N") == 12

@@ -114,6 +114,7 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     """The bundle's scoring, fitted on the validation specimens as the field will see them:
     clean reads, degraded copies (``calibration_noise``) and fragments
     (``calibration_fragment``), each copy paired with the specimen's photo for the fused path."""
+    from hir_edge.align import min_called_bases
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
     from hir_edge.export.calibrate import ValidationSet, fit_scoring
     from hir_edge.runtime.backends import OnnxRuntimeBackend
@@ -135,7 +136,10 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         variants.append(("noisy", lambda s, i: degrade_dna_seeded(s, noise, 1, i)))
     if options.calibration_fragment:
         length = options.calibration_fragment
-        variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i)))
+        needed = min_called_bases(
+            identifier.scoring.kmer_k
+        )  # no window of Ns: the field refuses one
+        variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i, needed)))
     zi, zd, fused, has_img, has_dna, seqs = [], [], [], [], [], []
     copies: dict[str, dict[str, list]] = {
         name: {"dna": [], "fused": [], "seqs": []} for name, _ in variants
