@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hir_edge.kmers import KmerIndex, base_codes, clean_sequences
-from hir_edge.read_qc import stop_codon_counts
+from hir_edge.read_qc import reverse_complement, stop_codon_counts
 from hir_edge.site_profile import SiteProfile
 
 # Share of interspecific COI substitutions at third codon positions. Insects: ~0.8-0.9 (e.g.
@@ -259,6 +259,20 @@ class ReferenceAligner:
         for i, (candidates, identity) in enumerate(rows):
             out[i, candidates] = identity
         return out, hits
+
+    def prefers_reverse(self, reads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per read, whether its reverse complement is the more library-like strand, and
+        whether the library tells at all (the two strands' best k-mer cosines differ).
+
+        For reads whose strand the coding model could not call (short ones: a 100-bp window
+        has an open frame on both strands): the library's barcodes are on the coding strand.
+        """
+        reads = clean_sequences(list(reads), "read")
+        if not reads:
+            return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+        _, cosine = self._index.query(reads + [reverse_complement(r) for r in reads], 1)
+        forward, reverse = cosine[: len(reads), 0], cosine[len(reads) :, 0]
+        return reverse > forward, reverse != forward
 
     def _search_rows(self, reads: list[str]) -> tuple[list, list[Hit | None]]:
         """Per read, (shortlisted references, their identities clipped at 0) and the best hit."""

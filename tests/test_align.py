@@ -267,6 +267,17 @@ def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
     assert all(h.gap is not None for h in known_hits)  # the next species was aligned too
 
 
+def test_the_library_tells_a_short_read_s_strand():
+    rng = np.random.default_rng(13)
+    refs = [coding(rng, 200) for _ in range(4)]
+    aligner = ReferenceAligner(refs, shortlist=2)
+    window = refs[2][250:350]
+    reverse_complemented = window[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    flip, decided = aligner.prefers_reverse([window, reverse_complemented, "N" * 100])
+    assert flip.tolist() == [False, True, False]
+    assert decided.tolist() == [True, True, False]  # a read of Ns shares no k-mer either way
+
+
 def test_worker_processes_give_the_same_answers():
     rng = np.random.default_rng(7)
     refs = [coding(rng, 200) for _ in range(12)]

@@ -166,6 +166,29 @@ def test_the_library_api_answers_nothing_for_a_read_of_ns(tiny_bundle):
     assert answer.warnings == ["read has 0 called bases (A/C/G/T) of 40; at least 18 are needed"]
 
 
+def test_a_read_of_uncertain_strand_is_put_on_its_library_relatives_strand(tiny_bundle):
+    from dataclasses import replace
+
+    from hir_edge.read_qc import clean_read, reverse_complement
+    from hir_edge.runtime.backends import select_backend
+    from hir_edge.runtime.identifier import Identifier, Specimen
+
+    bundle = open_bundle(tiny_bundle)
+    barcode = bundle.references.barcodes[3]
+    window = (barcode.decode() if isinstance(barcode, bytes) else str(barcode))[200:300]
+    # as if the coding model had called the wrong strand without conviction
+    wrong, qc = clean_read(reverse_complement(window))
+    qc = replace(qc, flags=("short", "uncertain_strand"))
+    sure = replace(qc, flags=("short",))  # a confident call is left alone
+    identifier = Identifier(bundle, select_backend(bundle))
+    fixed, kept = identifier.strand_from_library(
+        [Specimen("unsure", wrong, qc), Specimen("sure", wrong, sure)]
+    )
+    assert fixed.sequence == window and fixed.qc.reverse_complemented is True
+    assert fixed.qc.flags == ("short", "strand_from_library")
+    assert kept.sequence == wrong and kept.qc is sure
+
+
 def test_usage_errors_exit_2(tiny_bundle, tmp_path):
     assert run(["--bundle", str(tiny_bundle)]).exit_code == 2
     result = run(["--bundle", str(tiny_bundle), "--fasta", str(tmp_path / "none.fa")])

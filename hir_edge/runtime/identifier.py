@@ -25,7 +25,7 @@ import numpy as np
 from hir_edge.align import Hit, ReferenceAligner, min_called_bases, novel_species
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
-from hir_edge.read_qc import ReadQC
+from hir_edge.read_qc import ReadQC, reverse_complement
 from hir_edge.runtime.bundle import Bundle
 from hir_edge.runtime.scoring import assign, greedy_paths, tree_probabilities
 from hir_edge.taxonomy import is_placeholder
@@ -313,6 +313,54 @@ class Identifier:
             temperature,
         )
 
+    def _reference_aligner(self) -> ReferenceAligner | None:
+        """The aligner over the library's barcodes, built on first use (None without any)."""
+        refs = self.bundle.references
+        if self._aligner is None and refs is not None and refs.barcodes is not None:
+            barcodes = [
+                b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
+            ]
+            self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
+            if len(self._barcoded):
+                species = refs.labels[self._barcoded, -1]
+                self._aligner = ReferenceAligner(
+                    [barcodes[j] for j in self._barcoded],
+                    self.scoring.kmer_k,
+                    self.scoring.barcode_shortlist,
+                    [int(c) if c >= 0 else None for c in species],
+                    self.scoring.barcode_per_species,
+                    workers=self.workers,
+                )
+        return self._aligner
+
+    def strand_from_library(self, specimens: Sequence[Specimen]) -> list[Specimen]:
+        """``specimens`` with each read whose strand the coding model could not call
+        (``uncertain_strand``) put on the strand its library relatives are on; its QC then says
+        ``strand_from_library`` (and whether it was reverse-complemented, all told)."""
+        unsure = [
+            i
+            for i, s in enumerate(specimens)
+            if s.sequence and s.qc is not None and "uncertain_strand" in s.qc.flags
+        ]
+        aligner = self._reference_aligner() if unsure else None
+        if aligner is None:
+            return list(specimens)
+        flip, decided = aligner.prefers_reverse([specimens[i].sequence for i in unsure])
+        out = list(specimens)
+        for i, reverse, known in zip(unsure, flip, decided):
+            if not known:
+                continue
+            s = specimens[i]
+            flags = tuple(f for f in s.qc.flags if f != "uncertain_strand")
+            qc = replace(
+                s.qc,
+                reverse_complemented=s.qc.reverse_complemented != bool(reverse),
+                flags=(*flags, "strand_from_library"),
+            )
+            sequence = reverse_complement(s.sequence) if reverse else s.sequence
+            out[i] = replace(s, sequence=sequence, qc=qc)
+        return out
+
     def barcode_alignments(
         self, sequences: Sequence[str]
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
@@ -322,27 +370,11 @@ class Identifier:
         References without a barcode (photo-only specimens) are left out of the alignment and
         keep identity 0; hits point at rows of the whole reference library.
         """
-        refs = self.bundle.references
-        if refs is None or refs.barcodes is None:
+        aligner = self._reference_aligner()
+        if aligner is None:
             return None, None
-        if self._aligner is None:
-            barcodes = [
-                b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
-            ]
-            self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
-            if not len(self._barcoded):
-                return None, None
-            species = refs.labels[self._barcoded, -1]
-            self._aligner = ReferenceAligner(
-                [barcodes[j] for j in self._barcoded],
-                self.scoring.kmer_k,
-                self.scoring.barcode_shortlist,
-                [int(c) if c >= 0 else None for c in species],
-                self.scoring.barcode_per_species,
-                workers=self.workers,
-            )
-        sims, hits = self._aligner.search(sequences)
-        full = np.zeros((len(sims), len(refs.barcodes)), dtype=np.float32)
+        sims, hits = aligner.search(sequences)
+        full = np.zeros((len(sims), len(self.bundle.references.barcodes)), dtype=np.float32)
         full[:, self._barcoded] = sims
         hits = [
             None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
@@ -398,6 +430,7 @@ class Identifier:
     # ------------------------------------------------------------------ the answer
     def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
         """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+        specimens = self.strand_from_library(specimens)
         emb = self.embed(specimens)
         results: list[Identification | None] = [None] * len(specimens)
         groups = {
