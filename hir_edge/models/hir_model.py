@@ -3,7 +3,11 @@
 Every ``encode_*`` returns L2-normalised embeddings. The contrastive scale ``s = exp(logit_scale)``
 is ours (METHOD.md §1: initialised to log(1/0.07), clamped to log(100)); the one inside an
 open_clip checkpoint is not used. Frozen towers stay in eval mode while the rest trains, so a
-frozen BioCLIP text tower never sees dropout.
+frozen BioCLIP text tower never sees dropout. A pretrained convolutional image tower keeps its
+BatchNorm statistics: the taxonomy-aware sampler fills batches with same-species groups, whose
+batch statistics would leak labels between specimens (the reason MoCo shuffles BN), and a CPU
+batch is too small to estimate them anyway. Such a tower runs channels-last (about twice as
+fast on a CPU).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hir_edge.errors import ConfigError
 from hir_edge.images import PreprocessConfig
 from hir_edge.models.clip_tower import ClipTowers
 from hir_edge.models.config import ModelConfig
@@ -54,6 +59,9 @@ class HirModel(nn.Module):
         self.preprocess: PreprocessConfig = towers.preprocess
         if self.text_model is not None and hasattr(self.text_model, "logit_scale"):
             self.text_model.logit_scale.requires_grad_(False)
+        self.pretrained_convnet = config.clip.image_weights is not None
+        if self.pretrained_convnet:
+            self.visual.to(memory_format=torch.channels_last)
         self._apply_freezing()
 
     # ------------------------------------------------------------------ freezing
@@ -62,12 +70,29 @@ class HirModel(nn.Module):
         frozen: list[nn.Module] = []
         if self.config.clip.freeze_image:
             frozen += [self.visual, self.image_proj]
+        elif self.config.clip.freeze_image_stages:
+            frozen += self._early_image_stages(self.config.clip.freeze_image_stages)
         if self.config.clip.freeze_text and self.text_model is not None:
             # text_proj is not frozen: when it exists it is new (the tower's width is not d).
             frozen.append(self.text_model)
         if self.config.dna.freeze:
             frozen.append(self.dna.backbone)
         return frozen
+
+    def _early_image_stages(self, count: int) -> list[nn.Module]:
+        """The stem and the first ``count`` stages of a timm convolutional image tower."""
+        trunk = getattr(self.visual, "trunk", None)
+        blocks = getattr(trunk, "blocks", None)
+        if blocks is None or not isinstance(blocks, nn.Sequential):
+            raise ConfigError(
+                "clip.freeze_image_stages needs a convolutional timm image tower "
+                "(vision_cfg.timm_model_name, e.g. tf_efficientnet_lite0)"
+            )
+        if not 0 <= count <= len(blocks):
+            raise ConfigError(
+                f"clip.freeze_image_stages: {count}; the tower has {len(blocks)} stages"
+            )
+        return [trunk.conv_stem, trunk.bn1, *blocks[:count]]
 
     def _apply_freezing(self) -> None:
         for module in self.frozen_modules():
@@ -78,11 +103,20 @@ class HirModel(nn.Module):
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()
+        if self.pretrained_convnet:
+            for module in self.visual.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups: no decay on biases, norms, embeddings, gains and the logit scale."""
-        decay, no_decay = [], []
+    def param_groups(self, weight_decay: float, image_lr_scale: float = 1.0) -> list[dict]:
+        """AdamW groups: no decay on biases, norms, embeddings, gains and the logit scale.
+
+        Each group carries ``lr_scale``: ``image_lr_scale`` for the image tower's backbone (a
+        pretrained one wants smaller steps than the towers learning from scratch), 1 for the
+        rest. Empty groups are left out.
+        """
+        groups: dict[tuple[bool, bool], list] = {}
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
@@ -91,10 +125,15 @@ class HirModel(nn.Module):
                 or "embedding" in name
                 or name.endswith(("cls_token", "logit_scale", "positional_embedding"))
             )
-            (no_decay if plain else decay).append(param)
+            backbone = name.startswith("visual.trunk.")
+            groups.setdefault((plain, backbone), []).append(param)
         return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {
+                "params": params,
+                "weight_decay": 0.0 if plain else weight_decay,
+                "lr_scale": image_lr_scale if backbone else 1.0,
+            }
+            for (plain, backbone), params in sorted(groups.items())
         ]
 
     # ------------------------------------------------------------------ encoders
@@ -111,6 +150,8 @@ class HirModel(nn.Module):
         return self.logit_scale.clamp(max=self.config.logit_scale_max).exp()
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        if self.pretrained_convnet:
+            images = images.contiguous(memory_format=torch.channels_last)
         return F.normalize(self.image_proj(self.visual(images)), dim=-1)
 
     def encode_dna(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -137,11 +178,13 @@ class HirModel(nn.Module):
         dna_mask: torch.Tensor | None = None,
         text_tokens: torch.Tensor | None = None,
         fuse: bool = False,
+        prompt_tokens: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Every embedding a training step needs, in one call (DDP syncs through ``forward``).
 
         Returns a dict with ``image``, ``dna``, ``text`` (those given), ``fused`` and ``gate``
-        (when ``fuse`` and both image and DNA are given) and ``scale`` (s).
+        (when ``fuse`` and both image and DNA are given), ``prompts`` (the embeddings of
+        ``prompt_tokens``: every taxon's prompt) and ``scale`` (s).
         """
         out: dict[str, torch.Tensor] = {"scale": self.scale()}
         if images is not None:
@@ -152,6 +195,8 @@ class HirModel(nn.Module):
             out["text"] = self.encode_text(text_tokens)
         if fuse and images is not None and dna_ids is not None:
             out["fused"], out["gate"] = self.fuse(out["image"], out["dna"])
+        if prompt_tokens is not None:
+            out["prompts"] = self.encode_text(prompt_tokens)
         return out
 
     # ------------------------------------------------------------------ tokenisation
