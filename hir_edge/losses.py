@@ -79,23 +79,43 @@ def symmetric_info_nce(
     a: torch.Tensor,
     b: torch.Tensor,
     scale: torch.Tensor,
-    groups: torch.Tensor | None = None,
+    not_negative: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L_sym(a, b) = ½ (L(a→b) + L(b→a)); one B×B matrix serves both directions.
 
-    ``groups`` ([B] ints, optional) marks known duplicates: an off-diagonal pair (i, j) with
-    ``groups[i] == groups[j] >= 0`` — two specimens of one species, or two identical prompt
-    texts — is left out of both softmax denominators instead of being pushed apart as a
-    negative. The taxonomy-aware sampler that HiR needs plants such pairs in every batch; with
-    unique items (all groups distinct or -1) this is exactly METHOD.md §1.
+    ``not_negative`` ([B, B] bool, optional) marks off-diagonal pairs (i, j) that are known
+    positives — two specimens of one species (:func:`same_group`), or specimen i and a prompt
+    naming a taxon of i's own lineage (:func:`lineage_members`) — and leaves them out of both
+    softmax denominators instead of pushing them apart as negatives. The taxonomy-aware sampler
+    that HiR needs plants such pairs in every batch, and so do prompts of coarser ranks; with
+    none marked this is exactly METHOD.md §1.
     """
     logits = scale * a @ b.T
-    if groups is not None:
-        same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
-        same.fill_diagonal_(False)
-        logits = logits.masked_fill(same, float("-inf"))
+    if not_negative is not None:
+        mask = not_negative.clone()
+        mask.fill_diagonal_(False)
+        logits = logits.masked_fill(mask, float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def same_group(groups: torch.Tensor) -> torch.Tensor:
+    """[B, B]: i and j share a known group id (>= 0), e.g. the same species."""
+    return (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+
+
+def lineage_members(labels: torch.Tensor, text_levels: torch.Tensor) -> torch.Tensor:
+    """[B, B]: specimen i belongs to the taxon that text j names.
+
+    Text j is the prompt of specimen j's taxon at rank ``text_levels[j]`` (-1: no text). Pair
+    (i, j) is a member pair when i's label at that rank is j's label there: "Diptera" is
+    true of every fly in the batch, not a negative for the other flies.
+    """
+    level = text_levels.clamp(min=0)
+    taxon = labels.gather(1, level[:, None]).squeeze(1)  # [B]: text j's taxon id
+    label_at = labels[:, level]  # [B, B]: labels[i, level[j]]
+    named = (text_levels >= 0) & (taxon >= 0)
+    return (label_at == taxon[None, :]) & named[None, :]
 
 
 def _pair_loss(
@@ -103,7 +123,7 @@ def _pair_loss(
     b: torch.Tensor | None,
     mask: torch.Tensor | None,
     scale: torch.Tensor,
-    groups: torch.Tensor | None = None,
+    not_negative: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """L_sym over the rows that have both modalities (None when fewer than 2 rows have)."""
     if a is None or b is None:
@@ -113,8 +133,9 @@ def _pair_loss(
         if idx.numel() < 2:
             return None
         a, b = a.index_select(0, idx), b.index_select(0, idx)
-        groups = None if groups is None else groups.index_select(0, idx)
-    return symmetric_info_nce(a, b, scale, groups)
+        if not_negative is not None:
+            not_negative = not_negative.index_select(0, idx).index_select(1, idx)
+    return symmetric_info_nce(a, b, scale, not_negative)
 
 
 class ContrastiveLoss(nn.Module):
@@ -134,14 +155,13 @@ class ContrastiveLoss(nn.Module):
         has_image: torch.Tensor | None = None,
         has_dna: torch.Tensor | None = None,
         has_text: torch.Tensor | None = None,
-        specimen_groups: torch.Tensor | None = None,
-        text_groups: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        text_levels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Args ``specimen_groups`` (same species → same id) and ``text_groups`` (identical
-        prompt → same id) mark known duplicates for (I,D) and the pairs with T respectively
-        (see :func:`symmetric_info_nce`); None treats every off-diagonal pair as a negative."""
-        spec_g = None if specimen_groups is None else gather_no_grad(specimen_groups)
-        text_g = None if text_groups is None else gather_no_grad(text_groups)
+        """Args ``labels`` ([B, L], -1 missing) and ``text_levels`` ([B]: the rank each text
+        names) mark known positives: specimens of one species for (I,D) and specimens of the
+        taxon a text names for the pairs with T (:func:`same_group`, :func:`lineage_members`).
+        None treats every off-diagonal pair as a negative."""
         emb = {
             "I": None if image is None else gather_with_grad(image),
             "D": None if dna is None else gather_with_grad(dna),
@@ -152,16 +172,30 @@ class ContrastiveLoss(nn.Module):
             "D": None if has_dna is None else gather_no_grad(has_dna.bool()),
             "T": None if has_text is None else gather_no_grad(has_text.bool()),
         }
+        known = known_positives(labels, text_levels)
         parts: dict[str, torch.Tensor] = {}
         for x, y in (("I", "D"), ("I", "T"), ("D", "T")):
             mask = _both(has[x], has[y])
-            groups = text_g if "T" in (x, y) else spec_g
-            value = _pair_loss(emb[x], emb[y], mask, scale, groups)
+            value = _pair_loss(emb[x], emb[y], mask, scale, known["T" if "T" in (x, y) else "D"])
             if value is not None:
                 parts[f"con_{x}{y}"] = value
         ref = next(e for e in emb.values() if e is not None)
         parts["con"] = sum(parts.values()) if parts else ref.sum() * 0.0
         return parts
+
+
+def known_positives(
+    labels: torch.Tensor | None, text_levels: torch.Tensor | None
+) -> dict[str, torch.Tensor | None]:
+    """The global batch's known positive pairs: ``D`` (same species, for specimen–specimen
+    pairs) and ``T`` (member of the taxon a text names, for pairs with a text)."""
+    if labels is None:
+        return {"D": None, "T": None}
+    labels = gather_no_grad(labels)
+    species = same_group(labels[:, -1])
+    if text_levels is None:
+        return {"D": species, "T": None}
+    return {"D": species, "T": lineage_members(labels, gather_no_grad(text_levels))}
 
 
 def _both(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
@@ -273,15 +307,15 @@ class FusionLoss(nn.Module):
         mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         prompt_bank: list[torch.Tensor] | None = None,
-        text_groups: torch.Tensor | None = None,
+        text_levels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.mode == "contrastive":
             if text is None:
                 raise ValueError("contrastive fusion loss needs text embeddings")
             fused_all, text_all = gather_with_grad(fused), gather_with_grad(text)
             mask_all = None if mask is None else gather_no_grad(mask.bool())
-            groups = None if text_groups is None else gather_no_grad(text_groups)
-            value = _pair_loss(fused_all, text_all, mask_all, scale, groups)
+            known = known_positives(labels, text_levels)["T"]
+            value = _pair_loss(fused_all, text_all, mask_all, scale, known)
             return fused.sum() * 0.0 if value is None else value
         if labels is None or prompt_bank is None:
             raise ValueError("prompt_ce fusion loss needs labels and a prompt bank")
@@ -295,15 +329,63 @@ class FusionLoss(nn.Module):
         return total
 
 
+# --------------------------------------------------------------------------- prompt bank
+def prompt_bank_loss(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    bank: list[torch.Tensor],
+    candidates: list[torch.Tensor],
+    scale: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """L_P: per-rank cross-entropy of s·<z_i, T_l> over *every* taxon's prompt at rank l.
+
+    The prompt ranking that evaluation and the field runtime do, trained directly: the same
+    InfoNCE as L(a→T) but with the whole prompt bank as candidates instead of the batch's own
+    texts (METHOD.md §3's Eq. 11, there for the fused embedding). A rank with one candidate
+    teaches nothing and is skipped; specimens unlabelled at a rank, or labelled with an
+    "incertae sedis" placeholder, are left out of it. Averaged over the ranks that have any.
+
+    Args:
+        embeddings: [B, d] normalised embeddings (image or DNA).
+        labels: [B, L] label ids, -1 missing.
+        bank: per rank, [n_l, d] normalised prompt embeddings.
+        candidates: per rank, [n_l] bool: taxa that are answers (not placeholders).
+        scale: s.
+        label_smoothing: spread over the rank's candidates.
+    """
+    terms = []
+    for level, (prompts, allowed) in enumerate(zip(bank, candidates)):
+        if int(allowed.sum()) < 2:
+            continue
+        y = labels[:, level]
+        keep = y >= 0
+        keep[keep.clone()] = allowed[y[keep]]
+        if not keep.any():
+            continue
+        logits = scale * embeddings[keep] @ prompts.T
+        logits = logits.masked_fill(~allowed[None, :], _NEG)
+        terms.append(F.cross_entropy(logits, y[keep], label_smoothing=label_smoothing))
+    if not terms:
+        return embeddings.sum() * 0.0
+    return torch.stack(terms).mean()
+
+
 # --------------------------------------------------------------------------- objective
 @dataclass
 class LossWeights:
-    """λ_HiR, λ_F and τ_h: CLIBD = (0, 0); CLIBD-HiR = (λ, 0); CLIBD-HiR-Fuse = (λ, λ_F)."""
+    """λ_HiR, λ_F and τ_h: CLIBD = (0, 0); CLIBD-HiR = (λ, 0); CLIBD-HiR-Fuse = (λ, λ_F).
+
+    ``prompt`` (λ_P) adds :func:`prompt_bank_loss` for the image and the DNA embeddings, with
+    ``prompt_smoothing`` as its label smoothing (0: the paper's objective).
+    """
 
     hir: float = 1.0
     fusion: float = 1.0
     hir_temperature: float = 0.1
     fusion_mode: str = "contrastive"
+    prompt: float = 0.0
+    prompt_smoothing: float = 0.0
 
 
 class HirObjective(nn.Module):
@@ -328,11 +410,17 @@ class HirObjective(nn.Module):
         has_text: torch.Tensor | None = None,
         fused: torch.Tensor | None = None,
         prompt_bank: list[torch.Tensor] | None = None,
-        specimen_groups: torch.Tensor | None = None,
-        text_groups: torch.Tensor | None = None,
+        text_levels: torch.Tensor | None = None,
+        mask_known_positives: bool = True,
+        prompt_candidates: list[torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """``text_levels``: the rank each specimen's text names (see
+        :func:`lineage_members`); with ``mask_known_positives`` off, every off-diagonal pair is
+        a negative (METHOD.md §1 read literally). ``prompt_bank`` and ``prompt_candidates``
+        (per rank: every taxon's prompt embedding, and which taxa are answers) feed L_P."""
+        known_labels = labels if mask_known_positives else None
         parts = self.contrastive(
-            scale, image, dna, text, has_image, has_dna, has_text, specimen_groups, text_groups
+            scale, image, dna, text, has_image, has_dna, has_text, known_labels, text_levels
         )
         total = parts["con"]
         if self.weights.hir > 0 and image is not None:
@@ -341,10 +429,30 @@ class HirObjective(nn.Module):
             )
             parts["hir"] = self.hir(image, img_labels)
             total = total + self.weights.hir * parts["hir"]
+        if self.weights.prompt > 0 and prompt_bank is not None and prompt_candidates is not None:
+            for key, emb, has in (("prompt_I", image, has_image), ("prompt_D", dna, has_dna)):
+                if emb is None:
+                    continue
+                rows = labels if has is None else labels.masked_fill(~has.bool()[:, None], -1)
+                parts[key] = prompt_bank_loss(
+                    gather_with_grad(emb),
+                    gather_no_grad(rows),
+                    prompt_bank,
+                    prompt_candidates,
+                    scale,
+                    self.weights.prompt_smoothing,
+                )
+                total = total + self.weights.prompt * parts[key]
         if self.weights.fusion > 0 and fused is not None:
             mask = _both(_both(has_image, has_dna), has_text)
             parts["fusion"] = self.fusion(
-                fused, scale, text, mask, labels, prompt_bank, text_groups
+                fused,
+                scale,
+                text,
+                mask,
+                known_labels if self.fusion.mode == "contrastive" else labels,
+                prompt_bank,
+                text_levels,
             )
             total = total + self.weights.fusion * parts["fusion"]
         parts["loss"] = total

@@ -18,6 +18,9 @@ from hir_edge.losses import (
     LossWeights,
     hir_loss,
     info_nce,
+    lineage_members,
+    prompt_bank_loss,
+    same_group,
     symmetric_info_nce,
 )
 
@@ -380,9 +383,68 @@ def test_known_duplicates_leave_the_denominator():
         for mat in (logits, logits.T):
             keep = [j for j in range(4) if j == i or not (i < 2 and j < 2)]
             by_hand += -(mat[i, i] - torch.logsumexp(mat[i, keep], 0)) / 8
-    got = symmetric_info_nce(a, b, s, groups)
+    got = symmetric_info_nce(a, b, s, same_group(groups))
     assert got.item() == pytest.approx(by_hand.item(), abs=1e-12)
     # Unique groups (or -1) change nothing.
     plain = symmetric_info_nce(a, b, s)
-    assert symmetric_info_nce(a, b, s, torch.tensor([-1, -1, -1, -1])).item() == plain.item()
-    assert symmetric_info_nce(a, b, s, torch.arange(4)).item() == pytest.approx(plain.item())
+    none = same_group(torch.tensor([-1, -1, -1, -1]))
+    assert symmetric_info_nce(a, b, s, none).item() == plain.item()
+    unique = same_group(torch.arange(4))
+    assert symmetric_info_nce(a, b, s, unique).item() == pytest.approx(plain.item())
+
+
+def test_prompts_of_a_specimens_own_lineage_are_not_its_negatives():
+    """Specimens 0 and 1 are two flies of one family, 2 a fly of another, 3 a beetle. Text 0
+    is "Diptera" (order), text 1 is specimen 1's family, texts 2 and 3 their species."""
+    labels = torch.tensor([[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 2, 2], [1, 2, 3, 3]])
+    levels = torch.tensor([0, 1, 3, 3])
+    members = lineage_members(labels, levels)
+    expected = torch.tensor(
+        [
+            [1, 1, 0, 0],  # fly 0: in "Diptera" and in fly 1's family; not 2's or 3's species
+            [1, 1, 0, 0],
+            [1, 0, 1, 0],  # fly 2: in "Diptera" only (another family)
+            [0, 0, 0, 1],  # the beetle: only its own text
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(members, expected)
+    # The old rule masked only identical strings: 5 of the 6 off-diagonal member pairs above
+    # were negatives. In the loss they now leave both denominators.
+    torch.manual_seed(3)
+    a, b = unit(torch.randn(4, 3)), unit(torch.randn(4, 3))
+    s = torch.tensor(2.0, dtype=torch.float64)
+    logits = s * a @ b.T
+    by_hand = 0.0
+    for i in range(4):
+        keep_row = [j for j in range(4) if j == i or not expected[i, j]]
+        keep_col = [j for j in range(4) if j == i or not expected[j, i]]
+        by_hand += -(logits[i, i] - torch.logsumexp(logits[i, keep_row], 0)) / 8
+        by_hand += -(logits[i, i] - torch.logsumexp(logits[keep_col, i], 0)) / 8
+    got = symmetric_info_nce(a, b, s, members)
+    assert got.item() == pytest.approx(by_hand.item(), abs=1e-12)
+    # A specimen without a text (level -1) is nobody's positive.
+    assert not lineage_members(labels, torch.tensor([-1, 1, 3, 3]))[:, 0].any()
+
+
+def test_prompt_bank_loss_is_per_rank_cross_entropy_over_every_prompt():
+    """Two ranks: order (2 taxa) and species (3 taxa, one a placeholder that is no answer)."""
+    torch.manual_seed(4)
+    z = unit(torch.randn(3, 4))
+    bank = [unit(torch.randn(2, 4)), unit(torch.randn(3, 4))]
+    candidates = [torch.tensor([True, True]), torch.tensor([True, False, True])]
+    labels = torch.tensor([[0, 0], [1, 2], [1, -1]])
+    s = torch.tensor(5.0, dtype=torch.float64)
+    order = -torch.log_softmax(s * z @ bank[0].T, dim=1)[[0, 1, 2], [0, 1, 1]].mean()
+    logits = (s * z[:2] @ bank[1].T)[:, [0, 2]]  # the placeholder is no candidate
+    species = -torch.log_softmax(logits, dim=1)[[0, 1], [0, 1]].mean()
+    got = prompt_bank_loss(z, labels, bank, candidates, s)
+    assert got.item() == pytest.approx(((order + species) / 2).item(), abs=1e-10)
+    # a specimen labelled with the placeholder is left out of that rank
+    placeholder = torch.tensor([[0, 0], [1, 1], [1, -1]])
+    only_first = -torch.log_softmax((s * z[:1] @ bank[1].T)[:, [0, 2]], dim=1)[0, 0]
+    got = prompt_bank_loss(z, placeholder, bank, candidates, s)
+    assert got.item() == pytest.approx(((order + only_first) / 2).item(), abs=1e-10)
+    # a rank with a single candidate teaches nothing and is skipped
+    single = [torch.tensor([True, False]), candidates[1]]
+    assert prompt_bank_loss(z, labels, bank, single, s).item() == pytest.approx(species.item())

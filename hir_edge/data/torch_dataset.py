@@ -44,11 +44,13 @@ class SpecimenDataset(Dataset):
             None: images are not decoded and items have no ``image`` key.
         dna_tokenizer: ``encode_batch`` + ``max_length`` (``hir_edge.dna_tokens``). None: items
             have no ``dna_ids`` / ``dna_mask`` keys.
+        read_transform: cleaned read → the read the encoder sees (training-time degradation).
 
     Items are dicts: ``image`` FloatTensor [3, S, S] (zeros when the specimen has none),
     ``has_image`` bool, ``dna_ids`` / ``dna_mask`` LongTensor [max_length] (an empty read's
     encoding when there is no usable barcode), ``has_dna`` bool, ``text`` (prompt of the
-    deepest known rank), ``labels`` LongTensor [ranks] (-1 = missing), ``processid`` str,
+    deepest known rank), ``text_level`` (the rank it names; -1 when no rank is labelled),
+    ``labels`` LongTensor [ranks] (-1 = missing), ``processid`` str,
     ``index`` int.
     """
 
@@ -59,8 +61,10 @@ class SpecimenDataset(Dataset):
         taxonomy: Taxonomy,
         image_transform: ImageTransform | None = None,
         dna_tokenizer: DnaTokenizer | None = None,
+        read_transform: Callable[[str], str] | None = None,
     ):
         self.store = SpecimenStore(path, split)
+        self.read_transform = read_transform
         self.taxonomy = taxonomy
         self.image_transform = image_transform
         self.dna_tokenizer = dna_tokenizer
@@ -84,8 +88,10 @@ class SpecimenDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         specimen = self.store[index]
         labels = self.taxonomy.encode(specimen.lineage)
+        known = [level for level, label in enumerate(labels) if label != MISSING]
         item: dict[str, Any] = {
             "text": self.text(specimen.lineage, labels),
+            "text_level": known[-1] if known else -1,
             "labels": torch.tensor(labels, dtype=torch.long),
             "processid": specimen.processid,
             "index": int(index),
@@ -133,6 +139,8 @@ class SpecimenDataset(Dataset):
                 )
         if self.dna_tokenizer is None:
             return {"has_dna": bool(seq)}
+        if seq and self.read_transform is not None:
+            seq = self.read_transform(seq)
         # No barcode: the tokenizer's encoding of an empty read (its special tokens under
         # mask 1), so the encoder still gets a well-formed input; has_dna=False masks the loss.
         ids, mask = self.dna_tokenizer.encode_batch([seq])

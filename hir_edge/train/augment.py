@@ -1,4 +1,5 @@
-"""Training-time image augmentation (CLIBD's: random resized crop, flips, rotation).
+"""Training-time image augmentation (CLIBD's random resized crop, flips and rotation, and an
+optional colour jitter for real photos).
 
 Degradations (blur, noisy reads) are never used here: METHOD.md §5 keeps them for evaluation.
 Every specimen's augmentation is seeded from (seed, epoch, index), so a run gives the same
@@ -13,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from hir_edge.images import PreprocessConfig, preprocess
-from hir_edge.train.config import AugmentSection
+from hir_edge.train.config import AugmentSection, ReadAugmentSection
 
 
 class TrainTransform:
@@ -29,7 +30,7 @@ class TrainTransform:
         import torchvision.transforms.functional as TF
         from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
-        size = self.pre.image_size
+        size = self.aug.image_size or self.pre.image_size
         if self.aug.rotation_degrees > 0:
             angle = float(
                 torch.empty(1).uniform_(-self.aug.rotation_degrees, self.aug.rotation_degrees)
@@ -49,10 +50,52 @@ class TrainTransform:
             image = TF.hflip(image)
         if torch.rand(1).item() < self.aug.vflip:
             image = TF.vflip(image)
+        for amount, adjust in (
+            (self.aug.brightness, TF.adjust_brightness),
+            (self.aug.contrast, TF.adjust_contrast),
+            (self.aug.saturation, TF.adjust_saturation),
+        ):
+            if amount > 0:
+                image = adjust(image, float(torch.empty(1).uniform_(1 - amount, 1 + amount)))
         pixels = np.asarray(image, dtype=np.float32) / 255.0
         mean = np.asarray(self.pre.mean, np.float32)
         std = np.asarray(self.pre.std, np.float32)
         return torch.from_numpy(((pixels - mean) / std).transpose(2, 0, 1).copy())
+
+
+class ReadAugment:
+    """A cleaned read → a degraded, windowed or reverse-complemented copy (see
+    :class:`~hir_edge.train.config.ReadAugmentSection`). Its draws come from torch's RNG, which
+    :class:`SeededDataset` seeds per (seed, epoch, specimen)."""
+
+    def __init__(self, section: ReadAugmentSection):
+        from hir_edge.degrade import get_preset
+
+        self.section = section
+        self.preset = get_preset(section.preset)
+
+    @property
+    def enabled(self) -> bool:
+        s = self.section
+        return max(s.degrade_prob, s.window_prob, s.reverse_complement_prob) > 0
+
+    def __call__(self, seq: str) -> str:
+        from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
+        from hir_edge.read_qc import reverse_complement
+
+        s = self.section
+        if not seq:
+            return seq
+        seed = int(torch.randint(2**31 - 1, (1,)))
+        if torch.rand(1).item() < s.window_prob:
+            length = int(torch.randint(s.window[0], s.window[1] + 1, (1,)))
+            seq = fragment_seeded(seq, length, seed, 0, min_called=length // 2)
+        if torch.rand(1).item() < s.degrade_prob:
+            factor = float(torch.empty(1).uniform_(*s.severity))
+            seq = degrade_dna_seeded(seq, self.preset.scaled(factor).dna, seed, 1)
+        if torch.rand(1).item() < s.reverse_complement_prob:
+            seq = reverse_complement(seq)
+        return seq
 
 
 class SeededDataset(Dataset):
@@ -63,7 +106,9 @@ class SeededDataset(Dataset):
     every rank's taxa from their own text ("Diptera", "Diptera Chironomidae"); a text tower
     trained only on full paths never learns where those shorter strings belong, and order
     accuracy then trails species accuracy. A pretrained BioCLIP text tower has seen all ranks,
-    so the paper recipes leave this at 0.
+    so the paper recipes leave this at 0. Ranks that tell nothing apart are not drawn: an
+    "incertae sedis" placeholder (its prompt is its parent's), and a rank with a single taxon
+    in the whole taxonomy (every EU-Moth is "Lepidoptera").
     """
 
     def __init__(self, base: Dataset, seed: int, taxonomy=None, text_coarsen_prob: float = 0.0):
@@ -74,6 +119,14 @@ class SeededDataset(Dataset):
         self.epoch = 0
         self.taxonomy = taxonomy
         self.text_coarsen_prob = text_coarsen_prob
+        self._informative = (
+            []
+            if taxonomy is None
+            else [
+                taxonomy.label_mask(level) & (taxonomy.size(level) > 1)
+                for level in range(taxonomy.num_ranks)
+            ]
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -87,8 +140,11 @@ class SeededDataset(Dataset):
             torch.manual_seed(seed)
             item = self.base[index]
             if self.text_coarsen_prob > 0 and torch.rand(1).item() < self.text_coarsen_prob:
-                known = [lv for lv, y in enumerate(item["labels"].tolist()) if y >= 0]
-                if len(known) > 1:
-                    level = known[int(torch.randint(len(known) - 1, (1,)))]
+                labels = item["labels"].tolist()
+                known = [lv for lv, y in enumerate(labels) if y >= 0]
+                coarser = [lv for lv in known[:-1] if self._informative[lv][labels[lv]]]
+                if coarser:
+                    level = coarser[int(torch.randint(len(coarser), (1,)))]
                     item["text"] = self.taxonomy.prompt(level, int(item["labels"][level]))
+                    item["text_level"] = level
             return item

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from hir_edge.degrade import get_preset
 from hir_edge.errors import ConfigError
 
 VARIANTS = ("clibd", "hir", "hir-fuse")
@@ -55,13 +56,47 @@ class SynthSection:
 
 @dataclass
 class AugmentSection:
-    """CLIBD's image augmentation (training only; degradations are never used in training)."""
+    """Training-time image augmentation (CLIBD's crop, flips and rotation by default).
+
+    ``brightness``, ``contrast`` and ``saturation`` scale each by a factor drawn from
+    [1 − v, 1 + v] (0 = off): flash, trap lamps and sheet colour vary between photos of one
+    species, while hue is left alone because wing colour is a character. Degradations (blur,
+    noisy reads) are never used here: METHOD.md §5 keeps them for evaluation.
+    """
 
     random_resized_crop_scale: tuple[float, float] = (0.8, 1.0)
     hflip: float = 0.5
     vflip: float = 0.0
     rotation_degrees: float = 15.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
     enabled: bool = True
+    # Train on crops of this side (None: the model's input size). Smaller training crops than
+    # the evaluation size are faster and, with random-resized crops, match the apparent object
+    # size of a centre-cropped evaluation image better (Touvron et al. 2019, "FixRes").
+    image_size: int | None = None
+
+
+@dataclass
+class ReadAugmentSection:
+    """Training-time read degradation — a declared deviation from METHOD.md §5, which keeps the
+    degradation models for evaluation only. A tower that never saw a noisy or partial read
+    learns features that a field read does not have (measured in hir_effect.md).
+
+    Each training read is, independently: cut to a random window of ``window`` bases with
+    probability ``window_prob``; degraded with the ``preset``'s operators at a severity drawn
+    uniformly from ``severity`` (× the preset's rates) with probability ``degrade_prob``;
+    reverse-complemented with probability ``reverse_complement_prob``. Evaluation seeds are
+    never reused (the draws come from the run's seed, epoch and specimen).
+    """
+
+    degrade_prob: float = 0.0
+    preset: str = "paper"
+    severity: tuple[float, float] = (0.5, 1.5)
+    window_prob: float = 0.0
+    window: tuple[int, int] = (100, 400)
+    reverse_complement_prob: float = 0.0
 
 
 @dataclass
@@ -74,6 +109,7 @@ class DataSection:
     synth: SynthSection | None = None
     num_workers: int = 0
     augment: AugmentSection = field(default_factory=AugmentSection)
+    read_augment: ReadAugmentSection = field(default_factory=ReadAugmentSection)
     max_val_specimens: int = 2000
     text_coarsen_prob: float = 0.0  # see hir_edge.train.augment.SeededDataset
 
@@ -90,9 +126,15 @@ class LossSection:
     fusion_weight: float = 1.0
     hir_temperature: float = 0.1
     fusion_mode: str = "contrastive"
-    # Leave known duplicates (same species; identical prompt text) out of the InfoNCE
-    # denominators instead of treating them as negatives (hir_edge.losses.symmetric_info_nce).
-    mask_duplicates: bool = True
+    # λ_P: per-rank cross-entropy of the image and DNA embeddings against every taxon's prompt
+    # (hir_edge.losses.prompt_bank_loss), beside L_con's batch-level InfoNCE. 0: the paper's
+    # objective. It needs the text tower's embeddings of all prompts at each step.
+    prompt_weight: float = 0.0
+    prompt_label_smoothing: float = 0.0
+    # Leave known positives out of the InfoNCE denominators instead of treating them as
+    # negatives: two specimens of one species, and a specimen with a prompt of its own lineage
+    # ("Diptera" for every fly; hir_edge.losses.lineage_members).
+    mask_known_positives: bool = True
 
 
 @dataclass
@@ -121,6 +163,10 @@ class TrainSection:
     grad_accum: int = 1
     lr: float = 5e-5
     lr_reference_batch: int = 500
+    image_lr_scale: float = 1.0  # LR multiplier of the image backbone (a pretrained one: < 1)
+    # LP-FT: steps fitting the image projection, text tower and scale on the frozen pretrained
+    # backbone's features before fine-tuning (hir_edge.train.head_warmup); 0: none.
+    head_warmup_steps: int = 0
     pct_start: float = 0.3
     weight_decay: float = 0.2
     grad_clip: float = 1.0
@@ -163,6 +209,25 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "epochs", "lr_reference_batch"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self.train, name)}")
+        reads = self.data.read_augment
+        for name in ("degrade_prob", "window_prob", "reverse_complement_prob"):
+            if not 0.0 <= getattr(reads, name) <= 1.0:
+                raise ConfigError(
+                    f"data.read_augment.{name} must be in [0, 1], got {getattr(reads, name)}"
+                )
+        low, high = reads.window
+        if not 1 <= low <= high:
+            raise ConfigError(
+                f"data.read_augment.window must be 1 <= min <= max, got {reads.window}"
+            )
+        if not 0.0 <= reads.severity[0] <= reads.severity[1]:
+            raise ConfigError(
+                f"data.read_augment.severity must be 0 <= low <= high, got {reads.severity}"
+            )
+        try:
+            get_preset(reads.preset)
+        except ValueError as err:
+            raise ConfigError(f"data.read_augment.preset: {err}") from None
         if not self.data.path and self.data.synth is None:
             raise ConfigError(
                 "data.path is empty and there is no data.synth section to generate it"
@@ -229,6 +294,7 @@ def _section_type(hint) -> type | None:
         ModelSection,
         SynthSection,
         AugmentSection,
+        ReadAugmentSection,
         DataSection,
         LossSection,
         SamplerSection,

@@ -32,7 +32,7 @@ from hir_edge.losses import HirObjective, LossWeights
 from hir_edge.progress import Stopwatch, progress_bar
 from hir_edge.taxonomy import Taxonomy
 from hir_edge.train import checkpoint as ckpt
-from hir_edge.train.augment import SeededDataset, TrainTransform
+from hir_edge.train.augment import ReadAugment, SeededDataset, TrainTransform
 from hir_edge.train.config import TrainConfig, save_config
 from hir_edge.train.data import dataset_path
 from hir_edge.train.distributed import DistEnv, setup, teardown
@@ -71,13 +71,6 @@ class TrainSummary:
             f"{self.best_metric:.2f} → {self.run_dir / 'best'}; peak RSS {self.peak_rss_mb:.0f} MB"
             + (f", peak GPU {self.peak_gpu_mb:.0f} MB" if self.peak_gpu_mb is not None else "")
         )
-
-
-def text_id(text: str) -> int:
-    """A process-independent id of a prompt string (Python's hash() differs per process)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
 def peak_rss_mb() -> float:
@@ -187,15 +180,29 @@ class Trainer:
                 fusion=cfg.fusion_weight if self.fuse else 0.0,
                 hir_temperature=cfg.loss.hir_temperature,
                 fusion_mode=cfg.loss.fusion_mode,
+                prompt=cfg.loss.prompt_weight if model.has_text else 0.0,
+                prompt_smoothing=cfg.loss.prompt_label_smoothing,
             )
         )
+        self.prompt_tokens = self.prompt_sizes = self.prompt_candidates = None
+        if self.objective.weights.prompt > 0:
+            # Every taxon's prompt, tokenised once; embedded at each step (L_P).
+            levels = range(self.taxonomy.num_ranks)
+            prompts = [p for lv in levels for p in self.taxonomy.prompts(lv)]
+            self.prompt_tokens = model.tokenize_text(prompts).to(env.device)
+            self.prompt_sizes = [self.taxonomy.size(lv) for lv in levels]
+            self.prompt_candidates = [
+                torch.from_numpy(self.taxonomy.label_mask(lv)).to(env.device) for lv in levels
+            ]
 
+        read_augment = ReadAugment(cfg.data.read_augment)
         base = SpecimenDataset(
             self.data_path,
             cfg.data.train_split,
             self.taxonomy,
             image_transform=TrainTransform(model.preprocess, cfg.data.augment),
             dna_tokenizer=model.dna_tokenizer,
+            read_transform=read_augment if read_augment.enabled else None,
         )
         self.dataset = SeededDataset(
             base, cfg.train.seed, self.taxonomy, text_coarsen_prob=cfg.data.text_coarsen_prob
@@ -224,13 +231,13 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ConfigError("nothing to train: every parameter is frozen")
-        groups = model.param_groups(cfg.train.weight_decay)
+        groups = model.param_groups(cfg.train.weight_decay, cfg.train.image_lr_scale)
         if cfg.train.mode == "fusion-only":
-            groups = [{"params": params, "weight_decay": cfg.train.weight_decay}]
+            groups = [{"params": params, "weight_decay": cfg.train.weight_decay, "lr_scale": 1.0}]
         self.optimizer = torch.optim.AdamW(groups, lr=max_lr, betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer,
-            max_lr=max_lr,
+            max_lr=[max_lr * group["lr_scale"] for group in groups],
             total_steps=max(self.total_steps, 2),
             pct_start=cfg.train.pct_start,
             anneal_strategy="cos",
@@ -283,7 +290,8 @@ class Trainer:
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def _loss(self, batch: dict) -> dict[str, torch.Tensor]:
+    def _loss(self, batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The loss terms of one batch, and the embeddings they were computed from."""
         dev = self.env.device
         texts = batch["text"]
         tokens = self.model.tokenize_text(texts).to(dev) if self.model.has_text else None
@@ -294,14 +302,14 @@ class Trainer:
                 batch["dna_mask"].to(dev, non_blocking=True),
                 tokens,
                 fuse=self.fuse,
+                prompt_tokens=self.prompt_tokens,
             )
         emb = {k: v.float() for k, v in out.items()}
         labels = batch["labels"].to(dev)
-        spec_groups = text_groups = None
-        if self.config.loss.mask_duplicates:
-            spec_groups = labels[:, -1]
-            text_groups = torch.tensor([text_id(t) for t in texts], device=dev)
-        return self.objective(
+        bank = None
+        if "prompts" in emb:
+            bank = list(torch.split(emb["prompts"], self.prompt_sizes))
+        parts = self.objective(
             emb["scale"],
             emb["image"],
             emb["dna"],
@@ -311,8 +319,78 @@ class Trainer:
             has_dna=batch["has_dna"].to(dev),
             has_text=torch.tensor([bool(t) for t in texts], device=dev),
             fused=emb.get("fused"),
-            specimen_groups=spec_groups,
-            text_groups=text_groups,
+            text_levels=batch["text_level"].to(dev),
+            mask_known_positives=self.config.loss.mask_known_positives,
+            prompt_bank=bank,
+            prompt_candidates=self.prompt_candidates if bank is not None else None,
+        )
+        return parts, emb
+
+    @staticmethod
+    def term_gradients(parts: dict, emb: dict) -> dict[str, float]:
+        """Norm of each loss term's gradient on the image and DNA embeddings of the batch
+        (``grad_<term>_<modality>``): how hard each term pulls, logged beside its value."""
+        targets = {m: emb[m] for m in ("image", "dna") if m in emb and emb[m].requires_grad}
+        out = {}
+        for name, term in parts.items():
+            if name in ("loss", "con") or not term.requires_grad:
+                continue
+            grads = torch.autograd.grad(
+                term, list(targets.values()), retain_graph=True, allow_unused=True
+            )
+            for modality, grad in zip(targets, grads):
+                out[f"grad_{name}_{modality}"] = 0.0 if grad is None else float(grad.norm())
+        return out
+
+    def _warm_head(self) -> None:
+        """LP-FT before the schedule (:mod:`hir_edge.train.head_warmup`); rank 0's result is
+        broadcast so every process starts fine-tuning from the same weights."""
+        from hir_edge.images import load_image
+        from hir_edge.train.head_warmup import backbone_features, warm_head
+
+        cfg, model = self.config, self.model
+        if not model.pretrained_convnet:
+            raise ConfigError(
+                "train.head_warmup_steps needs a pretrained convolutional image tower "
+                "(clip.image_weights, e.g. the tiny-lite0 preset)"
+            )
+        base = self.dataset.base
+        rows = [i for i in range(len(base)) if base.store.image_bytes(i) is not None]
+        rows = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, min(len(rows), 20000))]
+        labels = base.labels()[rows]
+        lineages = base.store.lineages()
+        texts = [base.text(lineages[i], tuple(labels[n])) for n, i in enumerate(rows)]
+        known = labels >= 0
+        levels = np.where(known.any(1), known.shape[1] - 1 - np.argmax(known[:, ::-1], 1), -1)
+        clock = time.perf_counter()
+        images = [load_image(base.store.image_bytes(i)) for i in rows]
+        features = backbone_features(model, images)
+        del images
+        dev = self.env.device
+        result = warm_head(
+            model,
+            self.objective,
+            features,
+            torch.from_numpy(labels).to(dev),
+            texts,
+            torch.from_numpy(levels).to(dev),
+            self.prompt_tokens,
+            self.prompt_sizes,
+            self.prompt_candidates,
+            steps=cfg.train.head_warmup_steps,
+            lr=self.max_lr,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.train.seed,
+            quiet=self.quiet or not self.env.is_main,
+        )
+        if self.env.distributed:
+            for param in model.parameters():
+                torch.distributed.broadcast(param.data, src=0)
+        self._log({"step": 0, "head_warmup": result})
+        self._say(
+            f"head warm-up: {result['steps']} steps on the frozen backbone's features of "
+            f"{len(rows)} photos in {time.perf_counter() - clock:.0f}s; loss "
+            f"{result['first_loss']:.3f} → {result['last_loss']:.3f}"
         )
 
     # ------------------------------------------------------------------ validation
@@ -413,6 +491,8 @@ class Trainer:
             f"{self.steps_per_epoch} steps/epoch, {self.total_steps} steps, "
             f"peak LR {self.max_lr:.2e}"
         )
+        if cfg.train.head_warmup_steps and state.step == 0:
+            self._warm_head()
         epoch_losses: list[float] = []
         samples = 0
         epochs_run = 0
@@ -485,9 +565,15 @@ class Trainer:
                 break
             sync = (micro + 1) % accum == 0
             ctx = self.ddp.no_sync() if env.distributed and not sync else nullcontext()
+            logging = sync and (
+                (state.step + 1) % cfg.train.log_every_steps == 0
+                or state.epoch_step + 1 == self.steps_per_epoch
+            )
             with ctx:
-                parts = self._loss(batch)
+                parts, emb = self._loss(batch)
+                grad_norms = self.term_gradients(parts, emb) if logging else {}
                 (parts["loss"] / accum).backward()
+            del emb
             micro += 1
             batch_samples = len(batch["text"]) * env.world_size
             samples += batch_samples
@@ -505,10 +591,7 @@ class Trainer:
             state.epoch_step += 1
             losses.append(float(parts["loss"].detach()))
             bar.update(1)
-            if (
-                state.step % cfg.train.log_every_steps == 0
-                or state.epoch_step == self.steps_per_epoch
-            ):
+            if logging:
                 now = time.perf_counter()
                 rate = window_samples / max(now - tick, 1e-9)
                 tick, window_samples = now, 0
@@ -519,6 +602,7 @@ class Trainer:
                     "scale": self.model.scale().item(),
                     "samples_per_s": rate,
                     **{k: float(v.detach()) for k, v in parts.items()},
+                    **grad_norms,
                 }
                 self._log(record)
                 bar.set_postfix_str(
