@@ -142,6 +142,11 @@ def test_eu_moths_like_table_with_fill_gaps_and_bioscan_chunks(tmp_path):
     )
     assert store[0].image == (folder / "images" / "a_b" / "1.jpg").read_bytes()
 
+    # inspect counts the placeholder family apart from the named taxa
+    lines = run("inspect", tmp_path / "moths.h5").output.splitlines()
+    family = ["0", "+1", "i.s.", "(100.0%)"]
+    assert lines[3].split()[4:] == ["1", "(100.0%)", *family, "1", "(100.0%)", "1", "(100.0%)"]
+
     # BIOSCAN-1M: image_file + chunk_number -> part<chunk>/<file>
     bioscan = tmp_path / "bioscan"
     original = save(bioscan / "cropped_256" / "part7" / "BIOUG1-A01.jpg", (25, 25), seed=6)
@@ -241,3 +246,35 @@ def test_pack_thirty_real_eu_moths_photos(eu_moths, tmp_path):
             )
             assert Image.open(io.BytesIO(specimen.image)).mode == "RGB"
     assert total == 30
+
+
+def test_val_fraction_holds_out_a_share_of_each_species_from_train(tmp_path):
+    """--val-fraction 0.25: of a species' 8 train records 2 go to val, of one with 3 records 1,
+    a species with 1 record keeps it; test records are never moved; the same records each
+    time."""
+    folder = tmp_path / "t"
+    rows = ["image\torder\tgenus\tspecies\tsplit"]
+    for species, n_train in (("Aa bb", 8), ("Aa cc", 3), ("Dd ee", 1)):
+        genus = species.split()[0]
+        for i in range(n_train + 2):
+            name = f"{species.replace(' ', '_')}_{i}.jpg"
+            save(folder / name, (20, 20), seed=i)
+            split = "train" if i < n_train else "test"
+            rows.append(f"{name}\tLepidoptera\t{genus}\t{species}\t{split}")
+    metadata = folder / "t.tsv"
+    metadata.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "t.h5"
+    args = ("pack", "-m", metadata, "-o", out, "--val-fraction", "0.25", "-q")
+    assert run(*args).exit_code == 0
+
+    def species_of(split):
+        return sorted(lin[-1] for lin in SpecimenStore(out, split).lineages())
+
+    assert species_of("val") == ["Aa bb", "Aa bb", "Aa cc"]
+    assert species_of("train") == ["Aa bb"] * 6 + ["Aa cc"] * 2 + ["Dd ee"]
+    assert species_of("test") == ["Aa bb"] * 2 + ["Aa cc"] * 2 + ["Dd ee"] * 2
+    first = SpecimenStore(out, "val").processids()
+    assert run(*args, "--force").exit_code == 0
+    assert SpecimenStore(out, "val").processids() == first
+    bad = run("pack", "-m", metadata, "-o", tmp_path / "x.h5", "--val-fraction", "1.0")
+    assert bad.exit_code == 2 and "--val-fraction" in bad.stderr

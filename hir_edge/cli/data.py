@@ -74,6 +74,18 @@ def data() -> None:
     "without an image).",
 )
 @click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Move this share of each species' --val-from records into a 'val' split (the same "
+    "records every time), to choose checkpoints and calibrate thresholds on; the test split "
+    "is left alone.",
+)
+@click.option(
+    "--val-from", default="train", show_default=True, help="Split the validation records come from."
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=min(8, os.cpu_count() or 1),
@@ -94,6 +106,8 @@ def pack(
     max_image_side: int,
     jpeg_quality: int,
     require_images: bool,
+    val_fraction: float,
+    val_from: str,
     workers: int,
     force: bool,
     quiet: bool,
@@ -102,7 +116,7 @@ def pack(
 
     \b
     Examples:
-      hir-edge data pack -m eu_moths.tsv -o eu_moths.h5 --fill-gaps
+      hir-edge data pack -m eu_moths.tsv -o eu_moths.h5 --fill-gaps --val-fraction 0.15
       hir-edge data pack -m BIOSCAN_Insect_Dataset_metadata.tsv \\
           --images bioscan/images/cropped_256 --split-column large_diptera_family \\
           -o bioscan1m.h5
@@ -121,6 +135,8 @@ def pack(
         max_image_side=max_image_side,
         jpeg_quality=jpeg_quality,
         require_images=require_images,
+        val_fraction=val_fraction,
+        val_from=val_from,
         workers=workers,
         force=force,
         quiet=quiet,
@@ -172,14 +188,26 @@ def inspect(path: Path, fmt: str) -> None:
 
         rows.append(
             [name, str(n), share(split["with_image"]), share(split["with_barcode"])]
-            + [f"{split['taxa'][r]} ({share(split['labelled'][r])})" for r in RANKS]
+            + [_taxa_cell(split, r, share) for r in RANKS]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    click.echo("taxa per rank (share of specimens labelled at that rank)")
+    click.echo(
+        "taxa per rank (share of specimens labelled at that rank); '+N i.s.': 'incertae sedis' "
+        "placeholders that --fill-gaps wrote for a missing rank above a known one (their "
+        "specimens are in the share)"
+    )
     for key, value in info["attrs"].items():
         click.echo(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+
+
+def _taxa_cell(split: dict, rank: str, share) -> str:
+    """'143 (100.0%)', or '0 +1 i.s. (100.0%)' where placeholders fill the rank."""
+    holders = split["placeholders"][rank]
+    extra = f" +{holders} i.s." if holders else ""
+    named = split["labelled"][rank] + split["filled"][rank]
+    return f"{split['taxa'][rank]}{extra} ({share(named)})"
 
 
 from hir_edge.cli.data_synth import synth  # noqa: E402

@@ -351,7 +351,8 @@ def describe(path: str | Path) -> dict:
     """Counts for ``hir-edge data inspect``: per split, specimens, images, barcodes, taxa per rank.
 
     Taxa are counted by their path from the order down (homonyms under two parents are two
-    taxa); "incertae sedis" placeholders are not counted.
+    taxa). "incertae sedis" placeholders (``data pack --fill-gaps``) are counted apart, in
+    ``placeholders`` and ``filled``: they hold a rank's place but name no taxon.
     """
     from hir_edge.taxonomy import is_placeholder, truncate_at_gap
 
@@ -363,14 +364,20 @@ def describe(path: str | Path) -> dict:
             n = len(store)
             lineages = store.lineages()
             taxa: list[set[tuple[str, ...]]] = [set() for _ in RANKS]
+            holders: list[set[tuple[str, ...]]] = [set() for _ in RANKS]
             labelled = [0] * len(RANKS)
+            filled = [0] * len(RANKS)
             for lineage in lineages:
                 lin = truncate_at_gap(lineage)
                 for level, name in enumerate(lin):
                     if name is None:
                         break
-                    if not is_placeholder(name):
-                        taxa[level].add(tuple(lin[: level + 1]))  # type: ignore[arg-type]
+                    taxon = tuple(lin[: level + 1])
+                    if is_placeholder(name):
+                        holders[level].add(taxon)  # type: ignore[arg-type]
+                        filled[level] += 1
+                    else:
+                        taxa[level].add(taxon)  # type: ignore[arg-type]
                         labelled[level] += 1
             splits[split] = {
                 "specimens": n,
@@ -378,6 +385,8 @@ def describe(path: str | Path) -> dict:
                 "with_barcode": sum(1 for b in store.barcodes() if b),
                 "taxa": {rank: len(t) for rank, t in zip(RANKS, taxa)},
                 "labelled": dict(zip(RANKS, labelled)),
+                "placeholders": {rank: len(h) for rank, h in zip(RANKS, holders)},
+                "filled": dict(zip(RANKS, filled)),
             }
     out["splits"] = splits
     return out

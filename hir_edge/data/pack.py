@@ -9,10 +9,11 @@ reported and the specimen kept without its image (or skipped with ``require_imag
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -44,6 +45,12 @@ class PackSettings:
             as JPEG; smaller JPEGs are stored byte for byte. 0 keeps every size.
         jpeg_quality: quality of re-encoded images.
         require_images: skip a specimen whose image is missing or unreadable.
+        val_fraction: move this share of each taxon's ``val_from`` records into a ``val``
+            split (chosen by a hash of the record id, so the same records every time; each
+            taxon keeps at least one record where it was). A table with only train and test
+            splits then has held-out specimens to choose checkpoints and calibrate thresholds
+            on, and its test split stays untouched.
+        val_from: the split the validation records come from.
         workers: threads reading and re-encoding images.
         force: overwrite ``output``.
         quiet: no progress bar.
@@ -58,6 +65,8 @@ class PackSettings:
     max_image_side: int = 512
     jpeg_quality: int = 90
     require_images: bool = False
+    val_fraction: float = 0.0
+    val_from: str = "train"
     workers: int = 4
     force: bool = False
     quiet: bool = False
@@ -69,6 +78,8 @@ class PackSettings:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass
@@ -116,7 +127,9 @@ class _Packer:
         self.pool = pool
         self.image_root = settings.images or settings.metadata.parent
 
-    def rows(self, problems: list[InputError] | None = None) -> Iterator[MetadataRow]:
+        self.val_cutoffs: dict[tuple, int] | None = None
+
+    def _table(self, problems: list[InputError] | None = None) -> Iterator[MetadataRow]:
         s = self.settings
         return iter_metadata(
             s.metadata,
@@ -125,6 +138,20 @@ class _Packer:
             fill_gaps=s.fill_gaps,
             problems=[] if problems is None else problems,
         )
+
+    def rows(self, problems: list[InputError] | None = None) -> Iterator[MetadataRow]:
+        """The table's records, with the validation share moved to ``val``."""
+        s = self.settings
+        if s.val_fraction <= 0:
+            yield from self._table(problems)
+            return
+        if self.val_cutoffs is None:
+            self.val_cutoffs = _val_cutoffs(self._table(), s.val_from, s.val_fraction)
+        for row in self._table(problems):
+            cutoff = self.val_cutoffs.get(row.lineage)
+            if row.split == s.val_from and cutoff is not None and _row_hash(row) <= cutoff:
+                row = replace(row, split="val")
+            yield row
 
     def specimens(self, split: str) -> Iterator[Specimen]:
         chunk: list[MetadataRow] = []
@@ -204,6 +231,26 @@ class _Packer:
         return buffer.getvalue()
 
 
+def _row_hash(row: MetadataRow) -> int:
+    key = f"{row.processid}\t{row.image or ''}\t{row.line}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def _val_cutoffs(rows: Iterator[MetadataRow], split: str, fraction: float) -> dict[tuple, int]:
+    """Per taxon (full lineage), the largest record hash that goes to ``val``: the
+    round(fraction × n) smallest hashes of its n records, leaving at least one behind."""
+    hashes: dict[tuple, list[int]] = {}
+    for row in rows:
+        if row.split == split:
+            hashes.setdefault(row.lineage, []).append(_row_hash(row))
+    cutoffs = {}
+    for lineage, values in hashes.items():
+        take = min(round(fraction * len(values)), len(values) - 1)
+        if take > 0:
+            cutoffs[lineage] = sorted(values)[take - 1]
+    return cutoffs
+
+
 def pack(settings: PackSettings) -> PackReport:
     """Write ``settings.metadata`` (+ images) to ``settings.output``; see :class:`PackSettings`.
 
@@ -218,6 +265,8 @@ def pack(settings: PackSettings) -> PackReport:
     ensure_writable(settings.output, force=settings.force)
     if settings.images is not None and not settings.images.is_dir():
         raise InputError(settings.images, "image folder not found")
+    if settings.val_fraction > 0 and settings.val_from == "val":
+        raise InputError(settings.metadata, "--val-from cannot be 'val' itself")
     report = PackReport(output=settings.output, counts={})
     with ThreadPoolExecutor(max_workers=settings.workers) as pool:
         packer = _Packer(settings, report, pool)
@@ -231,6 +280,8 @@ def pack(settings: PackSettings) -> PackReport:
             "source": settings.metadata.name,
             "fill_gaps": settings.fill_gaps,
             "max_image_side": settings.max_image_side,
+            "val_fraction": settings.val_fraction,
+            "val_from": settings.val_from if settings.val_fraction > 0 else None,
         }
         splits = {name: _Split(packer, name, n) for name, n in per_split.items()}
         report.counts = write_hdf5(
