@@ -76,6 +76,9 @@ class KmerTokenizer:
         specials: special tokens, in id order, before the k-mers; must hold ``<UNK>``.
         cls_token: the special prepended when ``add_special_tokens``.
         pad_token: the special that fills padding positions (mask 0 there).
+        mask_unknown: give ``<UNK>`` k-mers (any N) attention mask 0, so the encoder neither
+            attends to nor pools an unread stretch. Off: BarcodeBERT's inputs, where they
+            count as tokens.
     """
 
     kind = "kmer"
@@ -89,6 +92,7 @@ class KmerTokenizer:
         specials: Sequence[str] = BARCODEBERT_SPECIALS,
         cls_token: str = "<CLS>",
         pad_token: str = UNK_TOKEN,
+        mask_unknown: bool = False,
     ):
         specials = tuple(specials)
         if not 1 <= k <= MAX_K:
@@ -109,6 +113,7 @@ class KmerTokenizer:
         self.specials = specials
         self.cls_token = cls_token
         self.pad_token = pad_token
+        self.mask_unknown = mask_unknown
         self._powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
 
     @property
@@ -144,8 +149,12 @@ class KmerTokenizer:
         return np.concatenate([np.asarray(prefix, dtype=np.int64), kmers[:budget]])
 
     def encode_batch(self, seqs: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, attention mask), both ``int64 [B, max_length]``; padding holds ``pad_id``."""
-        return _pad_batch([self.encode(s) for s in seqs], self.max_length, self.pad_id)
+        """(ids, attention mask), both ``int64 [B, max_length]``; padding holds ``pad_id``,
+        and with ``mask_unknown`` every ``<UNK>`` k-mer has mask 0 too."""
+        ids, mask = _pad_batch([self.encode(s) for s in seqs], self.max_length, self.pad_id)
+        if self.mask_unknown:
+            mask[ids == self.unk_id] = 0
+        return ids, mask
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Token strings of ids (specials by name, k-mers as bases)."""
@@ -172,6 +181,7 @@ class KmerTokenizer:
             "specials": list(self.specials),
             "cls_token": self.cls_token,
             "pad_token": self.pad_token,
+            "mask_unknown": self.mask_unknown,
         }
 
     def __repr__(self) -> str:
@@ -280,6 +290,7 @@ def tokenizer_from_dict(d: dict, root: str | Path | None = None) -> KmerTokenize
             "specials",
             "cls_token",
             "pad_token",
+            "mask_unknown",
         },
         "bpe": {"path", "max_length", "pad_token"},
     }[kind]

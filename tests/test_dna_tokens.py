@@ -123,6 +123,7 @@ def test_round_trip_through_dict():
             "specials": ["<MASK>", "<UNK>", "<CLS>"],
             "cls_token": "<CLS>",
             "pad_token": "<UNK>",
+            "mask_unknown": False,
         }
     )
     seqs = ["ACGTNACGTTTGCA", "GG"]
@@ -222,3 +223,17 @@ def test_bpe_bad_files(tmp_path, bpe_json):
     junk.write_text("{not json")
     with pytest.raises(InputError, match=r"is not a tokenizers tokenizer\.json"):
         BpeTokenizer(junk)
+
+
+def test_mask_unknown_hides_n_holding_kmers_from_attention():
+    tok = KmerTokenizer(k=3, stride=1, max_length=8, add_special_tokens=False, mask_unknown=True)
+    # ACG, CGN -> <UNK>, GNA -> <UNK>, NAC -> <UNK>, ACG; then padding (also <UNK>, mask 0)
+    ids, mask = tok.encode_batch(["ACGNACG"])
+    assert ids.tolist() == [[9, 2, 2, 2, 9, 2, 2, 2]]
+    assert mask.tolist() == [[1, 0, 0, 0, 1, 0, 0, 0]]
+    plain = KmerTokenizer(k=3, stride=1, max_length=8, add_special_tokens=False)
+    assert plain.encode_batch(["ACGNACG"])[1].tolist() == [[1, 1, 1, 1, 1, 0, 0, 0]]
+    assert tokenizer_from_dict(tok.to_dict()).mask_unknown is True
+    # a manifest written before the setting existed reads as BarcodeBERT's behaviour
+    old = {k: v for k, v in tok.to_dict().items() if k != "mask_unknown"}
+    assert tokenizer_from_dict(old).mask_unknown is False

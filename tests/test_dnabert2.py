@@ -446,3 +446,41 @@ def test_onnx_export_round_trip_with_dynamic_batch_and_length(tmp_path):
         assert got.shape == (b, t, 48)
         # Measured max abs diff: 9.5e-7, 1.4e-6, 1.9e-6 (float32; outputs up to about 3.7).
         assert abs(got - expected).max() < 1e-5
+
+
+def test_downsample_merges_token_groups_and_their_mask():
+    """downsample=4: a strided convolution merges 4 tokens into one; masked tokens enter it
+    as zeros (an all-masked group stays masked, changing a masked id changes nothing)."""
+    torch.manual_seed(0)
+    config = DNABert2Config(
+        vocab_size=20,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        hidden_dropout_prob=0.0,
+        downsample=4,
+    )
+    model = DNABert2Model(config).eval()
+    ids = torch.randint(3, 20, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[0, 4:8] = 0  # the middle group of the first read is unread
+    mask[1, 10:] = 0
+    assert model.output_mask(mask).tolist() == [[1, 0, 1], [1, 1, 1]]
+    out = model(ids, mask)
+    assert out.shape == (2, 3, 8)
+    assert torch.all(out[0, 1] == 0)
+    other = ids.clone()
+    other[0, 4:8] = 5
+    other[1, 10:] = 7
+    assert torch.allclose(model(other, mask), out, atol=1e-6)
+    # by hand: merged token = conv over the group's masked embeddings
+    emb = model.embeddings(ids) * mask.unsqueeze(-1)
+    merged = model.merge(emb.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(
+        merged[0, 0],
+        (model.merge.weight * emb[0, 0:4].T.unsqueeze(0)).sum(dim=(1, 2)) + model.merge.bias,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"13 tokens do not split into groups of 4"):
+        model.output_mask(torch.ones(1, 13, dtype=torch.long))

@@ -70,6 +70,7 @@ class DnaEncoder(nn.Module):
             ).last_hidden_state
         else:
             hidden = self.backbone(input_ids, attention_mask)
+            attention_mask = self.backbone.output_mask(attention_mask)
         return self.proj(mean_pool(hidden, attention_mask))
 
 
@@ -97,6 +98,11 @@ def build_dna_tower(cfg: DnaTowerConfig, embed_dim: int, load_pretrained: bool =
         else:
             arch = {"vocab_size": tokenizer.vocab_size, **cfg.config}
             backbone = DNABert2Model(DNABert2Config(**arch))
+        if tokenizer.max_length % backbone.config.downsample:
+            raise ConfigError(
+                f"dna.tokenizer.max_length {tokenizer.max_length} is not a multiple of "
+                f"dna.config.downsample {backbone.config.downsample}"
+            )
         hidden = backbone.config.hidden_size
     else:
         from transformers import BertConfig, BertModel

@@ -91,6 +91,13 @@ class DNABert2Config:
         pad_token_id: embedding row kept at zero gradient during training (config value 0;
             note the DNABERT-2 tokenizer's [PAD] is a different id, as published).
         initializer_range: std of the normal init for a randomly initialised model (0.02).
+        downsample: merge each run of this many token embeddings into one by a strided
+            convolution before the layers (1: none, the published model). With overlapping
+            k-mers (stride 1) an indel or a substitution changes only the k tokens that hold
+            it, where non-overlapping k-mers shift the frame for the rest of the read; merging
+            keeps the layers' sequence as short as the non-overlapping one. Masked tokens
+            (padding, ``<UNK>``) enter the merge as zeros, and a merged token is masked when
+            all its tokens are.
     """
 
     vocab_size: int = 4096
@@ -104,10 +111,11 @@ class DNABert2Config:
     type_vocab_size: int = 2
     pad_token_id: int = 0
     initializer_range: float = 0.02
+    downsample: int = 1
 
     def __post_init__(self) -> None:
         sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
-        for name in (*sizes, "intermediate_size", "type_vocab_size"):
+        for name in (*sizes, "intermediate_size", "type_vocab_size", "downsample"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -356,6 +364,16 @@ class DNABert2Model(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = _Embeddings(config)
+        self.merge = (
+            nn.Conv1d(
+                config.hidden_size,
+                config.hidden_size,
+                kernel_size=config.downsample,
+                stride=config.downsample,
+            )
+            if config.downsample > 1
+            else None
+        )
         self.encoder = _Encoder(config)
         self.apply(self._init_weights)
 
@@ -394,9 +412,27 @@ class DNABert2Model(nn.Module):
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        keep = attention_mask.to(torch.bool)
-        hidden = self.encoder(self.embeddings(input_ids), keep)
+        x = self.embeddings(input_ids)
+        if self.merge is not None:
+            x = x * attention_mask.unsqueeze(-1).to(x.dtype)
+            x = self.merge(x.transpose(1, 2)).transpose(1, 2)
+        keep = self.output_mask(attention_mask).to(torch.bool)
+        hidden = self.encoder(x, keep)
         return hidden * keep.unsqueeze(-1).to(hidden.dtype)
+
+    def output_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The mask of the output positions: the input mask, merged when ``downsample`` > 1
+        (a merged token is kept when any of its tokens is)."""
+        k = self.config.downsample
+        if k == 1:
+            return attention_mask
+        if attention_mask.shape[1] % k:
+            raise ValueError(
+                f"{attention_mask.shape[1]} tokens do not split into groups of {k} "
+                "(downsample): make the tokenizer's max_length a multiple of it"
+            )
+        merged = attention_mask.reshape(attention_mask.shape[0], -1, k).amax(dim=2)
+        return merged.to(attention_mask.dtype)
 
 
 def state_dict_to_published(model: DNABert2Model) -> dict[str, torch.Tensor]:
