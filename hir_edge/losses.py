@@ -457,3 +457,21 @@ class HirObjective(nn.Module):
             total = total + self.weights.fusion * parts["fusion"]
         parts["loss"] = total
         return parts
+
+
+def term_gradient_norms(parts: dict, emb: dict) -> dict[str, float]:
+    """Norm of each loss term's gradient on the image and DNA embeddings of the batch
+    (``grad_<term>_<modality>``): how hard each term pulls, logged beside its value."""
+    targets = {m: emb[m] for m in ("image", "dna") if m in emb and emb[m].requires_grad}
+    out = {}
+    if not targets:  # frozen towers (a fusion-only run): nothing to pull on
+        return out
+    for name, term in parts.items():
+        if name in ("loss", "con") or not term.requires_grad:
+            continue
+        grads = torch.autograd.grad(
+            term, list(targets.values()), retain_graph=True, allow_unused=True
+        )
+        for modality, grad in zip(targets, grads):
+            out[f"grad_{name}_{modality}"] = 0.0 if grad is None else float(grad.norm())
+    return out

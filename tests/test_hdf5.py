@@ -231,4 +231,6 @@ def test_describe_counts_taxa_images_and_barcodes(tmp_path):
         "with_barcode": 2,
         "taxa": {"order": 2, "family": 2, "genus": 2, "species": 1},
         "labelled": {"order": 3, "family": 2, "genus": 2, "species": 1},
+        "placeholders": {"order": 0, "family": 0, "genus": 0, "species": 0},
+        "filled": {"order": 0, "family": 0, "genus": 0, "species": 0},
     }

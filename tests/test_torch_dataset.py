@@ -97,7 +97,15 @@ def test_item_contents(h5, taxonomy):
 
 def test_without_transform_or_tokenizer_items_skip_those_tensors(h5, taxonomy):
     item = SpecimenDataset(h5, "train", taxonomy)[0]
-    assert set(item) == {"text", "labels", "processid", "index", "has_image", "has_dna"}
+    assert set(item) == {
+        "text",
+        "text_level",
+        "labels",
+        "processid",
+        "index",
+        "has_image",
+        "has_dna",
+    }
     assert item["has_image"] is True and item["has_dna"] is True
 
 

@@ -128,6 +128,14 @@ def test_resume_after_a_crash_mid_epoch(tiny_world, tmp_path, monkeypatch):
     Trainer(config_for(tiny_world, *extra), crashed, resume=True, quiet=True).fit()
     a, b = weights(last_checkpoint(straight)), weights(last_checkpoint(crashed))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # steps 5 and 6 ran twice, but each is logged once, and the summary covers the whole run
+    rows = [json.loads(line) for line in (crashed / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == sorted(set(steps)) and losses(crashed) == losses(straight)
+    whole = json.loads((straight / "summary.json").read_text())
+    resumed = json.loads((crashed / "summary.json").read_text())
+    assert (resumed["steps"], resumed["samples"]) == (whole["steps"], whole["samples"])
+    assert resumed["first_epoch_loss"] == whole["first_epoch_loss"]
 
 
 def test_run_folder_is_never_clobbered(tiny_world, tmp_path):

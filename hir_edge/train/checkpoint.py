@@ -39,6 +39,12 @@ class TrainState:
     epoch_step: int = 0  # optimiser steps done within the current epoch
     best_metric: float = float("-inf")
     best_step: int = -1
+    samples: int = 0  # specimens seen by the whole run, resumed parts included
+    seconds: float = 0.0  # training time of the whole run
+    first_epoch_loss: float = float("nan")
+    last_epoch_loss: float = float("nan")
+    epoch_loss_sum: float = 0.0  # the current epoch's losses so far (its mean survives a resume)
+    epoch_loss_steps: int = 0
 
 
 def save_model_folder(model, taxonomy: Taxonomy, folder: Path, extra: dict | None = None) -> None:

@@ -46,11 +46,12 @@ class SynthSection:
     """Generate the dataset with ``hir-edge data synth`` when ``data.path`` is absent.
 
     ``out`` is the cache folder; ``settings`` are SynthConfig fields. A ``barcodes`` file that
-    does not exist is dropped (a generated world is used instead) when ``barcodes_optional``.
+    does not exist is an error, unless the recipe says ``barcodes_optional: true``: then a
+    generated world is used instead, with a warning.
     """
 
     out: str = ".cache/hir-edge/synth"
-    barcodes_optional: bool = True
+    barcodes_optional: bool = False
     settings: dict = field(default_factory=dict)
 
 

@@ -34,12 +34,12 @@ def dataset_path(config: TrainConfig, env: DistEnv, quiet: bool = False) -> Path
 
     Only rank 0 generates; the other processes wait for it.
     """
-    if config.data.path and Path(config.data.path).is_file():
+    if config.data.path:  # a file named: train on it or on nothing, never on stand-in data
+        if not Path(config.data.path).is_file():
+            raise ConfigError(f"data.path {config.data.path}: no such file")
         return Path(config.data.path)
     if config.data.synth is None:
-        raise ConfigError(
-            f"data.path {config.data.path!r} not found and the recipe has no data.synth section"
-        )
+        raise ConfigError("data.path is empty and the recipe has no data.synth section")
     from hir_edge.data.synth import dataset_is_current, generate_dataset
 
     out = Path(config.data.synth.out)

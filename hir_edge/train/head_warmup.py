@@ -112,3 +112,54 @@ def warm_head(
         "last_loss": float(np.mean(losses[-20:])) if losses else float("nan"),
         "seconds": time.perf_counter() - start,
     }
+
+
+def warm_up(trainer) -> None:
+    """LP-FT before a :class:`~hir_edge.train.trainer.Trainer`'s schedule: the features of its
+    training photos, then :func:`warm_head`; rank 0's result is broadcast so every process
+    starts fine-tuning from the same weights."""
+    from hir_edge.errors import ConfigError
+    from hir_edge.images import load_image
+
+    cfg, model = trainer.config, trainer.model
+    if not model.pretrained_convnet:
+        raise ConfigError(
+            "train.head_warmup_steps needs a pretrained convolutional image tower "
+            "(clip.image_weights, e.g. the tiny-lite0 preset)"
+        )
+    base = trainer.dataset.base
+    rows = [i for i in range(len(base)) if base.store.image_bytes(i) is not None]
+    rows = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, min(len(rows), 20000))]
+    labels = base.labels()[rows]
+    lineages = base.store.lineages()
+    texts = [base.text(lineages[i], tuple(labels[n])) for n, i in enumerate(rows)]
+    known = labels >= 0
+    levels = np.where(known.any(1), known.shape[1] - 1 - np.argmax(known[:, ::-1], 1), -1)
+    clock = time.perf_counter()
+    features = backbone_features(model, [load_image(base.store.image_bytes(i)) for i in rows])
+    device = trainer.env.device
+    result = warm_head(
+        model,
+        trainer.objective,
+        features,
+        torch.from_numpy(labels).to(device),
+        texts,
+        torch.from_numpy(levels).to(device),
+        trainer.prompt_tokens,
+        trainer.prompt_sizes,
+        trainer.prompt_candidates,
+        steps=cfg.train.head_warmup_steps,
+        lr=trainer.max_lr,
+        batch_size=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        quiet=trainer.quiet or not trainer.env.is_main,
+    )
+    if trainer.env.distributed:
+        for param in model.parameters():
+            torch.distributed.broadcast(param.data, src=0)
+    trainer._log({"step": 0, "head_warmup": result})
+    trainer._say(
+        f"head warm-up: {result['steps']} steps on the frozen backbone's features of "
+        f"{len(rows)} photos in {time.perf_counter() - clock:.0f}s; loss "
+        f"{result['first_loss']:.3f} → {result['last_loss']:.3f}"
+    )

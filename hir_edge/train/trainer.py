@@ -10,102 +10,29 @@ from __future__ import annotations
 
 import json
 import math
-import resource
-import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hir_edge.data.hdf5 import SpecimenStore
 from hir_edge.data.sampler import TaxonomyBatchSampler
 from hir_edge.data.torch_dataset import SpecimenDataset, collate_specimens
 from hir_edge.errors import ConfigError
-from hir_edge.evaluation.embed import CONDITIONS, embed_split, prompt_banks
-from hir_edge.evaluation.protocol import paper_protocol
-from hir_edge.io import OutputExistsError
-from hir_edge.losses import HirObjective, LossWeights
-from hir_edge.progress import Stopwatch, progress_bar
+from hir_edge.losses import HirObjective, LossWeights, term_gradient_norms
+from hir_edge.progress import progress_bar
 from hir_edge.taxonomy import Taxonomy
 from hir_edge.train import checkpoint as ckpt
+from hir_edge.train import run_folder
 from hir_edge.train.augment import ReadAugment, SeededDataset, TrainTransform
 from hir_edge.train.config import TrainConfig, save_config
 from hir_edge.train.data import dataset_path
 from hir_edge.train.distributed import DistEnv, setup, teardown
-
-RUN_MARKER = "config.yaml"
-
-
-@dataclass
-class TrainSummary:
-    """What a run did, for the closing line and the tests."""
-
-    run_dir: Path
-    steps: int
-    epochs_done: int
-    samples: int
-    seconds: float
-    samples_per_second: float
-    first_epoch_loss: float
-    last_epoch_loss: float
-    best_metric: float
-    peak_rss_mb: float
-    device: str = "cpu"
-    world_size: int = 1
-    peak_gpu_mb: float | None = None
-
-    def to_dict(self) -> dict:
-        out = dict(self.__dict__)
-        out["run_dir"] = str(self.run_dir)
-        return out
-
-    def line(self) -> str:
-        return (
-            f"trained {self.steps} steps ({self.samples} samples, {self.epochs_done} epochs) in "
-            f"{self.seconds:.1f}s at {self.samples_per_second:.1f} samples/s; loss "
-            f"{self.first_epoch_loss:.3f} → {self.last_epoch_loss:.3f}; best val metric "
-            f"{self.best_metric:.2f} → {self.run_dir / 'best'}; peak RSS {self.peak_rss_mb:.0f} MB"
-            + (f", peak GPU {self.peak_gpu_mb:.0f} MB" if self.peak_gpu_mb is not None else "")
-        )
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Refuse to clobber a run: continue it with ``resume``, replace it with ``force``."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return
-    if resume:
-        return
-    if not force:
-        raise OutputExistsError(run_dir)
-    if not (run_dir / RUN_MARKER).is_file():
-        raise ConfigError(
-            f"{run_dir} is not a hir-edge run folder (no {RUN_MARKER}); refusing to empty it"
-        )
-    for name in (
-        "checkpoints",
-        "best",
-        "metrics.jsonl",
-        "summary.json",
-        "taxonomy.json",
-        RUN_MARKER,
-        "tensorboard",
-    ):
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+from hir_edge.train.optim import optimizer_and_schedule
+from hir_edge.train.run_folder import RUN_MARKER, TrainSummary, peak_rss_mb, prepare_run_dir
+from hir_edge.train.validation import validate
 
 
 class Trainer:
@@ -227,22 +154,10 @@ class Trainer:
         if cfg.train.max_steps:
             self.total_steps = min(self.total_steps, cfg.train.max_steps)
         self.global_batch = micro_global * cfg.train.grad_accum
-        max_lr = cfg.train.lr * self.global_batch / cfg.train.lr_reference_batch
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise ConfigError("nothing to train: every parameter is frozen")
-        groups = model.param_groups(cfg.train.weight_decay, cfg.train.image_lr_scale)
-        if cfg.train.mode == "fusion-only":
-            groups = [{"params": params, "weight_decay": cfg.train.weight_decay, "lr_scale": 1.0}]
-        self.optimizer = torch.optim.AdamW(groups, lr=max_lr, betas=(0.9, 0.98), eps=1e-6)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer,
-            max_lr=[max_lr * group["lr_scale"] for group in groups],
-            total_steps=max(self.total_steps, 2),
-            pct_start=cfg.train.pct_start,
-            anneal_strategy="cos",
+        self.max_lr = cfg.train.lr * self.global_batch / cfg.train.lr_reference_batch
+        self.optimizer, self.scheduler = optimizer_and_schedule(
+            model, cfg.train, self.max_lr, self.total_steps
         )
-        self.max_lr = max_lr
         self.state = ckpt.TrainState()
         if self.resume:
             self._restore()
@@ -276,6 +191,8 @@ class Trainer:
         self.sampler.load_state_dict(payload["sampler"])
         self.state = ckpt.TrainState(**payload["state"])
         ckpt.restore_rng(payload)
+        if self.env.is_main:
+            run_folder.truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
         self._say(
             f"resuming {self.run_dir} from {folder.name} "
             f"(epoch {self.state.epoch + 1}, step {self.state.step})"
@@ -326,124 +243,18 @@ class Trainer:
         )
         return parts, emb
 
-    @staticmethod
-    def term_gradients(parts: dict, emb: dict) -> dict[str, float]:
-        """Norm of each loss term's gradient on the image and DNA embeddings of the batch
-        (``grad_<term>_<modality>``): how hard each term pulls, logged beside its value."""
-        targets = {m: emb[m] for m in ("image", "dna") if m in emb and emb[m].requires_grad}
-        out = {}
-        for name, term in parts.items():
-            if name in ("loss", "con") or not term.requires_grad:
-                continue
-            grads = torch.autograd.grad(
-                term, list(targets.values()), retain_graph=True, allow_unused=True
-            )
-            for modality, grad in zip(targets, grads):
-                out[f"grad_{name}_{modality}"] = 0.0 if grad is None else float(grad.norm())
-        return out
-
-    def _warm_head(self) -> None:
-        """LP-FT before the schedule (:mod:`hir_edge.train.head_warmup`); rank 0's result is
-        broadcast so every process starts fine-tuning from the same weights."""
-        from hir_edge.images import load_image
-        from hir_edge.train.head_warmup import backbone_features, warm_head
-
-        cfg, model = self.config, self.model
-        if not model.pretrained_convnet:
-            raise ConfigError(
-                "train.head_warmup_steps needs a pretrained convolutional image tower "
-                "(clip.image_weights, e.g. the tiny-lite0 preset)"
-            )
-        base = self.dataset.base
-        rows = [i for i in range(len(base)) if base.store.image_bytes(i) is not None]
-        rows = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, min(len(rows), 20000))]
-        labels = base.labels()[rows]
-        lineages = base.store.lineages()
-        texts = [base.text(lineages[i], tuple(labels[n])) for n, i in enumerate(rows)]
-        known = labels >= 0
-        levels = np.where(known.any(1), known.shape[1] - 1 - np.argmax(known[:, ::-1], 1), -1)
-        clock = time.perf_counter()
-        images = [load_image(base.store.image_bytes(i)) for i in rows]
-        features = backbone_features(model, images)
-        del images
-        dev = self.env.device
-        result = warm_head(
-            model,
-            self.objective,
-            features,
-            torch.from_numpy(labels).to(dev),
-            texts,
-            torch.from_numpy(levels).to(dev),
-            self.prompt_tokens,
-            self.prompt_sizes,
-            self.prompt_candidates,
-            steps=cfg.train.head_warmup_steps,
-            lr=self.max_lr,
-            batch_size=cfg.train.batch_size,
-            seed=cfg.train.seed,
-            quiet=self.quiet or not self.env.is_main,
-        )
-        if self.env.distributed:
-            for param in model.parameters():
-                torch.distributed.broadcast(param.data, src=0)
-        self._log({"step": 0, "head_warmup": result})
-        self._say(
-            f"head warm-up: {result['steps']} steps on the frozen backbone's features of "
-            f"{len(rows)} photos in {time.perf_counter() - clock:.0f}s; loss "
-            f"{result['first_loss']:.3f} → {result['last_loss']:.3f}"
-        )
-
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def validate(self) -> dict:
-        """Paper protocol on (a subset of) the clean validation split; one metric for 'best'.
-
-        The metric is the mean Global Top-1 over IT, DT and I+DT (GatedFusion when the model
-        has one, else the normalised average).
-        """
-        cfg = self.config
-        model = self.model
-        store = SpecimenStore(self.data_path, cfg.data.val_split)
-        n = len(store)
-        count = min(n, cfg.data.max_val_specimens)
-        indices = np.linspace(0, n - 1, count).round().astype(int) if count else np.zeros(0, int)
-        banks = prompt_banks(model, self.taxonomy)
-        emb = embed_split(
-            model,
-            store,
+        """Paper protocol on (a subset of) the clean validation split; see
+        :func:`hir_edge.train.validation.validate`."""
+        return validate(
+            self.model,
+            self.data_path,
+            self.config.data.val_split,
             self.taxonomy,
-            condition=CONDITIONS["clean"],
-            indices=indices,
-            device=self.env.device,
+            self.config.data.max_val_specimens,
+            self.env.device,
         )
-        store.close()
-        masks = [self.taxonomy.label_mask(level) for level in range(self.taxonomy.num_ranks)]
-        ranks = self.taxonomy.ranks
-        settings = {
-            "IT": paper_protocol(
-                emb.image, banks, emb.labels, ranks, candidate_masks=masks, valid=emb.has_image
-            ),
-            "DT": paper_protocol(
-                emb.dna, banks, emb.labels, ranks, candidate_masks=masks, valid=emb.has_dna
-            ),
-        }
-        both = emb.has_image & emb.has_dna
-        joint = emb.fused if emb.fused is not None else emb.average()
-        settings["I+DT"] = paper_protocol(
-            joint, banks, emb.labels, ranks, candidate_masks=masks, valid=both
-        )
-        values = [
-            r.cell("global", 1) for r in settings.values() if not math.isnan(r.cell("global", 1))
-        ]
-        metric = float(np.mean(values)) if values else float("nan")
-        return {
-            "metric": metric,
-            "n": int(count),
-            **{
-                name: {rank: acc[1] for rank, acc in r.per_rank.items()}
-                for name, r in settings.items()
-            },
-        }
 
     # ------------------------------------------------------------------ logging
     def _log(self, record: dict) -> None:
@@ -481,8 +292,8 @@ class Trainer:
             teardown(self.env)
 
     def _fit(self, stop_after_epochs: int | None) -> TrainSummary:
-        clock = Stopwatch()
         self._build()
+        self._mark = time.perf_counter()  # training time runs from here (saved at checkpoints)
         self._open_tensorboard()
         cfg, state, env = self.config, self.state, self.env
         self._say(
@@ -492,32 +303,31 @@ class Trainer:
             f"peak LR {self.max_lr:.2e}"
         )
         if cfg.train.head_warmup_steps and state.step == 0:
-            self._warm_head()
-        epoch_losses: list[float] = []
-        samples = 0
+            from hir_edge.train.head_warmup import warm_up
+
+            warm_up(self)
         epochs_run = 0
-        start_time = time.perf_counter()
         while state.step < self.total_steps and state.epoch < cfg.train.epochs:
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                 break
-            mean_loss, n = self._epoch()
-            samples += n
+            mean_loss = self._epoch()
             epochs_run += 1
-            epoch_losses.append(mean_loss)
+            if state.epoch == 0:
+                state.first_epoch_loss = mean_loss
+            state.last_epoch_loss = mean_loss
             state.epoch += 1
             state.epoch_step = 0
             self.sampler.set_epoch(state.epoch)
             self._end_of_epoch()
-        elapsed = time.perf_counter() - start_time
-        summary = TrainSummary(
+        summary = TrainSummary(  # the whole run, resumed parts included
             run_dir=self.run_dir,
             steps=state.step,
             epochs_done=state.epoch,
-            samples=samples,
-            seconds=clock.seconds,
-            samples_per_second=samples / elapsed if elapsed > 0 else 0.0,
-            first_epoch_loss=epoch_losses[0] if epoch_losses else float("nan"),
-            last_epoch_loss=epoch_losses[-1] if epoch_losses else float("nan"),
+            samples=state.samples,
+            seconds=state.seconds,
+            samples_per_second=state.samples / state.seconds if state.seconds > 0 else 0.0,
+            first_epoch_loss=state.first_epoch_loss,
+            last_epoch_loss=state.last_epoch_loss,
             best_metric=state.best_metric,
             peak_rss_mb=peak_rss_mb(),
             device=str(env.device),
@@ -555,8 +365,8 @@ class Trainer:
             quiet=self.quiet or not env.is_main,
         )
         accum = cfg.train.grad_accum
-        losses: list[float] = []
-        samples = 0
+        if state.epoch_step == 0:  # a fresh epoch (a resumed one keeps its sums so far)
+            state.epoch_loss_sum, state.epoch_loss_steps = 0.0, 0
         micro = 0
         tick = time.perf_counter()
         window_samples = 0
@@ -571,12 +381,12 @@ class Trainer:
             )
             with ctx:
                 parts, emb = self._loss(batch)
-                grad_norms = self.term_gradients(parts, emb) if logging else {}
+                grad_norms = term_gradient_norms(parts, emb) if logging else {}
                 (parts["loss"] / accum).backward()
             del emb
             micro += 1
             batch_samples = len(batch["text"]) * env.world_size
-            samples += batch_samples
+            state.samples += batch_samples  # in the state, so a mid-epoch checkpoint has it
             window_samples += batch_samples
             if not sync:
                 continue
@@ -589,7 +399,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             state.step += 1
             state.epoch_step += 1
-            losses.append(float(parts["loss"].detach()))
+            state.epoch_loss_sum += float(parts["loss"].detach())
+            state.epoch_loss_steps += 1
             bar.update(1)
             if logging:
                 now = time.perf_counter()
@@ -613,9 +424,13 @@ class Trainer:
             if every and state.step % every == 0 and state.epoch_step < self.steps_per_epoch:
                 self._save_checkpoint()
         bar.close()
-        return (float(np.mean(losses)) if losses else float("nan")), samples
+        steps = state.epoch_loss_steps
+        return state.epoch_loss_sum / steps if steps else float("nan")
 
     def _save_checkpoint(self) -> None:
+        now = time.perf_counter()
+        self.state.seconds += now - self._mark  # training time so far, saved with the state
+        self._mark = now
         if self.env.is_main:
             sampler_state = {
                 "epoch": self.state.epoch,
