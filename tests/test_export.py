@@ -22,8 +22,10 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert manifest["format"] == "hir-edge-bundle/1"
     graphs = manifest["graphs"]
     assert set(graphs) == {"image", "dna", "fusion"}
-    assert set(graphs["image"]["files"]) == {"fp32", "int8", "int8-trt"}
+    # INT8 only (no --keep-fp32); the TensorRT graph is derived on the device, measured here
+    assert set(graphs["image"]["files"]) == {"int8"}
     assert set(graphs["fusion"]["files"]) == {"fp32"}
+    assert not (tiny_bundle / "image.fp32.onnx").exists()
     for rel, info in manifest["files"].items():
         assert sha256_file(tiny_bundle / rel) == info["sha256"]
     assert "manifest.json" not in manifest["files"]
@@ -32,6 +34,7 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert min(p["min_cosine"] for p in meas["onnx_parity"].values()) >= 0.9999
     assert meas["int8_cosine"]["image"]["mean_cosine"] > 0.99
     assert meas["int8_cosine"]["dna"]["mean_cosine"] > 0.99
+    assert min(v["mean_cosine"] for v in meas["int8_trt_cosine"].values()) > 0.99
     scoring = manifest["scoring"]
     for modality in ("image", "dna", "fused"):
         assert len(scoring["temperatures"][modality]) == 4
@@ -89,8 +92,12 @@ def test_export_refuses_to_overwrite(tiny_bundle, tiny_run, tiny_world):
     assert f"error: {tiny_bundle} already exists; pass --force to overwrite it" in result.output
 
 
-def test_engine_stage_without_tensorrt_prints_trtexec(tiny_bundle):
-    result = CliRunner().invoke(main, ["export", "--engine", "--bundle", str(tiny_bundle)])
+def test_engine_stage_without_tensorrt_prints_trtexec(tiny_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "copy.bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    result = CliRunner().invoke(main, ["export", "--engine", "--bundle", str(bundle)])
     assert result.exit_code == 2
     assert "TensorRT is not installed here" in result.output
     trtexec = (
@@ -98,6 +105,18 @@ def test_engine_stage_without_tensorrt_prints_trtexec(tiny_bundle):
     )
     assert trtexec in result.output
     assert "--minShapes=image:1x3x32x32" in result.output
+    # the symmetric graph TensorRT reads was derived beside the CPU one, and is checksummed
+    opened = open_bundle(bundle)
+    assert opened.graph_path("image", "int8-trt") == bundle / "image.int8-trt.onnx"
+    import onnx
+
+    graph = onnx.load(str(bundle / "image.int8-trt.onnx"))
+    zero_points = [
+        init
+        for init in graph.graph.initializer
+        if init.name.endswith("zero_point") and init.data_type == onnx.TensorProto.UINT8
+    ]
+    assert zero_points == []
 
 
 def test_distilled_student_bundle(tiny_run, tiny_world, tmp_path):

@@ -22,7 +22,16 @@ import click
     help="With --engine only: build TensorRT engines for an existing bundle on this device.",
 )
 @click.option("--student", default=None, help="Distil into this student preset (edge-s, edge-m).")
-@click.option("--int8", is_flag=True, help="Add INT8 (Q/DQ) graphs, calibrated on real specimens.")
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Ship INT8 (Q/DQ) graphs, calibrated on real specimens, instead of fp32 ones.",
+)
+@click.option(
+    "--keep-fp32",
+    is_flag=True,
+    help="With --int8: ship the fp32 encoder graphs too (for --precision fp32 in the field).",
+)
 @click.option(
     "--calib-data",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -64,7 +73,7 @@ import click
     "--distill-epochs",
     default=12,
     show_default=True,
-    help="Distillation epochs (6 kept 0.96 of the teacher under noise, 12 kept 0.985).",
+    help="Distillation epochs.",
 )
 @click.option(
     "--engine", is_flag=True, help="Build TensorRT engines here (needs TensorRT and a GPU)."
@@ -88,6 +97,7 @@ def export(
     bundle_in,
     student,
     int8,
+    keep_fp32,
     calib_data,
     calib_split,
     calib_samples,
@@ -138,6 +148,7 @@ def export(
         output=output,
         student=student,
         int8=int8,
+        keep_fp32=keep_fp32,
         calib_data=calib_data,
         calib_split=calib_split,
         calib_samples=calib_samples,

@@ -51,6 +51,43 @@ class DistillConfig:
     checkpoint_every: int = 100
 
 
+def _vision(model_config) -> dict:
+    return dict((model_config.clip.config or {}).get("vision_cfg") or {})
+
+
+def student_overrides(teacher, student: str) -> dict:
+    """How the student preset is fitted to its teacher: the teacher's embedding dimension and,
+    when both image towers are the same pretrained timm network, the teacher's resolution and
+    preprocessing, so the tower can be handed over unchanged."""
+    from hir_edge.models import get_preset_config
+
+    preset = get_preset_config(student)
+    overrides: dict = {"embed_dim": teacher.embed_dim}
+    if preset.clip.config is not None:
+        overrides["clip.config.embed_dim"] = teacher.embed_dim
+    t_vision, s_vision = _vision(teacher.config), _vision(preset)
+    if (
+        t_vision.get("timm_model_name")
+        and t_vision.get("timm_model_name") == s_vision.get("timm_model_name")
+        and teacher.config.clip.image_weights == preset.clip.image_weights
+    ):
+        overrides["clip.config.vision_cfg"] = t_vision
+        overrides["clip.config.preprocess_cfg"] = teacher.config.clip.config["preprocess_cfg"]
+    return overrides
+
+
+def same_image_network(teacher, student) -> bool:
+    """Do both models have one image network (same timm model, config and preprocessing)?"""
+    t_vision = _vision(teacher.config)
+    return (
+        bool(t_vision.get("timm_model_name"))
+        and t_vision == _vision(student.config)
+        and teacher.preprocess == student.preprocess
+        and teacher.config.clip.config.get("embed_dim")
+        == student.config.clip.config.get("embed_dim")
+    )
+
+
 class _DistillSet(Dataset):
     """Photos (teacher preprocessing, CLIBD augmentation) and cleaned reads of one split."""
 
@@ -125,11 +162,20 @@ class Distiller:
         self.work_dir = Path(work_dir)
         self.quiet = quiet
         torch.manual_seed(config.seed)
-        self.student = create_model(config.student, embed_dim=teacher.embed_dim)
+        self.student = create_model(
+            config.student, overrides=student_overrides(teacher, config.student)
+        )
         if self.student.has_text:
             raise ConfigError(
                 f"--student {config.student!r} is not a student preset (it has a text tower)"
             )
+        self.inherits_image = same_image_network(teacher, self.student)
+        if self.inherits_image:
+            # The teacher's image tower already is the student's network: hand it over as it
+            # is (distilling a network into itself only adds noise) and keep it fixed.
+            for part in ("visual", "image_proj"):
+                getattr(self.student, part).load_state_dict(getattr(teacher, part).state_dict())
+                getattr(self.student, part).requires_grad_(False)
         if teacher.fusion is not None and self.student.fusion is not None:
             # a differently sized head starts fresh
             with contextlib.suppress(RuntimeError):
@@ -142,9 +188,8 @@ class Distiller:
             config.noise_preset,
             config.seed,
         )
-        self.optimizer = torch.optim.AdamW(
-            self.student.param_groups(config.weight_decay), lr=config.lr, betas=(0.9, 0.98)
-        )
+        groups = self.student.param_groups(config.weight_decay)
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.98))
         self.steps_per_epoch = max(1, -(-len(self.dataset) // config.batch_size))
         self.total = max(1, self.steps_per_epoch * config.epochs)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -194,18 +239,25 @@ class Distiller:
         return True
 
     # ------------------------------------------------------------------ training
-    def _embed_pair(self, model, images, seqs, size: int):
-        if images.shape[-1] != size:
-            images = F.interpolate(
-                images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            )
+    def _embed_pair(self, model, images, seqs, size: int, z_i=None):
+        """Image, DNA and fused embeddings; ``z_i`` given: the image tower is not run."""
+        if z_i is None:
+            if images.shape[-1] != size:
+                images = F.interpolate(
+                    images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
+            z_i = model.encode_image(images)
         ids, mask = model.tokenize_dna([s or "N" for s in seqs])
-        z_i, z_d = model.encode_image(images), model.encode_dna(ids, mask)
+        z_d = model.encode_dna(ids, mask)
         z_f = model.fuse(z_i, z_d)[0] if model.fusion is not None else None
         return z_i, z_d, z_f
 
     def fit(self) -> dict:
         cfg = self.config
+        if self.inherits_image and not any(self.dataset.barcodes):
+            # A photo-only dataset and an inherited image tower: nothing is left to distil.
+            self.student.eval()
+            return {"steps": 0, "final_loss": None, "image_tower": "handed over from the teacher"}
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.try_resume()
         self.student.train()
@@ -228,12 +280,16 @@ class Distiller:
                         self.teacher, images, seqs, self.teacher.preprocess.image_size
                     )
                 s_i, s_d, s_f = self._embed_pair(
-                    self.student, images, seqs, self.student.preprocess.image_size
+                    self.student,
+                    images,
+                    seqs,
+                    self.student.preprocess.image_size,
+                    z_i=t_i if self.inherits_image else None,
                 )
                 has_dna = torch.tensor([bool(s) for s in seqs])
-                loss = self._term(s_i[has_image], t_i[has_image]) + self._term(
-                    s_d[has_dna], t_d[has_dna]
-                )
+                loss = self._term(s_d[has_dna], t_d[has_dna])
+                if not self.inherits_image:
+                    loss = loss + self._term(s_i[has_image], t_i[has_image])
                 both = has_image & has_dna
                 if s_f is not None and t_f is not None and both.any():
                     loss = loss + self._term(s_f[both], t_f[both])
@@ -253,7 +309,11 @@ class Distiller:
         bar.close()
         self.save()
         self.student.eval()
-        return {"steps": self.step, "final_loss": float(np.mean(losses[-20:])) if losses else None}
+        return {
+            "steps": self.step,
+            "final_loss": float(np.mean(losses[-20:])) if losses else None,
+            "image_tower": "handed over from the teacher" if self.inherits_image else "distilled",
+        }
 
     def _term(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if student.shape[0] == 0:

@@ -14,6 +14,32 @@ from hir_edge.runtime.backends import tensorrt_available
 from hir_edge.runtime.bundle import MANIFEST, open_bundle
 
 
+def derive_tensorrt_graphs(root: Path, graphs: dict) -> bool:
+    """Write the symmetric INT8 graph TensorRT reads beside each CPU INT8 graph that has none
+    (:func:`hir_edge.export.quantize.symmetric_graph`) and list it in ``graphs``; True when
+    one was added (the manifest must then be finalised again)."""
+    from hir_edge.export.quantize import symmetric_graph
+
+    added = False
+    for part, graph in graphs.items():
+        files = graph["files"]
+        if "int8" in files and "int8-trt" not in files:
+            target = f"{part}.int8-trt.onnx"
+            symmetric_graph(root / files["int8"], root / target)
+            files["int8-trt"] = target
+            added = True
+    return added
+
+
+def engine_source(graph: dict, precision: str) -> str:
+    """The ONNX file an engine of ``precision`` is built from: the symmetric Q/DQ graph for
+    INT8 (a part with none, the small fusion head, is built from its fp32 graph)."""
+    files = graph["files"]
+    if precision == "int8":
+        return files.get("int8-trt") or files["fp32"]
+    return files.get(precision) or files["fp32"]
+
+
 def add_engines(bundle_path: Path, device_name: str | None = None, quiet: bool = False) -> dict:
     """Build one engine per graph (INT8 when the bundle has it), tag it, update the manifest.
 
@@ -25,14 +51,12 @@ def add_engines(bundle_path: Path, device_name: str | None = None, quiet: bool =
     manifest = bundle.manifest
     precision = manifest["model"].get("default_precision", "fp32")
     root = bundle.root
+    if precision == "int8" and derive_tensorrt_graphs(root, manifest["graphs"]):
+        finalize_manifest(root, manifest)
     if not tensorrt_available():
         lines = []
         for part, graph in manifest["graphs"].items():
-            source = (
-                graph["files"].get("int8-trt")
-                or graph["files"].get(precision)
-                or graph["files"]["fp32"]
-            )
+            source = engine_source(graph, precision)
             lines.append(
                 trtexec_command(
                     Path(source),
@@ -50,11 +74,7 @@ def add_engines(bundle_path: Path, device_name: str | None = None, quiet: bool =
     engines = {}
     (root / "engines").mkdir(exist_ok=True)
     for part, graph in manifest["graphs"].items():
-        source = (
-            graph["files"].get("int8-trt")
-            or graph["files"].get(precision)
-            or graph["files"]["fp32"]
-        )
+        source = engine_source(graph, precision)
         target = root / "engines" / f"{part}.{precision}.plan"
         tag = build_engine(root / source, target, graph["inputs"], precision)
         if device_name:

@@ -22,6 +22,13 @@ def build_manifest(
     generated = source == "generated"
     dna_kind = "synthetic" if generated else ("real" if source.startswith("BOLD") else "unknown")
     image_kind = "synthetic" if synth else "unknown"
+    image_source = "drawn photos (hir-edge data synth)" if synth else str(calib_path)
+    packed = not synth and attrs.get("source")  # `hir-edge data pack`: a table of real photos
+    if packed:
+        image_kind, image_source = "real", f"photographs listed in {attrs['source']}"
+        dna_kind, source = "real", f"barcodes listed in {attrs['source']}"
+    if "dna" not in graphs:
+        dna_kind, source = "none", "no barcodes in the training data: photos only"
     teacher_sha = sha256_file(options.checkpoint / "model.safetensors")
     run_config = None
     for folder in (options.checkpoint.parent, options.checkpoint.parent.parent):
@@ -53,10 +60,7 @@ def build_manifest(
             "calibration_data": {"path": str(calib_path), "attrs": attrs},
             "branches": {
                 "dna": {"kind": dna_kind, "source": source or str(calib_path)},
-                "image": {
-                    "kind": image_kind,
-                    "source": "drawn photos (hir-edge data synth)" if synth else str(calib_path),
-                },
+                "image": {"kind": image_kind, "source": image_source},
             },
             "export_command": " ".join(options.argv) if options.argv else None,
             "host": platform.platform(),
@@ -133,6 +137,35 @@ def model_card(manifest: dict) -> str:
         lines.append(
             f"- validation ({modality}, n={v['n']}{what}): accuracy along the answer path {acc}"
         )
+    calibrated = manifest.get("scoring", {}).get("calibrated_on")
+    if calibrated:
+        shipped = calibrated.get("library_shipped")
+        lines.append(
+            f"- thresholds calibrated on {calibrated['thresholds']}, with the library holding "
+            f"{calibrated['library_then']}; "
+            + (
+                f"the shipped library holds every record: {', '.join(shipped)}"
+                if shipped
+                else f"the shipped library holds {calibrated['library_then']}"
+            )
+        )
+    open_set = manifest.get("scoring", {}).get("open_set")
+    if open_set:
+        lines += [
+            "",
+            "## Open-set calibration (reads whose taxon was taken out of the library)",
+            "",
+            "| reads | n | answered at order / family / genus / species | right at that rank |",
+            "|---|---|---|---|",
+        ]
+        for group, row in open_set.items():
+            at = " / ".join(str(v) for v in row["answered_at"].values())
+            right = row["precision_%"]
+            lines.append(
+                f"| {group.replace('|', ', ')} | {row['n']} | {at} | "
+                + ("–" if right is None else f"{right:.1f}%")
+                + " |"
+            )
     lines += [
         "",
         "## Limits",
@@ -147,6 +180,12 @@ def model_card(manifest: dict) -> str:
             "- Every taxon is a generated demo taxon (names start with 'Demo'); this bundle "
             "demonstrates the pipeline and identifies nothing real."
         )
+    if b["dna"]["kind"] == "none":
+        lines.append(
+            "- Photos only: the training data had no barcodes, so the bundle has no DNA branch "
+            "and `identify` refuses reads."
+        )
+        return "\n".join(lines) + "\n"
     scoring = manifest.get("scoring", {})
     div = scoring.get("validation_read_divergence") or {}
     measured = (
@@ -158,8 +197,9 @@ def model_card(manifest: dict) -> str:
     lines.append(
         "- Species absent from the reference library cannot be named: a read whose estimated "
         f"divergence from its best barcode hit exceeds "
-        f"{100 * scoring.get('novelty_divergence', 0.02):.1f}%{measured} is flagged as novel "
-        "and placed at genus or family; so is a read of a lineage of a known species more than "
-        "that far from all of its references."
+        f"{100 * scoring.get('novelty_divergence', 0.02):.1f}%{measured} is flagged as novel; "
+        "so is a read of a lineage of a known species more than that far from all of its "
+        "references. How far up its answer stops (genus, family, order or none) is decided by "
+        "the open-set placement model above."
     )
     return "\n".join(lines) + "\n"

@@ -5,13 +5,19 @@
   path of ONNX Runtime's x86 kernels, and the more accurate one: measured cosine 0.9997 vs
   0.9996 and 50 vs 71 ms per 32 reads against S8S8 on the tiny DNA encoder). Conv, MatMul,
   Gemm and the embedding Gather are quantised; Softmax, LayerNorm, GELU, the ALiBi bias and the
-  final normalisation stay in float, because they are where INT8 error concentrates.
+  final normalisation stay in float, because they are where INT8 error concentrates. So do
+  convolutions that see three or fewer input channels per group — an image stem (RGB) and the
+  depthwise convolutions of an EfficientNet: each output channel there has 9 to 27 weights
+  and little arithmetic to save, and they carried most of the INT8 error of EfficientNet-Lite0
+  (benchmarks/results/export.md).
 * TensorRT (``*.int8-trt.onnx``): TensorRT's explicit quantisation needs symmetric INT8
   activations (zero point 0). With ``nvidia-modelopt`` installed, NVIDIA Model Optimizer places
-  the Q/DQ nodes (``modelopt.onnx.quantization.quantize``, which also quantises residual adds
-  TensorRT can fuse); without it, the same ONNX Runtime pass with symmetric INT8 activations.
-  Model Optimizer is imported lazily: installing it swaps onnxruntime for onnxruntime-gpu, so it
-  lives in its own extra.
+  the Q/DQ nodes at export (``modelopt.onnx.quantization.quantize``, which also quantises
+  residual adds TensorRT can fuse). Without it the bundle carries only the CPU graph, and the
+  TensorRT one is derived from it where the engine is built (:func:`symmetric_graph`: each
+  UINT8 activation range widened to the symmetric INT8 range that covers it), so one INT8
+  graph per part ships. Model Optimizer is imported lazily: installing it swaps onnxruntime
+  for onnxruntime-gpu, so it lives in its own extra.
 
 TensorRT 10.1 deprecated implicit INT8 calibrators and TensorRT 11 removed them, so neither path
 uses one: the scales live in the ONNX file.
@@ -78,6 +84,9 @@ def quantize_onnxruntime(
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        import onnx
+
+        float_convs = narrow_convolutions(onnx.load(str(prepared)))
         quantize_static(
             str(prepared),
             str(int8_path),
@@ -87,6 +96,7 @@ def quantize_onnxruntime(
             activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=list(QUANTISED_OPS),
+            nodes_to_exclude=float_convs,
             calibrate_method=methods[method],
             extra_options={
                 "ActivationSymmetric": symmetric_activations,
@@ -96,6 +106,81 @@ def quantize_onnxruntime(
     from hir_edge.export.onnx_graphs import compact_file
 
     compact_file(int8_path)
+
+
+def narrow_convolutions(model, max_channels: int = 3) -> list[str]:
+    """Names of the Conv nodes with at most ``max_channels`` input channels per group."""
+    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in shapes:
+            continue
+        weight = shapes[node.input[1]]  # [out, in / groups, kh, kw]
+        if len(weight) >= 2 and weight[1] <= max_channels:
+            names.append(node.name)
+    return names
+
+
+def symmetric_graph(int8_path: Path, out_path: Path) -> int:
+    """A copy of a U8S8 QDQ graph whose activations are symmetric INT8 (what TensorRT reads).
+
+    Each UINT8 activation quantiser (scale s, zero point z: range [−z·s, (255−z)·s]) becomes an
+    INT8 one with zero point 0 and the scale max(z, 255−z)·s/127 that covers the same range;
+    weights are already symmetric INT8. Returns the number of quantisers changed.
+    """
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(int8_path))
+    inits = {init.name: init for init in model.graph.initializer}
+    _fold_unsigned_constants(model, inits)
+    changed = set()
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
+            continue
+        scale_name, zero_name = node.input[1], node.input[2]
+        zero = inits.get(zero_name)
+        if zero is None or zero.data_type != TensorProto.UINT8 or zero_name in changed:
+            continue
+        if scale_name in changed:
+            raise ValueError(f"{int8_path}: scale {scale_name} is shared by two zero points")
+        z = numpy_helper.to_array(zero).astype(np.float64)
+        s = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
+        wide = np.maximum(z, 255.0 - z) * s / 127.0
+        inits[scale_name].CopyFrom(numpy_helper.from_array(wide.astype(np.float32), scale_name))
+        inits[zero_name].CopyFrom(numpy_helper.from_array(np.zeros_like(z, np.int8), zero_name))
+        changed |= {zero_name, scale_name}
+    onnx.save(model, str(out_path))
+    return len(changed) // 2
+
+
+def _fold_unsigned_constants(model, inits: dict) -> None:
+    """Dequantize stored UINT8 tensors (an embedding table quantised for Gather) into float
+    constants: TensorRT reads only zero-centred INT8, and such a table is data, not maths."""
+    from onnx import TensorProto, numpy_helper
+
+    keep = []
+    for node in model.graph.node:
+        data = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if data is None or data.data_type != TensorProto.UINT8 or len(node.input) < 3:
+            keep.append(node)
+            continue
+        q = numpy_helper.to_array(data).astype(np.float32)
+        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        zero = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+        if scale.ndim == 1:  # per channel along the node's axis (default 1)
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % q.ndim
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        model.graph.initializer.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    used = {name for node in model.graph.node for name in node.input}
+    unused = [init for init in model.graph.initializer if init.name not in used]
+    for init in unused:
+        model.graph.initializer.remove(init)
+        inits.pop(init.name, None)
 
 
 def modelopt_available() -> bool:

@@ -85,10 +85,15 @@ class OnnxRuntimeBackend:
         if part not in self._sessions:
             precision = "fp32" if part == "fusion" else self.precision
             path = self.bundle.graph_path(part, precision)
-            if path is None:  # e.g. INT8 asked of an fp32-only bundle: run fp32, and say so
+            if path is None and precision == "int8":  # an fp32-only bundle: run fp32, say so
                 path = self.bundle.graph_path(part, "fp32")
                 if part != "fusion":
                     self.fallbacks.add(part)
+            if path is None and self.bundle.graph_path(part, "int8") is not None:
+                raise BundleError(
+                    f"{self.bundle.root}: the bundle ships its {part} graph in INT8 only "
+                    "(exported without --keep-fp32); use --precision int8"
+                )
             if path is None:
                 raise BundleError(f"{self.bundle.root}: the bundle has no {part} graph")
             self._sessions[part] = self._ort.InferenceSession(

@@ -47,6 +47,15 @@ class References:
     image: np.ndarray | None = None
     barcodes: np.ndarray | None = None
 
+    def subset(self, keep: np.ndarray) -> References:
+        """The references where ``keep`` (bool [M]) is true: a smaller library, e.g. only the
+        training records when a benchmark asks about the others."""
+        return References(
+            *(None if a is None else a[keep] for a in (self.ids, self.labels, self.dna)),
+            image=None if self.image is None else self.image[keep],
+            barcodes=None if self.barcodes is None else self.barcodes[keep],
+        )
+
 
 @dataclass
 class Bundle:
