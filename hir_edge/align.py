@@ -236,8 +236,14 @@ class ReferenceAligner:
         aligner.wildcard = "N"
         self._aligner = aligner
 
-    def search(self, reads: Sequence[str]) -> tuple[np.ndarray, list[Hit | None]]:
+    def search(
+        self, reads: Sequence[str], exclude: Sequence[np.ndarray | None] | None = None
+    ) -> tuple[np.ndarray, list[Hit | None]]:
         """[N, M] alignment identities (0 outside each read's shortlist) and each best hit.
+
+        ``exclude`` (per read, reference indices or None) hides references from that read's
+        search, as if the library lacked them: the open-set calibration removes a read's own
+        species, genus or family this way.
 
         The identity of a shortlisted reference comes from the alignment score alone (fast):
         with match +1, mismatch -1 and gaps charged, score / span ≈ 2·identity - 1. The best
@@ -247,14 +253,17 @@ class ReferenceAligner:
         holds the GIL, so threads would not help); the answers are the same.
         """
         reads = clean_sequences(list(reads), "read")
+        exclude = [None] * len(reads) if exclude is None else list(exclude)
         if self.workers > 1 and len(reads) >= self.min_parallel:
             size = -(-len(reads) // self.workers)
-            chunks = [reads[i : i + size] for i in range(0, len(reads), size)]
+            chunks = [
+                (reads[i : i + size], exclude[i : i + size]) for i in range(0, len(reads), size)
+            ]
             parts = list(self._worker_pool().map(_search_in_worker, chunks))
             rows = [row for part in parts for row in part[0]]
             hits = [hit for part in parts for hit in part[1]]
         else:
-            rows, hits = self._search_rows(reads)
+            rows, hits = self._search_rows(reads, exclude)
         out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
         for i, (candidates, identity) in enumerate(rows):
             out[i, candidates] = identity
@@ -274,25 +283,31 @@ class ReferenceAligner:
         forward, reverse = cosine[: len(reads), 0], cosine[len(reads) :, 0]
         return reverse > forward, reverse != forward
 
-    def _search_rows(self, reads: list[str]) -> tuple[list, list[Hit | None]]:
+    def _search_rows(
+        self, reads: list[str], exclude: list[np.ndarray | None] | None = None
+    ) -> tuple[list, list[Hit | None]]:
         """Per read, (shortlisted references, their identities clipped at 0) and the best hit."""
         wide = self.shortlist if self._species is None else 4 * self.shortlist
-        top, _ = self._index.query(reads, wide)
+        exclude = exclude or [None] * len(reads)
+        hidden = max((len(e) for e in exclude if e is not None), default=0)
+        top, _ = self._index.query(reads, wide + hidden)
         rows: list = []
         hits: list[Hit | None] = []
         for i, read in enumerate(reads):
             called = len(read) - read.count("N")
-            if called < min_called_bases(self._index.k):
+            ranked = top[i] if exclude[i] is None else top[i][~np.isin(top[i], exclude[i])]
+            ranked = ranked[:wide]
+            if called < min_called_bases(self._index.k) or not len(ranked):
                 rows.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
                 hits.append(None)
                 continue
-            candidates = self._diverse(top[i])
+            candidates = self._diverse(ranked)
             identity = self._identities(read, called, candidates)
             best = int(np.argmax(identity))
             hit = self._hit(read, int(candidates[best]))
             far = hit.identity < WIDEN_IDENTITY or hit.divergence > WIDEN_DIVERGENCE
             if self.widen and far:
-                extra = top[i][~np.isin(top[i], candidates)]
+                extra = ranked[~np.isin(ranked, candidates)]
                 candidates = np.concatenate([candidates, extra])
                 identity = np.concatenate([identity, self._identities(read, called, extra)])
                 nearest = int(np.argmax(identity))
@@ -429,6 +444,6 @@ def _start_worker(settings: dict) -> None:
     _WORKER_ALIGNER = ReferenceAligner(**settings)
 
 
-def _search_in_worker(reads: list[str]) -> tuple[list, list[Hit | None]]:
+def _search_in_worker(chunk: tuple[list[str], list]) -> tuple[list, list[Hit | None]]:
     assert _WORKER_ALIGNER is not None
-    return _WORKER_ALIGNER._search_rows(reads)
+    return _WORKER_ALIGNER._search_rows(*chunk)

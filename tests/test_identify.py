@@ -220,11 +220,16 @@ def test_random_sequence_is_flagged_novel(tiny_bundle, tmp_path):
     reads.write_text(">random\n" + "".join(rng.choice(list("ACGT"), 600)) + "\n")
     args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
     item = json.loads(run(args).stdout)[0]
-    assert item["novel"] is True
-    assert item["assigned"]["rank"] != "species"
-    assert any(w.startswith("novel: likely a species absent") for w in item["warnings"])
     hit = item["best_hit"]
-    assert hit["identity"] < 0.8 or hit["divergence"] > 0.02
+    assert hit["identity"] < 0.8
+    # no rank is reached, and the rank the library lacks is named with the band it misses
+    assert item["assigned"]["rank"] is None
+    rank = item["novel"]["rank"]
+    assert rank in ("order", "family", "genus", "species")
+    assert any(w.startswith(f"novel: {rank} probably absent") for w in item["warnings"])
+    assert any(
+        w.startswith("no close reference: the best barcode hit is") for w in item["warnings"]
+    )
 
 
 def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
@@ -240,8 +245,8 @@ def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):
     assert (hit["identity"], hit["divergence"], hit["gaps"]) == (1.0, 0.0, 0)
     assert hit["mismatches_by_codon_position"] == [0, 0, 0]
     assert hit["mismatches_with_library_bases"] == 0
-    assert hit["barcode_gap"] > 0.05  # the next species was aligned too, well below 100%
-    assert item["novel"] is False
+    assert hit["barcode_gap"] > 0.02  # the next species was aligned too, well below 100%
+    assert item["novel"] is None
     table = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-q", "--format", "table"])
     assert "best barcode hit:" in table.stdout and "100.0% identity" in table.stdout
     gap = f"{100 * hit['barcode_gap']:.1f} points above the next species"
@@ -265,7 +270,7 @@ def test_fragments_of_reference_barcodes_follow_their_alignment(tiny_bundle, tmp
     assert len(items) == 10
     for item in items:
         hit = item["best_hit"]
-        assert hit["identity"] >= 0.98 and item["novel"] is False  # itself or a conspecific
+        assert hit["identity"] >= 0.98 and item["novel"] is None  # itself or a conspecific
         lineage = item["assigned"]["lineage"]
         depth = bundle.taxonomy.ranks.index(hit["rank"])
         assert len(lineage) > depth and lineage[depth] == hit["taxon"], item["id"]
@@ -325,11 +330,12 @@ def test_novel_above_moves_the_novelty_cut_off(tiny_bundle, tmp_path):
     reads.write_text(">sister\n" + "".join(read) + "\n")
     args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json", "-q"]
     item = json.loads(run(args).stdout)[0]
-    assert item["novel"] is True and item["best_hit"]["divergence"] > 0.02
+    assert item["novel"]["rank"] == "species" and item["best_hit"]["divergence"] > 0.02
+    assert item["novel"]["reason"].startswith("best reference barcode 9")
     assert item["assigned"]["rank"] != "species"
     log = tmp_path / "run.json"
     item = json.loads(run([*args, "--novel-above", "10", "--log", str(log)]).stdout)[0]
-    assert item["novel"] is False
+    assert item["novel"] is None
     record = json.loads(log.read_text())
     assert record["settings"]["novel_divergence"] == record["novel_divergence_in_effect"] == 0.1
     bad = run([*args, "--novel-above", "0"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge.data.hdf5 import SpecimenStore, list_splits
-from hir_edge.degrade import get_preset
+from hir_edge.degrade import DegradationPreset, get_preset
 from hir_edge.errors import ConfigError
 from hir_edge.evaluation.embed import (
     CONDITIONS,
@@ -59,7 +59,7 @@ class EvalOptions:
         val_split: split used to fit temperatures and thresholds (None: skip calibration).
         keys_split: labelled reference set of the CLIBD protocol (None: skip it).
         unseen_split: extra query split of species absent from training (open-set report).
-        preset: degradation preset name (``hir_edge.degrade.PRESETS``).
+        preset: degradation preset, or its name (``hir_edge.degrade.PRESETS``).
         seed: degradation seed.
         max_specimens: evaluate an evenly spaced subset (quick checks).
         batch_size, device, workers: embedding passes.
@@ -72,7 +72,7 @@ class EvalOptions:
     val_split: str | None = "val"
     keys_split: str | None = "train"
     unseen_split: str | None = None
-    preset: str = "paper"
+    preset: str | DegradationPreset = "paper"
     seed: int = 0
     max_specimens: int | None = None
     batch_size: int = 64
@@ -112,7 +112,11 @@ class Evaluator:
             )
         self.model = load_model(self.checkpoint).to(options.device).eval()
         self.taxonomy = Taxonomy.load(self.checkpoint / "taxonomy.json")
-        self.preset = get_preset(options.preset)
+        self.preset = (
+            options.preset
+            if isinstance(options.preset, DegradationPreset)
+            else get_preset(options.preset)
+        )
         self.model_hash = sha256_file(self.checkpoint / "model.safetensors")[:16]
         # What the cached embeddings depend on besides the weights: architecture, preprocessing
         # and tokenizer (model_config.json), label ids (taxonomy.json), and this code's version.
@@ -211,7 +215,7 @@ class Evaluator:
     # ------------------------------------------------------------------ protocols
     def _scores(self, queries: np.ndarray) -> list[np.ndarray]:
         """Prompt cosines as the runtime computes them (placeholders take their children's)."""
-        from hir_edge.runtime.identifier import prompt_cosines
+        from hir_edge.runtime.scoring import prompt_cosines
 
         return prompt_cosines(queries, self.banks, self.masks, self.parents)
 

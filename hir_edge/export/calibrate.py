@@ -9,11 +9,16 @@ is INT8), so the temperatures, thresholds and novelty cut-offs hold for what run
   NLL alone preferred weak barcode votes (a confident mistake costs it more than many right
   answers gain), and the prompt ranking of short reads then overruled exact alignments;
 * per modality and rank, the probability threshold whose assignments reach the target precision;
+* per modality and rank, a final temperature on the combined logits (prompt scores plus
+  votes), by NLL: the vote weights are chosen for right answers, and a weight that wins hits
+  can make the answers overconfident (a wrong photo answer at 0.998 on EU-Moths before it);
 * the novelty cut-offs: for photos alone, the embedding similarity of the nearest reference
   below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
-  species in the library). Reads use the alignment rule of :mod:`hir_edge.align` (estimated
-  divergence from the best hit), whose cut-off is a biological constant, not a fit; the
-  validation reads' divergences are recorded beside it.
+  species in the library), and the lower one (``scope_quantile``) below which a photo is unlike
+  every reference photo and gets no answer (photos of no moth, blank frames). Reads use the
+  alignment rule of :mod:`hir_edge.align` (estimated divergence from the best hit), whose
+  cut-off is a biological constant, not a fit; the validation reads' divergences are recorded
+  beside it.
 """
 
 from __future__ import annotations
@@ -22,20 +27,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.runtime.identifier import (
-    Identifier,
-    ScoringSettings,
-    combine_evidence,
-    prompt_cosines,
-)
+from hir_edge.runtime.identifier import Identifier
 from hir_edge.runtime.scoring import (
+    ScoringSettings,
     choose_thresholds,
+    combine_evidence,
     fit_temperatures,
     greedy_paths,
+    prompt_cosines,
     tree_log_probabilities,
 )
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+# Final temperatures of the combined logits: votes weighted up to 64 can put logits hundreds
+# apart, so the grid reaches far above the prompt temperatures'.
+LOGIT_TEMPERATURE_GRID = np.logspace(-1, 2.5, 36)
 # Up to 64: with a clear barcode hit the alignment must outweigh a prompt ranking that a short
 # or degraded read has thrown off (the fit picks it when fragments are in the validation set).
 BARCODE_WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -70,7 +76,8 @@ def fit_scoring(
     identifier: Identifier,
     val: ValidationSet,
     target_precision: float = 0.95,
-    novelty_quantile: float = 0.01,
+    novelty_quantile: float = 0.05,
+    scope_quantile: float = 0.01,
 ) -> dict:
     """The ``scoring`` section of a manifest, fitted on ``val``."""
     bundle = identifier.bundle
@@ -80,6 +87,7 @@ def fit_scoring(
     out = {
         "target_precision": target_precision,
         "novelty_quantile": novelty_quantile,
+        "scope_quantile": scope_quantile,
         "temperatures": {},
         "thresholds": {},
         "reference_weight": {},
@@ -91,6 +99,8 @@ def fit_scoring(
         "barcode_shortlist": settings.barcode_shortlist,
         "barcode_per_species": settings.barcode_per_species,
         "novelty": {},
+        "scope": {},
+        "logit_temperatures": {},
         "novelty_divergence": settings.novelty_divergence,
         "novelty_identity": settings.novelty_identity,
         "validation": {},
@@ -142,14 +152,33 @@ def fit_scoring(
                 if best is None or rank_key < best[0]:
                     best = (rank_key, weight, barcode_weight, temps, logp)
         (_, nll), weight, barcode_weight, temps, logp = best
+        offsets = combine_evidence(
+            [np.zeros_like(c) for c in cos],
+            [1.0] * len(cos),
+            votes,
+            weight,
+            barcode_votes,
+            barcode_weight,
+        )
+        combined = [c / t + o for c, t, o in zip(cos, temps, offsets)]
+        final = fit_temperatures(combined, parents, labels, grid=LOGIT_TEMPERATURE_GRID)
+        logp = tree_log_probabilities(combined, parents, final)
+        nll = _nll(logp, labels)
         probs = [np.exp(lp) for lp in logp]
         ids, p = greedy_paths(probs, parents)
         out["temperatures"][modality] = [float(t) for t in temps]
+        out["logit_temperatures"][modality] = [float(t) for t in final]
         out["reference_weight"][modality] = float(weight)
         out["barcode_weight"][modality] = float(barcode_weight)
         out["thresholds"][modality] = choose_thresholds(ids, p, labels, target_precision)
+        # the cut-offs come from the clean validation specimens (the first group) only
+        n_clean = ((val.read_groups or {}).get(modality) or [("clean", len(queries))])[0][1]
+        nearest = sims.max(axis=1)[:n_clean] if sims is not None else None
         out["novelty"][modality] = (
-            float(np.quantile(sims.max(axis=1), novelty_quantile)) if sims is not None else -1.0
+            float(np.quantile(nearest, novelty_quantile)) if nearest is not None else -1.0
+        )
+        out["scope"][modality] = (
+            float(np.quantile(nearest, scope_quantile)) if nearest is not None else -1.0
         )
         correct = ids == labels
         out["validation"][modality] = {

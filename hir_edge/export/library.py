@@ -71,34 +71,44 @@ def batches(arrays: dict[str, np.ndarray], batch: int = 32) -> list[dict[str, np
     return [{k: v[i : i + batch] for k, v in arrays.items()} for i in range(0, n, batch)]
 
 
-def write_references(out: Path, options, field_model, precision: str, calib_path: Path) -> None:
+def write_references(
+    out: Path, options, field_model, precision: str, calib_path: Path, splits: list[str]
+) -> int:
+    """Embed the specimens of ``splits`` through the shipped graphs as the reference library
+    (with their cleaned barcodes); returns how many. Labels outside the bundle's taxonomy (a
+    species only in a validation split) are kept down to the deepest rank it holds."""
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import Bundle
     from hir_edge.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(out / TAXONOMY)
-    store = SpecimenStore(calib_path, options.reference_split)
-    idx = spread_indices(len(store), options.max_references)
     bundle = Bundle(out, json.loads((out / MANIFEST).read_text()), taxonomy, [])
     backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
-    dna, image = [], []
-    for start in range(0, len(idx), 128):
-        chunk = idx[start : start + 128]
-        x = field_inputs(store, chunk, field_model.preprocess, field_model.dna_tokenizer)
-        dna.append(np.where(x.has_dna[:, None], backend.embed_dna(x.ids, x.mask), 0.0))
-        image.append(np.where(x.has_image[:, None], backend.embed_images(x.pixels), 0.0))
-    lineages = store.lineages()
-    labels = taxonomy.encode_many(lineages[int(i)] for i in idx)
-    processids = store.processids()
-    barcodes = store.barcodes()
-    np.savez_compressed(
-        out / REFERENCES,
-        ids=np.array([processids[int(i)] for i in idx]),
-        labels=labels,
-        dna=np.concatenate(dna).astype(np.float16),
-        image=np.concatenate(image).astype(np.float16),
-        barcodes=np.array([_clean_or_empty(barcodes[int(i)]).encode("ascii") for i in idx]),
-    )
+    with_dna = bundle.has_part("dna")
+    ids, labels, dna, image, barcodes = [], [], [], [], []
+    for split in splits:
+        store = SpecimenStore(calib_path, split)
+        idx = spread_indices(len(store), options.max_references)
+        for start in range(0, len(idx), 128):
+            chunk = idx[start : start + 128]
+            x = field_inputs(store, chunk, field_model.preprocess, field_model.dna_tokenizer)
+            if with_dna:
+                dna.append(np.where(x.has_dna[:, None], backend.embed_dna(x.ids, x.mask), 0.0))
+            image.append(np.where(x.has_image[:, None], backend.embed_images(x.pixels), 0.0))
+        lineages, processids, raw = store.lineages(), store.processids(), store.barcodes()
+        labels.append(taxonomy.encode_many(lineages[int(i)] for i in idx))
+        ids += [processids[int(i)] for i in idx]
+        barcodes += [_clean_or_empty(raw[int(i)]).encode("ascii") for i in idx]
+    arrays = {
+        "ids": np.array(ids),
+        "labels": np.concatenate(labels),
+        "image": np.concatenate(image).astype(np.float16),
+    }
+    if with_dna:  # a photo-only bundle has neither a DNA branch nor barcodes to align
+        arrays["dna"] = np.concatenate(dna).astype(np.float16)
+        arrays["barcodes"] = np.array(barcodes)
+    np.savez_compressed(out / REFERENCES, **arrays)
+    return len(ids)
 
 
 def _clean_or_empty(raw: str) -> str:
@@ -140,17 +150,36 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
             identifier.scoring.kmer_k
         )  # no window of Ns: the field refuses one
         variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i, needed)))
-    zi, zd, fused, has_img, has_dna, seqs = [], [], [], [], [], []
+    # Field photos are not all sharp: blurred copies (the noise preset's box blur) of the
+    # validation photos join the clean ones in the photo-only fit, as degraded reads do for DNA.
+    blur = 1
+    if options.calibration_noise:
+        from hir_edge.degrade import get_preset
+
+        blur = get_preset(options.calibration_noise).blur_kernel
+    zi, zd, fused, has_img, has_dna, seqs, zi_blur = [], [], [], [], [], [], []
     copies: dict[str, dict[str, list]] = {
         name: {"dna": [], "fused": [], "seqs": []} for name, _ in variants
     }
+    with_dna = bundle.has_part("dna")
+    if not with_dna:
+        variants = []
     for start in range(0, len(idx), 128):  # bounded memory: 128 photos at a time
         x = field_inputs(
             store, idx[start : start + 128], field_model.preprocess, field_model.dna_tokenizer
         )
         zi.append(backend.embed_images(x.pixels))
-        zd.append(backend.embed_dna(x.ids, x.mask))
-        fused.append(backend.fuse(zi[-1], zd[-1])[0])
+        if blur > 1:
+            from hir_edge.degrade import blur_chw
+
+            zi_blur.append(backend.embed_images(blur_chw(x.pixels, blur)))
+        if with_dna:
+            zd.append(backend.embed_dna(x.ids, x.mask))
+            fused.append(backend.fuse(zi[-1], zd[-1])[0])
+        else:  # photo-only: no read is embedded, every specimen counts as read-less
+            zd.append(np.zeros_like(zi[-1]))
+            fused.append(np.zeros_like(zi[-1]))
+            x.has_dna[:] = False
         has_img.append(x.has_image)
         has_dna.append(x.has_dna)
         seqs += x.sequences
@@ -181,29 +210,49 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         fus_ref.append(z[both])
         fus_lab.append(labels[both])
         fus_seqs += [s for s, ok in zip(copies[name]["seqs"], both) if ok]
+    image_q, image_lab = [zi[has_img]], [labels[has_img]]
+    if zi_blur:
+        image_q.append(np.concatenate(zi_blur)[has_img])
+        image_lab.append(labels[has_img])
+    image_q, image_lab = np.concatenate(image_q), np.concatenate(image_lab)
     val = ValidationSet(
         queries={
-            "image": zi[has_img],
+            "image": image_q,
             "dna": np.concatenate(dna_q),
             "fused": np.concatenate(fus_q),
         },
         ref_queries={
-            "image": zi[has_img],
+            "image": image_q,
             "dna": np.concatenate(dna_q),
             "fused": np.concatenate(fus_ref),
         },
         labels={
-            "image": labels[has_img],
+            "image": image_lab,
             "dna": np.concatenate(dna_lab),
             "fused": np.concatenate(fus_lab),
         },
         sequences={"dna": dna_seqs, "fused": fus_seqs},
         read_groups={
-            modality: [(kind, int(mask.sum())) for kind in ("clean", *(n for n, _ in variants))]
-            for modality, mask in (("dna", has_dna), ("fused", both))
+            **{
+                modality: [(kind, int(mask.sum())) for kind in ("clean", *(n for n, _ in variants))]
+                for modality, mask in (("dna", has_dna), ("fused", both))
+            },
+            "image": [("clean", int(has_img.sum()))]
+            + ([("blurred", int(has_img.sum()))] if zi_blur else []),
         },
     )
     scoring = fit_scoring(identifier, val, options.target_precision)
     scoring["calibration_noise"] = options.calibration_noise
     scoring["calibration_fragment"] = options.calibration_fragment
+    identifier.close()
+    refs = bundle.references
+    if with_dna and refs is not None and refs.barcodes is not None and any(refs.barcodes):
+        from hir_edge.export.open_set import calibrate_placement
+
+        manifest["scoring"] = scoring  # the placement is fitted through the fitted scoring
+        finalize_manifest(out, manifest)
+        scoring["placement"], scoring["open_set"] = calibrate_placement(
+            out, options, precision, calib_path
+        )
+    bundle.close()
     return scoring

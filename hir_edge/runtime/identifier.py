@@ -3,13 +3,15 @@
 For each specimen the query embedding is the fused one when both a read and a photo are given
 (GatedFusion), else the one modality it has. Per rank it is compared with the bundle's prompt
 bank, and — when the bundle carries a reference library — with the nearest reference specimens
-(CLIBD's key-set protocol in embedding space). Both kinds of evidence are combined into
-per-rank scores, turned into probabilities consistent down the tree
-(:mod:`hir_edge.runtime.scoring`), and the answer stops at the deepest rank whose calibrated
-confidence passes its threshold. A read is also aligned to the reference barcodes
-(:mod:`hir_edge.align`): the identities vote like the embedding neighbours, and a read whose
-species diverges from its best hit (mismatches that read errors cannot explain) is flagged as
-novel and never given a species name.
+(CLIBD's key-set protocol in embedding space). A read is also aligned to the reference
+barcodes (:mod:`hir_edge.align`), whose identities vote like the embedding neighbours. All the
+evidence becomes per-rank probabilities consistent down the tree (:mod:`hir_edge.runtime.scoring`).
+
+Where the answer stops: for a read with a barcode hit, the placement model
+(:mod:`hir_edge.runtime.placement`) — the deepest rank whose calibrated probability of being
+right passes that rank's threshold, fitted on reads of taxa removed from the library, so a read
+of an absent genus stops at its family; for a photo, the deepest rank whose path probability
+passes its threshold, and no answer for a photo unlike every reference photo.
 
 numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without torch.
 """
@@ -17,184 +19,33 @@ numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without tor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from hir_edge.align import Hit, ReferenceAligner, min_called_bases, novel_species
+from hir_edge.align import Hit, ReferenceAligner, min_called_bases
 from hir_edge.dna_tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
-from hir_edge.read_qc import ReadQC, reverse_complement
+from hir_edge.read_qc import reverse_complement
+from hir_edge.runtime import answer as fmt
+from hir_edge.runtime.answer import Decision, Evidence
 from hir_edge.runtime.bundle import Bundle
-from hir_edge.runtime.scoring import assign, greedy_paths, tree_probabilities
-from hir_edge.taxonomy import is_placeholder
+from hir_edge.runtime.placement import placement_features
+from hir_edge.runtime.schema import Identification, Specimen
+from hir_edge.runtime.scoring import (
+    ScoringSettings,
+    assign,
+    combine_evidence,
+    greedy_paths,
+    prompt_cosines,
+    reference_log_probs,
+    tree_probabilities,
+)
 
-MODALITIES = ("image", "dna", "fused")
-
-
-@dataclass
-class Specimen:
-    """What the field gives for one specimen: a cleaned read and/or a photo."""
-
-    id: str
-    sequence: str | None = None
-    qc: ReadQC | None = None
-    image: Path | bytes | None = None
-    image_name: str | None = None
-    source: str | None = None  # the file the read came from (for error messages)
-    line: int | None = None  # its line there, when known
-
-
-@dataclass
-class Identification:
-    """The answer for one specimen (the JSON schema of ``hir-edge identify``)."""
-
-    id: str
-    assigned: dict
-    ranks: dict
-    modalities: list[str]
-    gate: dict | None
-    qc: dict | None
-    novel: bool
-    nearest: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    best_hit: dict | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "assigned": self.assigned,
-            "ranks": self.ranks,
-            "modalities": self.modalities,
-            "gate": self.gate,
-            "qc": self.qc,
-            "novel": self.novel,
-            "nearest": self.nearest,
-            "best_hit": self.best_hit,
-            "warnings": self.warnings,
-        }
-
-
-@dataclass
-class ScoringSettings:
-    """Per query modality: temperatures and thresholds per rank, reference weights, novelty.
-
-    ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
-    temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
-    the novelty rule (:func:`hir_edge.align.novel_species`: estimated divergence from the
-    best hit above ``novelty_divergence``, or identity below ``novelty_identity``). The
-    shortlist keeps at most ``barcode_per_species`` references of a species so the next
-    species is aligned too (the barcode gap in the output).
-    """
-
-    temperatures: dict[str, list[float]]
-    thresholds: dict[str, list[float]]
-    reference_weight: dict[str, float]
-    reference_temperature: float
-    reference_k: int
-    novelty: dict[str, float]
-    barcode_weight: dict[str, float]
-    barcode_temperature: float = 0.01
-    kmer_k: int = 6
-    barcode_shortlist: int = 12
-    barcode_per_species: int = 3
-    novelty_divergence: float = 0.02
-    novelty_identity: float = 0.8
-
-    @classmethod
-    def from_manifest(cls, manifest: dict, num_ranks: int) -> ScoringSettings:
-        s = manifest.get("scoring", {})
-        default_t = [0.05] * num_ranks
-        return cls(
-            temperatures={m: s.get("temperatures", {}).get(m, default_t) for m in MODALITIES},
-            thresholds={m: s.get("thresholds", {}).get(m, [0.5] * num_ranks) for m in MODALITIES},
-            reference_weight={m: s.get("reference_weight", {}).get(m, 0.0) for m in MODALITIES},
-            reference_temperature=float(s.get("reference_temperature", 0.05)),
-            reference_k=int(s.get("reference_k", 10)),
-            novelty={m: s.get("novelty", {}).get(m, -1.0) for m in MODALITIES},
-            barcode_weight={m: s.get("barcode_weight", {}).get(m, 0.0) for m in MODALITIES},
-            barcode_temperature=float(s.get("barcode_temperature", 0.01)),
-            kmer_k=int(s.get("kmer_k", 6)),
-            barcode_shortlist=int(s.get("barcode_shortlist", 12)),
-            barcode_per_species=int(s.get("barcode_per_species", 3)),
-            novelty_divergence=float(s.get("novelty_divergence", 0.02)),
-            novelty_identity=float(s.get("novelty_identity", 0.8)),
-        )
-
-    def novel(self, hit: Hit) -> tuple[bool, str]:
-        """The novelty rule for a read's best barcode hit, with its reason."""
-        return novel_species(hit, self.novelty_divergence, self.novelty_identity)
-
-
-def prompt_cosines(
-    queries: np.ndarray,
-    banks: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    parents: Sequence[np.ndarray] | None = None,
-) -> list[np.ndarray]:
-    """Per rank, cosine of each query to each taxon's prompt.
-
-    A placeholder ("incertae sedis") has no prompt of its own: its score is the best score of
-    its children, filled in from the finest rank up, so the specimens under it stay reachable
-    (a genus known only to its order competes through its placeholder family on its own merit).
-    """
-    cos = [queries @ b.T for b in banks]
-    if parents is None:
-        return cos
-    for level in range(len(cos) - 2, -1, -1):
-        holders = np.flatnonzero(~masks[level])
-        if not len(holders):
-            continue
-        child_parent = np.asarray(parents[level + 1])
-        best = np.full((cos[level].shape[0], cos[level].shape[1]), -np.inf)
-        np.maximum.at(best.T, child_parent, cos[level + 1].T)
-        cos[level][:, holders] = np.where(np.isfinite(best[:, holders]), best[:, holders], -1.0)
-    return cos
-
-
-def combine_evidence(
-    cos: Sequence[np.ndarray],
-    temperatures: Sequence[float],
-    votes: Sequence[np.ndarray] | None,
-    weight: float,
-    barcode_votes: Sequence[np.ndarray] | None = None,
-    barcode_weight: float = 0.0,
-) -> list[np.ndarray]:
-    """Per-rank logits: prompt cosine / T_l, plus ``weight`` × the embedding-neighbour log-vote,
-    plus ``barcode_weight`` × the aligned-barcode log-vote."""
-    logits = [c / t for c, t in zip(cos, temperatures)]
-    if votes is not None and weight:
-        logits = [lg + weight * v for lg, v in zip(logits, votes)]
-    if barcode_votes is not None and barcode_weight:
-        logits = [lg + barcode_weight * v for lg, v in zip(logits, barcode_votes)]
-    return logits
-
-
-def reference_log_probs(
-    sims: np.ndarray, labels: np.ndarray, n_taxa: Sequence[int], k: int, temperature: float
-) -> list[np.ndarray]:
-    """Per rank, log of a soft nearest-neighbour vote over the k most similar references.
-
-    Each of the k neighbours votes for its taxon at the rank with weight exp(sim / τ); ranks
-    where a neighbour is unlabelled get no vote from it. A small floor keeps unvoted taxa
-    possible (the prompt evidence can still win), so log-probabilities are finite.
-    """
-    k = min(k, sims.shape[1])
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    top_sims = np.take_along_axis(sims, top, axis=1)
-    weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / temperature)
-    out = []
-    rows = np.arange(sims.shape[0])[:, None]
-    for level, n in enumerate(n_taxa):
-        votes = np.zeros((sims.shape[0], n))
-        lab = labels[top, level]
-        ok = lab >= 0
-        np.add.at(votes, (np.broadcast_to(rows, lab.shape)[ok], lab[ok]), weights[ok])
-        total = votes.sum(axis=1, keepdims=True)
-        probs = np.where(total > 0, votes / np.maximum(total, 1e-12), 1.0 / n)
-        out.append(np.log(probs * 0.99 + 0.01 / n))
-    return out
+# A taxon hidden from a query (open-set calibration): (rank level, taxon id), or None.
+Hidden = tuple[int, int] | None
+_MASKED = -1.0e4  # the logit of a hidden taxon: exp() underflows to 0, but no NaN
 
 
 class Identifier:
@@ -207,7 +58,10 @@ class Identifier:
         min_confidence: one threshold for every rank instead of the bundle's fitted ones.
         max_rank: never assign deeper than this rank (e.g. "genus").
         workers: processes aligning reads to the reference barcodes.
-        novel_divergence: the novelty rule's divergence cut-off instead of the bundle's.
+        novel_divergence: the species novelty rule's divergence cut-off instead of the
+            bundle's.
+        alignment: align reads to the reference barcodes (False: the learned evidence alone,
+            prompt ranking and reference embeddings — for measuring what the models know).
     """
 
     def __init__(
@@ -219,9 +73,11 @@ class Identifier:
         max_rank: str | None = None,
         workers: int = 1,
         novel_divergence: float | None = None,
+        alignment: bool = True,
     ):
         self.bundle = bundle
-        self.workers = workers  # processes aligning reads to the reference barcodes
+        self.alignment = alignment
+        self.workers = workers
         self.backend = backend
         self.top_k = top_k
         self.taxonomy = bundle.taxonomy
@@ -268,9 +124,10 @@ class Identifier:
         n, d = len(specimens), self.bundle.embed_dim
         image = np.zeros((n, d), np.float32)
         dna = np.zeros((n, d), np.float32)
-        has_image = np.array([s.image is not None for s in specimens])
+        has_image = np.array([s.image is not None for s in specimens], dtype=bool)
         has_dna = np.array(
-            [bool(s.sequence) and not self.unusable_read(s.sequence) for s in specimens]
+            [bool(s.sequence) and not self.unusable_read(s.sequence) for s in specimens],
+            dtype=bool,
         )
         if has_image.any():
             idx = np.flatnonzero(has_image)
@@ -299,7 +156,7 @@ class Identifier:
             "both": both,
         }
 
-    # ------------------------------------------------------------------ scoring
+    # ------------------------------------------------------------------ references
     def prompt_cosines(self, queries: np.ndarray) -> list[np.ndarray]:
         return prompt_cosines(queries, self.bundle.prompt_banks, self.labels_mask, self.parents)
 
@@ -362,18 +219,28 @@ class Identifier:
         return out
 
     def barcode_alignments(
-        self, sequences: Sequence[str]
+        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
         """[N, M] alignment identity of reads to the reference barcodes (0 outside each read's
         shortlist) and each read's best hit; (None, None) when the bundle has no barcodes.
 
         References without a barcode (photo-only specimens) are left out of the alignment and
-        keep identity 0; hits point at rows of the whole reference library.
+        keep identity 0; hits point at rows of the whole reference library. ``hidden`` removes
+        a taxon's references from a read's search (open-set calibration).
         """
-        aligner = self._reference_aligner()
+        aligner = self._reference_aligner() if self.alignment else None
         if aligner is None:
             return None, None
-        sims, hits = aligner.search(sequences)
+        exclude = None
+        if hidden is not None:
+            position = {int(j): k for k, j in enumerate(self._barcoded)}
+            exclude = [
+                None
+                if h is None
+                else np.array([position[j] for j in self._hidden_references(h) if j in position])
+                for h in hidden
+            ]
+        sims, hits = aligner.search(sequences, exclude)
         full = np.zeros((len(sims), len(self.bundle.references.barcodes)), dtype=np.float32)
         full[:, self._barcoded] = sims
         hits = [
@@ -382,16 +249,44 @@ class Identifier:
         ]
         return full, hits
 
+    def _hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
+        level, taxon = hidden
+        return np.flatnonzero(self.bundle.references.labels[:, level] == taxon)
+
+    def _hidden_taxa(self, hidden: tuple[int, int]) -> list[np.ndarray]:
+        """Per rank, the taxa under a hidden taxon (itself at its rank, none above it)."""
+        level, taxon = hidden
+        masks = [np.zeros(len(p), dtype=bool) for p in self.parents]
+        masks[level][taxon] = True
+        for lv in range(level + 1, len(masks)):
+            masks[lv] = masks[lv - 1][self.parents[lv]]
+        return masks
+
+    def _reference_matrix(self, modality: str) -> np.ndarray | None:
+        refs = self.bundle.references
+        if refs is None:
+            return None
+        return refs.image if modality == "image" else refs.dna
+
+    def close(self) -> None:
+        """Stop the alignment worker processes, if any were started."""
+        if self._aligner is not None:
+            self._aligner.close()
+
+    # ------------------------------------------------------------------ scoring
     def scores(
         self,
         queries: np.ndarray,
         modality: str,
         reference_queries: np.ndarray | None,
         sequences: Sequence[str] | None = None,
+        hidden: Sequence[Hidden] | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None, list | None]:
         """Per-rank logits — prompt cosine / T, plus w × the embedding-neighbour log-vote, plus
-        w_b × the aligned-barcode log-vote — the embedding similarities and barcode identities
-        to the references, and each read's best barcode hit (None where not available).
+        w_b × the aligned-barcode log-vote, over the rank's logit temperature — the embedding
+        similarities and barcode identities to the references, and each read's best barcode
+        hit (None where not available). ``hidden`` takes a taxon out of a query's library: its
+        prompts, references and barcodes (the export's open-set calibration).
 
         The export's calibration fits T, w and w_b through the same pieces.
         """
@@ -401,38 +296,57 @@ class Identifier:
         weight = self.scoring.reference_weight[modality]
         if refs is not None and reference_queries is not None and len(refs):
             sims = reference_queries @ refs.T
+            for row, h in enumerate(hidden or ()):
+                if h is not None:
+                    sims[row, self._hidden_references(h)] = -2.0  # below any cosine
             if weight > 0:
                 votes = self.reference_votes(sims, self.scoring.reference_temperature)
         if sequences is not None:
-            barcode_sims, hits = self.barcode_alignments(sequences)
+            barcode_sims, hits = self.barcode_alignments(sequences, hidden)
         barcode_weight = self.scoring.barcode_weight[modality]
         if barcode_weight > 0 and barcode_sims is not None:
             barcode_votes = self.reference_votes(barcode_sims, self.scoring.barcode_temperature)
         logits = combine_evidence(
             cos, self.scoring.temperatures[modality], votes, weight, barcode_votes, barcode_weight
         )
+        logits = [lg / t for lg, t in zip(logits, self.scoring.logit_temperatures[modality])]
+        for row, h in enumerate(hidden or ()):
+            if h is not None:
+                for lv, mask in enumerate(self._hidden_taxa(h)):
+                    logits[lv][row, mask] = _MASKED
         return logits, sims, barcode_sims, hits
-
-    def close(self) -> None:
-        """Stop the alignment worker processes, if any were started."""
-        if self._aligner is not None:
-            self._aligner.close()
-
-    def _reference_matrix(self, modality: str) -> np.ndarray | None:
-        refs = self.bundle.references
-        if refs is None:
-            return None
-        return refs.image if modality == "image" else refs.dna
 
     def probabilities(self, logits: list[np.ndarray]) -> list[np.ndarray]:
         return tree_probabilities(logits, self.parents, [1.0] * len(logits))
 
-    # ------------------------------------------------------------------ the answer
-    def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
-        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+    def placement_inputs(
+        self, evidence: Sequence[Evidence], sequences: Sequence[str]
+    ) -> np.ndarray:
+        """[N, L, F] placement features (:func:`placement_features`) of reads with a hit."""
+        refs = self.bundle.references
+        sims = [ev.barcode_sims for ev in evidence]
+        return placement_features(
+            np.stack([ev.path_p for ev in evidence]),
+            np.stack([ev.path for ev in evidence]),
+            np.array([ev.hit.identity for ev in evidence]),
+            np.array([ev.hit.divergence for ev in evidence]),
+            refs.labels[[ev.hit.reference for ev in evidence]],
+            [np.flatnonzero(row > 0) for row in sims],
+            [row[row > 0] for row in sims],
+            refs.labels,
+            np.array([len(s) - s.count("N") for s in sequences]),
+        )
+
+    # ------------------------------------------------------------------ evidence
+    def evidence(
+        self, specimens: Sequence[Specimen], hidden: Sequence[Hidden] | None = None
+    ) -> tuple[list[Specimen], list[Evidence | None]]:
+        """Every specimen's evidence (None: neither a usable read nor a photo), with reads of
+        uncertain strand put on the library's strand first. ``hidden``: per specimen, a taxon
+        to take out of the library for it (open-set calibration), or None."""
         specimens = self.strand_from_library(specimens)
         emb = self.embed(specimens)
-        results: list[Identification | None] = [None] * len(specimens)
+        out: list[Evidence | None] = [None] * len(specimens)
         groups = {
             "fused": emb["both"],
             "image": emb["has_image"] & ~emb["has_dna"],
@@ -445,7 +359,10 @@ class Identifier:
             queries = emb[modality][idx]
             ref_queries = emb["image"][idx] if modality == "image" else emb["dna"][idx]
             seqs = None if modality == "image" else [specimens[i].sequence for i in idx]
-            logits, sims, barcode_sims, hits = self.scores(queries, modality, ref_queries, seqs)
+            hid = None if hidden is None else [hidden[i] for i in idx]
+            logits, sims, barcode_sims, hits = self.scores(
+                queries, modality, ref_queries, seqs, hid
+            )
             probs = self.probabilities(logits)
             path_ids, path_p = greedy_paths(probs, self.parents)
             thresholds = (
@@ -455,7 +372,7 @@ class Identifier:
             )
             levels = assign(path_p, thresholds)
             for row, i in enumerate(idx):
-                evidence = _Evidence(
+                out[i] = Evidence(
                     modality=modality,
                     probs=[p[row] for p in probs],
                     path=path_ids[row],
@@ -466,30 +383,110 @@ class Identifier:
                     hit=None if hits is None else hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
                 )
-                results[i] = self._answer(specimens[i], evidence)
-        for i, s in enumerate(specimens):
-            if results[i] is None:  # neither a usable read nor a photo
-                results[i] = Identification(
-                    s.id,
-                    {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
-                    {r: [] for r in self.ranks},
-                    [],
-                    None,
-                    None,
-                    False,
-                    warnings=[self.unusable_read(s.sequence) or "no usable read or photo"],
+            placement = self.scoring.placement
+            reads = [i for i in idx if out[i].hit is not None]
+            if placement is not None and seqs is not None and reads:
+                features = self.placement_inputs(
+                    [out[i] for i in reads], [specimens[i].sequence for i in reads]
                 )
-        return results  # type: ignore[return-value]
+                for i, reach in zip(reads, placement.probabilities(features)):
+                    out[i].reach = reach
+        return specimens, out
 
-    def _assigned_level(self, ev: _Evidence, novel: bool) -> int:
-        """The threshold's rank, capped by --rank and by novelty, stepped back past placeholders."""
+    # ------------------------------------------------------------------ the answer
+    def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
+        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+        specimens, evidence = self.evidence(specimens)
+        results = []
+        for specimen, ev in zip(specimens, evidence):
+            if ev is None:  # neither a usable read nor a photo
+                why = self.unusable_read(specimen.sequence) or "no usable read or photo"
+                results.append(
+                    Identification(
+                        specimen.id,
+                        fmt.assigned_taxon(self.taxonomy, -1, -1, 0.0),
+                        {r: [] for r in self.ranks},
+                        [],
+                        None,
+                        None,
+                        None,
+                        warnings=[why],
+                    )
+                )
+            else:
+                results.append(self._answer(specimen, ev))
+        return results
+
+    def decide(self, ev: Evidence) -> Decision:
+        """Where the answer stops, its confidence, and what is probably absent."""
+        if ev.reach is not None:
+            return self._decide_read(ev)
         species = len(self.ranks) - 1
+        warnings: list[str] = []
+        scope = self._out_of_scope(ev)
+        if scope:
+            return Decision(-1, 0.0, None, [scope])
+        novel, why = self._novelty(ev)
         level = min(ev.level, min(self.max_level, species - 1) if novel else self.max_level)
+        level = self._past_placeholders(ev, level)
+        confidence = float(ev.path_p[level]) if level >= 0 else 0.0
+        record = None
+        if novel:
+            record = {"rank": self.ranks[species], "reason": why}
+            warnings.append(f"novel: species probably absent from the reference library ({why})")
+        return Decision(level, confidence, record, warnings)
+
+    def _decide_read(self, ev: Evidence) -> Decision:
+        """A read with a barcode hit: the placement model's deepest reached rank."""
+        placement = self.scoring.placement
+        species = len(self.ranks) - 1
+        hit = ev.hit
+        reach = ev.reach
+        usable = (ev.path >= 0)[None]
+        if self.min_confidence is not None:
+            placement = replace(placement, thresholds=(self.min_confidence,) * len(self.ranks))
+        level = int(placement.assign(reach[None], usable)[0])
+        # No placement without evidence: a hit farther than the library's own members of a
+        # rank are from their nearest relative (its band) places nothing at that rank.
+        absent = placement.absent_rank(hit.identity)
+        if absent is not None:
+            level = min(level, absent - 1)
+        species_novel, why = self.scoring.novel(hit)
+        if species_novel:
+            level = min(level, species - 1)
+            absent = species if absent is None else absent
+        level = self._past_placeholders(ev, min(level, self.max_level))
+        warnings = []
+        record = None
+        if absent is not None and absent <= species:
+            rank = self.ranks[absent]
+            band = placement.bands[absent] if absent < len(placement.bands) else None
+            if band is not None and hit.identity < band:
+                reason = (
+                    f"best reference barcode {100 * hit.identity:.1f}% identical, below the "
+                    f"{100 * band:.1f}% that the library's own {rank} members reach"
+                )
+            elif species_novel and absent == species:
+                reason = why
+            else:
+                reason = f"best reference barcode {100 * hit.identity:.1f}% identical"
+            record = {"rank": rank, "reason": reason}
+            warnings.append(f"novel: {rank} probably absent from the reference library ({reason})")
+        if level < 0:
+            warnings.append(
+                f"no close reference: the best barcode hit is {100 * hit.identity:.1f}% identical, "
+                "too far to place the read at any rank"
+            )
+        confidence = float(reach[level]) if level >= 0 else 0.0
+        return Decision(level, confidence, record, warnings)
+
+    def _past_placeholders(self, ev: Evidence, level: int) -> int:
+        """Step back past "incertae sedis": it is no answer, the deepest real taxon above is."""
         while level >= 0 and not self.labels_mask[level][int(ev.path[level])]:
-            level -= 1  # "incertae sedis" is not an answer: say the deepest real taxon above
+            level -= 1
         return level
 
-    def _novelty(self, ev: _Evidence) -> tuple[bool, str]:
+    def _novelty(self, ev: Evidence) -> tuple[bool, str]:
         """Of a species absent from the references? For a read, by its best barcode hit: the
         divergence that read errors cannot explain (:func:`hir_edge.align.novel_species`); for
         a photo alone (or a read too short to align), by the embedding similarity of its
@@ -502,31 +499,25 @@ class Identifier:
         best = float(ev.ref_sims.max())
         return best < threshold, f"similarity to the nearest reference {best:.3f} < {threshold:.3f}"
 
-    def _answer(self, specimen: Specimen, ev: _Evidence) -> Identification:
-        novel, why = self._novelty(ev)
-        level = self._assigned_level(ev, novel)
-        if level >= 0:
-            taxon_id = int(ev.path[level])
-            assigned = {
-                "rank": self.ranks[level],
-                "taxon": self.taxonomy.name(level, taxon_id),
-                "confidence": round(float(ev.path_p[level]), 4),
-                "lineage": [
-                    n
-                    for n in self.taxonomy.lineage(level, taxon_id)
-                    if n is not None and not is_placeholder(n)
-                ],
-            }
-        else:
-            assigned = {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []}
-        ranks = {}
-        for lv, rank in enumerate(self.ranks):
-            p = ev.probs[lv]
-            order = [t for t in np.argsort(-p) if self.labels_mask[lv][t] and p[t] > 0]
-            ranks[rank] = [
-                {"taxon": self.taxonomy.name(lv, int(t)), "probability": round(float(p[t]), 4)}
-                for t in order[: self.top_k]
-            ]
+    def _out_of_scope(self, ev: Evidence) -> str | None:
+        """Why a photo alone is unlike every reference photo (None when it is not): its nearest
+        reference is less similar than all but ``scope_quantile`` of the validation photos
+        were — a photo of something the bundle was never trained on, or of nothing at all."""
+        threshold = self.scoring.scope.get(ev.modality, -1.0)
+        if ev.modality != "image" or ev.ref_sims is None or threshold <= 0:
+            return None
+        best = float(ev.ref_sims.max())
+        if best >= threshold:
+            return None
+        return (
+            f"unlike every reference photo of the bundle (nearest similarity {best:.3f} < "
+            f"{threshold:.3f}): no answer"
+        )
+
+    def _answer(self, specimen: Specimen, ev: Evidence) -> Identification:
+        decision = self.decide(ev)
+        level = decision.level
+        taxon = int(ev.path[level]) if level >= 0 else -1
         modalities = {"fused": ["image", "dna"], "image": ["image"], "dna": ["dna"]}[ev.modality]
         gate = (
             None if ev.gate is None else {"image": round(ev.gate, 3), "dna": round(1 - ev.gate, 3)}
@@ -544,83 +535,28 @@ class Identifier:
                 "this bundle's image branch was trained on drawn photos: the photo's evidence is "
                 "unreliable for a real specimen"
             )
-        if novel:
-            warnings.append(
-                f"novel: likely a species absent from the reference library ({why}); "
-                "not named below genus"
-            )
+        refs = self.bundle.references
+        sims = ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims
         return Identification(
             id=specimen.id,
-            assigned=assigned,
-            ranks=ranks,
+            assigned=fmt.assigned_taxon(self.taxonomy, level, taxon, decision.confidence),
+            ranks=fmt.rank_lists(self.taxonomy, self.labels_mask, ev.probs, self.top_k),
             modalities=modalities,
             gate=gate,
             qc=None if specimen.qc is None else specimen.qc.to_dict(),
-            novel=novel,
-            nearest=self._nearest(
-                ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims,
+            novel=decision.novel,
+            nearest=fmt.nearest_references(
+                self.taxonomy,
+                self.labels_mask,
+                refs,
+                sims,
                 first=None if ev.hit is None else ev.hit.reference,
             ),
-            warnings=warnings,
-            best_hit=None if ev.hit is None else self._best_hit(ev.hit),
+            warnings=warnings + decision.warnings,
+            best_hit=None
+            if ev.hit is None
+            else fmt.best_hit_record(self.taxonomy, self.labels_mask, refs, ev.hit),
         )
-
-    def _best_hit(self, hit: Hit) -> dict:
-        """The best-aligned reference barcode, as a taxonomist reads a BLAST/BOLD hit."""
-        refs = self.bundle.references
-        return {
-            "id": str(refs.ids[hit.reference]),
-            **self._reference_taxon(hit.reference),
-            **hit.to_dict(),
-        }
-
-    def _reference_taxon(self, j: int) -> dict:
-        lab = self.bundle.references.labels[j]
-        known = [lv for lv in range(len(lab)) if lab[lv] >= 0 and self.labels_mask[lv][lab[lv]]]
-        if not known:
-            return {"rank": None, "taxon": None}
-        deepest = known[-1]
-        return {
-            "rank": self.ranks[deepest],
-            "taxon": self.taxonomy.name(deepest, int(lab[deepest])),
-        }
-
-    def _nearest(
-        self, ref_sims: np.ndarray | None, count: int = 3, first: int | None = None
-    ) -> list[dict]:
-        """The ``count`` most similar references; ``first`` (the best aligned hit) leads, so
-        the list agrees with ``best_hit`` when several references tie."""
-        if ref_sims is None:
-            return []
-        refs = self.bundle.references
-        out = []
-        order = [int(j) for j in np.argsort(-ref_sims, kind="stable")]
-        if first is not None:
-            order = [first] + [j for j in order if j != first]
-        for j in order[:count]:
-            out.append(
-                {
-                    "id": str(refs.ids[j]),
-                    "taxon": self._reference_taxon(int(j))["taxon"],
-                    "similarity": round(float(ref_sims[j]), 4),
-                }
-            )
-        return out
-
-
-@dataclass
-class _Evidence:
-    """One specimen's scores, path and threshold rank, before the answer is written."""
-
-    modality: str
-    probs: list[np.ndarray]
-    path: np.ndarray
-    path_p: np.ndarray
-    level: int
-    ref_sims: np.ndarray | None
-    barcode_sims: np.ndarray | None
-    hit: Hit | None
-    gate: float | None
 
 
 def _is_synthetic_photo(source) -> bool:

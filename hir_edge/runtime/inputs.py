@@ -22,7 +22,7 @@ from pathlib import Path
 from hir_edge.errors import InputError
 from hir_edge.images import IMAGE_SUFFIXES, load_image
 from hir_edge.read_qc import clean_read
-from hir_edge.runtime.identifier import Specimen
+from hir_edge.runtime.schema import Specimen
 from hir_edge.sequences import ReadReport, read_sequences
 
 MANIFEST_ID = ("specimen_id", "id", "processid", "sampleid")

@@ -1,12 +1,10 @@
 """Writing identifications: a table for a terminal, TSV/CSV for spreadsheets, JSON/JSONL for
 pipelines. Rows stream out batch by batch, so 100,000 reads never sit in memory as text.
 
-TSV/CSV columns (stable; one row per specimen, the top taxon per rank):
-``id, assigned_rank, assigned_taxon, confidence, order, order_p, family, family_p, genus,
-genus_p, species, species_p, modalities, gate_image, read_length, n_fraction,
-reverse_complemented, qc_flags, novel, nearest_id, nearest_similarity, best_hit_id,
-best_hit_identity, divergence, warnings``. ``nearest_similarity`` is the alignment identity
-of the nearest reference barcode for a read, the embedding cosine for a photo alone.
+TSV/CSV columns: :data:`hir_edge.runtime.schema.COLUMNS` (stable; one row per specimen, the
+top taxon per rank). ``nearest_similarity`` is the alignment identity of the nearest reference
+barcode for a read, the embedding cosine for a photo alone; ``novel`` names the rank that is
+probably absent from the library (empty when none).
 """
 
 from __future__ import annotations
@@ -17,44 +15,9 @@ import json
 from collections.abc import Sequence
 from typing import IO
 
-from hir_edge.runtime.identifier import Identification
+from hir_edge.runtime.schema import RANKS, Identification, flat_row
 
 FORMATS = ("table", "tsv", "csv", "json", "jsonl")
-RANKS = ("order", "family", "genus", "species")
-
-
-def flat_row(item: Identification) -> dict:
-    """The stable per-specimen row of the TSV/CSV formats."""
-    row = {
-        "id": item.id,
-        "assigned_rank": item.assigned.get("rank") or "",
-        "assigned_taxon": item.assigned.get("taxon") or "",
-        "confidence": f"{item.assigned.get('confidence', 0.0):.3f}",
-    }
-    for rank in RANKS:
-        top = item.ranks.get(rank) or []
-        row[rank] = top[0]["taxon"] if top else ""
-        row[f"{rank}_p"] = f"{top[0]['probability']:.3f}" if top else ""
-    qc = item.qc or {}
-    hit = item.best_hit
-    row.update(
-        {
-            "modalities": "+".join(item.modalities),
-            "gate_image": "" if item.gate is None else f"{item.gate['image']:.2f}",
-            "read_length": qc.get("clean_length", ""),
-            "n_fraction": "" if not qc else f"{qc['n_fraction']:.3f}",
-            "reverse_complemented": "" if not qc else str(qc["reverse_complemented"]).lower(),
-            "qc_flags": ",".join(qc.get("flags", [])),
-            "novel": str(item.novel).lower(),
-            "nearest_id": item.nearest[0]["id"] if item.nearest else "",
-            "nearest_similarity": f"{item.nearest[0]['similarity']:.3f}" if item.nearest else "",
-            "best_hit_id": hit["id"] if hit else "",
-            "best_hit_identity": f"{hit['identity']:.4f}" if hit else "",
-            "divergence": f"{hit['divergence']:.4f}" if hit else "",
-            "warnings": " | ".join(item.warnings),
-        }
-    )
-    return row
 
 
 class Writer:
@@ -103,14 +66,14 @@ def table_block(item: Identification, top_k: int) -> str:
     """A readable block per specimen: the answer first, then the evidence."""
     out = io.StringIO()
     a = item.assigned
-    answer = (
-        f"{a['rank'].capitalize()} {a['taxon']}"
-        if a.get("rank")
-        else "no rank passes its threshold"
-    )
-    conf = f" ({100 * a['confidence']:.0f}%)" if a.get("rank") else ""
-    novel = "  [NOVEL: not a species of the reference library]" if item.novel else ""
-    out.write(f"{item.id}: {answer}{conf}{novel}\n")
+    if a.get("rank"):
+        answer = f"{a['rank'].capitalize()} {a['taxon']} ({100 * a['confidence']:.0f}%)"
+    elif item.best_hit:
+        answer = f"no close reference (best hit {100 * item.best_hit['identity']:.1f}% identical)"
+    else:
+        answer = "no rank passes its threshold"
+    novel = f", {item.novel['rank']} not in the library" if item.novel else ""
+    out.write(f"{item.id}: {answer}{novel}\n")
     via = " + ".join(item.modalities) or "nothing usable"
     gate = ""
     if item.gate is not None:
@@ -136,11 +99,16 @@ def table_block(item: Identification, top_k: int) -> str:
             by_pos += f" ({shared} with a base other species carry there)"
         gap = hit.get("barcode_gap")
         gap = "" if gap is None else f", {100 * gap:.1f} points above the next species"
+        divergence = hit.get("divergence")
+        divergence = (
+            "too far to estimate a divergence"
+            if divergence is None
+            else f"estimated divergence {100 * divergence:.1f}%"
+        )
         out.write(
             f"  best barcode hit: {hit['id']} ({hit['taxon']}), {100 * hit['identity']:.1f}% "
             f"identity over {hit['aligned_bases']} bp, mismatches at codon positions 1/2/3 "
-            f"{by_pos}, {hit['gaps']} gap bases; estimated divergence "
-            f"{100 * hit['divergence']:.1f}%{gap}\n"
+            f"{by_pos}, {hit['gaps']} gap bases; {divergence}{gap}\n"
         )
     if item.nearest:
         near = ", ".join(f"{n['id']} ({n['taxon']}, {n['similarity']:.3f})" for n in item.nearest)

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import IO
 
 from hir_edge import __version__
-from hir_edge.errors import InputError
+from hir_edge.errors import HirEdgeError, InputError
 from hir_edge.progress import progress_bar
 from hir_edge.runtime.backends import select_backend
 from hir_edge.runtime.bundle import open_bundle
-from hir_edge.runtime.identifier import Identifier, Specimen
+from hir_edge.runtime.identifier import Identifier
 from hir_edge.runtime.inputs import (
     Problems,
     batched,
@@ -23,6 +23,7 @@ from hir_edge.runtime.inputs import (
     specimens_from_manifest,
 )
 from hir_edge.runtime.report import Writer
+from hir_edge.runtime.schema import Specimen
 from hir_edge.sequences import ReadReport
 
 
@@ -69,6 +70,11 @@ class IdentifyRun:
             bundle=str(bundle.root), bundle_name=bundle.name, backend=backend.describe(), format=fmt
         )
         self._say(f"bundle {bundle.name} ({bundle.root}); backend: {backend.describe()}")
+        if self.reads and not bundle.has_part("dna"):
+            raise HirEdgeError(
+                f"bundle {bundle.name} identifies photos only (its training data had no "
+                "barcodes): give --image alone, or a bundle with a DNA branch"
+            )
         identifier = Identifier(
             bundle,
             backend,

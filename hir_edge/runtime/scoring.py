@@ -19,9 +19,15 @@ numpy only (this runs in the field).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from hir_edge.align import Hit, novel_species
+from hir_edge.errors import BundleError
+from hir_edge.runtime.placement import Placement
+
+MODALITIES = ("image", "dna", "fused")
 
 
 def _log_softmax_groups(logits: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -235,3 +241,162 @@ def choose_thresholds(
             continue
         thresholds.append(float(min(max(min_threshold, p[order][ok[-1]]), target_precision)))
     return thresholds
+
+
+# --------------------------------------------------------------------------- evidence
+# Keys of a manifest's ``scoring`` section that record how the fit went (read by the model
+# card and by people), not settings the runtime uses.
+RECORDED_KEYS = frozenset(
+    {
+        "target_precision",
+        "novelty_quantile",
+        "scope_quantile",
+        "calibration_noise",
+        "calibration_fragment",
+        "validation",
+        "open_set",
+        "calibrated_on",
+    }
+)
+
+
+@dataclass
+class ScoringSettings:
+    """Per query modality: temperatures and thresholds per rank, reference weights, novelty.
+
+    ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
+    temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
+    the novelty rule (:func:`hir_edge.align.novel_species`: estimated divergence from the
+    best hit above ``novelty_divergence``, or identity below ``novelty_identity``). The
+    shortlist keeps at most ``barcode_per_species`` references of a species so the next
+    species is aligned too (the barcode gap in the output). ``logit_temperatures`` rescale
+    each rank's combined logits (calibration); ``scope`` is the nearest-reference similarity
+    below which a photo gets no answer; ``placement`` decides how far a read's answer goes
+    (:mod:`hir_edge.runtime.placement`; None in bundles exported before it).
+    """
+
+    temperatures: dict[str, list[float]]
+    thresholds: dict[str, list[float]]
+    reference_weight: dict[str, float]
+    reference_temperature: float
+    reference_k: int
+    novelty: dict[str, float]
+    barcode_weight: dict[str, float]
+    barcode_temperature: float = 0.01
+    kmer_k: int = 6
+    barcode_shortlist: int = 12
+    barcode_per_species: int = 3
+    novelty_divergence: float = 0.02
+    novelty_identity: float = 0.8
+    logit_temperatures: dict[str, list[float]] = field(default_factory=dict)
+    scope: dict[str, float] = field(default_factory=dict)
+    placement: Placement | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, num_ranks: int) -> ScoringSettings:
+        """The runtime's settings from a manifest's ``scoring`` section (absent keys take
+        their defaults; an unknown key is refused, naming it)."""
+        s = dict(manifest.get("scoring", {}))
+        allowed = {f for f in cls.__dataclass_fields__} | RECORDED_KEYS
+        unknown = sorted(k for k in s if k not in allowed and not k.startswith("validation_"))
+        if unknown:
+            raise BundleError(
+                f"manifest scoring: unknown key {unknown[0]!r}; this hir-edge reads "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+        def per_modality(key: str, default):
+            return {m: s.get(key, {}).get(m, default) for m in MODALITIES}
+
+        return cls(
+            temperatures=per_modality("temperatures", [0.05] * num_ranks),
+            thresholds=per_modality("thresholds", [0.5] * num_ranks),
+            reference_weight=per_modality("reference_weight", 0.0),
+            reference_temperature=float(s.get("reference_temperature", 0.05)),
+            reference_k=int(s.get("reference_k", 10)),
+            novelty=per_modality("novelty", -1.0),
+            barcode_weight=per_modality("barcode_weight", 0.0),
+            barcode_temperature=float(s.get("barcode_temperature", 0.01)),
+            kmer_k=int(s.get("kmer_k", 6)),
+            barcode_shortlist=int(s.get("barcode_shortlist", 12)),
+            barcode_per_species=int(s.get("barcode_per_species", 3)),
+            novelty_divergence=float(s.get("novelty_divergence", 0.02)),
+            novelty_identity=float(s.get("novelty_identity", 0.8)),
+            logit_temperatures=per_modality("logit_temperatures", [1.0] * num_ranks),
+            scope={m: float(v) for m, v in per_modality("scope", -1.0).items()},
+            placement=Placement.from_dict(s["placement"]) if s.get("placement") else None,
+        )
+
+    def novel(self, hit: Hit) -> tuple[bool, str]:
+        """The novelty rule for a read's best barcode hit, with its reason."""
+        return novel_species(hit, self.novelty_divergence, self.novelty_identity)
+
+
+def prompt_cosines(
+    queries: np.ndarray,
+    banks: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    parents: Sequence[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Per rank, cosine of each query to each taxon's prompt.
+
+    A placeholder ("incertae sedis") has no prompt of its own: its score is the best score of
+    its children, filled in from the finest rank up, so the specimens under it stay reachable
+    (a genus known only to its order competes through its placeholder family on its own merit).
+    """
+    cos = [queries @ b.T for b in banks]
+    if parents is None:
+        return cos
+    for level in range(len(cos) - 2, -1, -1):
+        holders = np.flatnonzero(~masks[level])
+        if not len(holders):
+            continue
+        child_parent = np.asarray(parents[level + 1])
+        best = np.full((cos[level].shape[0], cos[level].shape[1]), -np.inf)
+        np.maximum.at(best.T, child_parent, cos[level + 1].T)
+        cos[level][:, holders] = np.where(np.isfinite(best[:, holders]), best[:, holders], -1.0)
+    return cos
+
+
+def combine_evidence(
+    cos: Sequence[np.ndarray],
+    temperatures: Sequence[float],
+    votes: Sequence[np.ndarray] | None,
+    weight: float,
+    barcode_votes: Sequence[np.ndarray] | None = None,
+    barcode_weight: float = 0.0,
+) -> list[np.ndarray]:
+    """Per-rank logits: prompt cosine / T_l, plus ``weight`` × the embedding-neighbour log-vote,
+    plus ``barcode_weight`` × the aligned-barcode log-vote."""
+    logits = [c / t for c, t in zip(cos, temperatures)]
+    if votes is not None and weight:
+        logits = [lg + weight * v for lg, v in zip(logits, votes)]
+    if barcode_votes is not None and barcode_weight:
+        logits = [lg + barcode_weight * v for lg, v in zip(logits, barcode_votes)]
+    return logits
+
+
+def reference_log_probs(
+    sims: np.ndarray, labels: np.ndarray, n_taxa: Sequence[int], k: int, temperature: float
+) -> list[np.ndarray]:
+    """Per rank, log of a soft nearest-neighbour vote over the k most similar references.
+
+    Each of the k neighbours votes for its taxon at the rank with weight exp(sim / τ); ranks
+    where a neighbour is unlabelled get no vote from it. A small floor keeps unvoted taxa
+    possible (the prompt evidence can still win), so log-probabilities are finite.
+    """
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / temperature)
+    out = []
+    rows = np.arange(sims.shape[0])[:, None]
+    for level, n in enumerate(n_taxa):
+        votes = np.zeros((sims.shape[0], n))
+        lab = labels[top, level]
+        ok = lab >= 0
+        np.add.at(votes, (np.broadcast_to(rows, lab.shape)[ok], lab[ok]), weights[ok])
+        total = votes.sum(axis=1, keepdims=True)
+        probs = np.where(total > 0, votes / np.maximum(total, 1e-12), 1.0 / n)
+        out.append(np.log(probs * 0.99 + 0.01 / n))
+    return out

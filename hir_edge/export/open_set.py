@@ -1,0 +1,327 @@
+"""Open-set calibration: how far down the tree a read's evidence reaches, fitted on reads of
+taxa taken out of the library.
+
+A bundle's reference library never holds every species its users will meet. The placement
+model (:mod:`hir_edge.runtime.placement`) must therefore learn what a read of a missing species,
+genus or family looks like, and the only honest source at export is the library itself: each
+validation read is asked again with its own species, genus or family hidden (its prompts, its
+reference embeddings and its barcodes taken out), as if the library had never held them, and
+training reads too for the hidden cases (their own record goes with their taxon). Every read is
+asked clean, degraded with the calibration noise preset and with ``severe``, and cut to a
+fragment. The read's class is the deepest rank of its lineage the reduced library still holds:
+a read whose genus had one species is a read of an absent genus once that species is hidden.
+Reads that belong nowhere join them: validation reads with their bases shuffled (the same base
+composition, no homology), for which every answer is wrong — junk DNA, a contaminant, a
+different gene must get no taxon.
+
+Each rank's model is a logistic regression on the read's evidence (weighted so each class counts
+equally), and each rank's threshold the lowest that keeps the answers at that rank right at
+least ``target_precision`` of the time in every class and read kind. The bands are the 1% low
+quantile of best-hit identities of reads whose taxon at that rank is in the library.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from hir_edge.runtime.placement import FEATURES, Placement, fit_logistic
+
+CLASSES = (
+    "known",
+    "absent species",
+    "absent genus",
+    "absent family",
+    "absent order",
+    "unrelated DNA",
+)
+NO_TAXON = -2  # the label of an unrelated read at every rank: no taxon is right for it
+THRESHOLD_GRID = np.round(
+    np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
+)
+MIN_GROUP = 20  # a (class, read kind) group needs this many answers at a rank to constrain it
+BAND_QUANTILE = 0.01
+
+
+@dataclass
+class Query:
+    """One calibration read: its labels, the taxon hidden for it, its class and kind."""
+
+    read: str
+    labels: np.ndarray
+    hidden: tuple[int, int] | None
+    klass: str
+    kind: str
+
+
+def read_class(labels: np.ndarray, hidden: tuple[int, int] | None, library: np.ndarray) -> str:
+    """The deepest rank of ``labels`` the library still holds once ``hidden`` is taken out."""
+    if hidden is None:
+        return CLASSES[0]
+    level, taxon = hidden
+    kept = library[library[:, level] != taxon]
+    deepest = -1
+    for lv in range(level):
+        if labels[lv] >= 0 and (kept[:, lv] == labels[lv]).any():
+            deepest = lv
+        else:
+            break
+    # deepest present rank r: the read is "absent <rank r+1>"
+    return CLASSES[len(labels) - 1 - deepest] if deepest < len(labels) - 1 else CLASSES[0]
+
+
+def queries(
+    val_reads: list[str],
+    val_labels: np.ndarray,
+    train_reads: list[str],
+    train_labels: np.ndarray,
+    library: np.ndarray,
+    kinds: dict,
+    per_group: int = 250,
+    seed: int = 0,
+) -> list[Query]:
+    """Known reads (validation) and hidden-taxon reads (validation and training), every kind.
+
+    Args:
+        kinds: read kind -> function (read, index) -> field copy of the read.
+        per_group: at most this many reads per (class, kind), spread over the candidates.
+    """
+    rng = np.random.default_rng(seed)
+    pool: dict[str, list[tuple[str, np.ndarray, tuple[int, int] | None]]] = defaultdict(list)
+    for read, labels in zip(val_reads, val_labels):
+        if read:
+            pool[CLASSES[0]].append((read, labels, None))
+    for reads, labels_all in ((val_reads, val_labels), (train_reads, train_labels)):
+        for read, labels in zip(reads, labels_all):
+            if not read:
+                continue
+            for level in range(len(labels) - 1, 0, -1):
+                if labels[level] < 0:
+                    continue
+                hidden = (level, int(labels[level]))
+                klass = read_class(labels, hidden, library)
+                if klass != CLASSES[0]:
+                    pool[klass].append((read, labels, hidden))
+    for read, labels in zip(val_reads, val_labels):
+        if read:
+            bases = np.array(list(read))
+            shuffled = "".join(bases[rng.permutation(len(bases))])
+            pool[CLASSES[-1]].append((shuffled, np.full_like(labels, NO_TAXON), None))
+    out = []
+    for klass, items in pool.items():
+        chosen = rng.permutation(len(items))[:per_group]
+        for kind, make in kinds.items():
+            for n, i in enumerate(sorted(chosen)):
+                read, labels, hidden = items[i]
+                out.append(Query(make(read, n), labels, hidden, klass, kind))
+    return out
+
+
+def fit_placement(
+    features: np.ndarray,
+    correct: np.ndarray,
+    usable: np.ndarray,
+    identity: np.ndarray,
+    present: np.ndarray,
+    groups: list[str],
+    classes: list[str],
+    ranks: tuple[str, ...],
+    target_precision: float = 0.95,
+) -> tuple[Placement, dict]:
+    """Fit the per-rank models, thresholds and bands on open-set rows.
+
+    Args:
+        features: [N, L, F]; correct, usable: [N, L] (usable: a taxon on the path and a truth
+            to judge it by); identity: [N] best-hit identity; present: [N, L] the read's taxon
+            at that rank is in the library; groups: per row "class|kind"; classes: per row.
+
+    Returns:
+        The placement model and a report per group: reads, answers per rank, precision.
+    """
+    n, levels, nf = features.shape
+    counts = defaultdict(int)
+    for c in classes:
+        counts[c] += 1
+    weight = np.array([1.0 / counts[c] for c in classes])
+    weight *= n / weight.sum()
+    mean, scale, weights = [], [], []
+    for level in range(levels):
+        rows = usable[:, level]
+        x = features[rows, level]
+        mu = x.mean(axis=0) if len(x) else np.zeros(nf)
+        sd = x.std(axis=0) if len(x) else np.ones(nf)
+        sd = np.where(sd > 1e-6, sd, 1.0)
+        y = correct[rows, level].astype(float)
+        w = (
+            fit_logistic((x - mu) / sd, y, sample_weight=weight[rows])
+            if len(x)
+            else np.zeros(nf + 1)
+        )
+        mean.append(mu)
+        scale.append(sd)
+        weights.append(w)
+    bands = []
+    for level in range(levels):
+        within = identity[present[:, level]]
+        bands.append(float(np.quantile(within, BAND_QUANTILE)) if len(within) else 0.0)
+    draft = Placement(
+        ranks=tuple(ranks),
+        mean=tuple(tuple(float(v) for v in m) for m in mean),
+        scale=tuple(tuple(float(v) for v in s) for s in scale),
+        weights=tuple(tuple(float(v) for v in w) for w in weights),
+        thresholds=(0.5,) * levels,
+        bands=tuple(bands),
+        target_precision=target_precision,
+    )
+    probs = draft.probabilities(features)
+    thresholds = _thresholds(probs, correct, usable, groups, target_precision)
+    placement = Placement(**{**draft.__dict__, "thresholds": tuple(thresholds)})
+    return placement, report(placement, probs, correct, usable, groups)
+
+
+def _assigned(probs, usable, thresholds) -> np.ndarray:
+    ok = (probs >= np.asarray(thresholds)[None]) & usable
+    return np.cumprod(ok, axis=1).astype(bool).sum(axis=1) - 1
+
+
+def _thresholds(probs, correct, usable, groups, target) -> list[float]:
+    """Per rank, the lowest threshold at which answers at that rank are right at least
+    ``target`` of the time in every group (coordinate passes, coarse to fine)."""
+    levels = probs.shape[1]
+    thresholds = [float(THRESHOLD_GRID[0])] * levels
+    names = sorted(set(groups))
+    group_of = np.array([names.index(g) for g in groups])
+    for _ in range(4):
+        before = list(thresholds)
+        for level in range(levels):
+            for t in [*THRESHOLD_GRID, 1.01]:
+                trial = [*thresholds[:level], float(t), *thresholds[level + 1 :]]
+                at = _assigned(probs, usable, trial) == level
+                fine = True
+                for g in range(len(names)):
+                    rows = at & (group_of == g)
+                    if rows.sum() >= MIN_GROUP and correct[rows, level].mean() < target:
+                        fine = False
+                        break
+                if fine:
+                    thresholds[level] = float(t)
+                    break
+        if thresholds == before:
+            break
+    return thresholds
+
+
+def report(placement, probs, correct, usable, groups) -> dict:
+    """Per group: reads, answers per rank, and the share right at the answered rank."""
+    level = placement.assign(probs, usable)
+    out = {}
+    for g in sorted(set(groups)):
+        rows = np.array([x == g for x in groups])
+        at = level[rows]
+        right = correct[rows][np.arange(rows.sum()), np.maximum(at, 0)] & (at >= 0)
+        answered = int((at >= 0).sum())
+        out[g] = {
+            "n": int(rows.sum()),
+            "answered_at": {r: int((at == i).sum()) for i, r in enumerate(placement.ranks)},
+            "precision_%": 100.0 * float(right.sum()) / answered if answered else None,
+        }
+    return out
+
+
+def calibrate_placement(
+    out, options, precision: str, calib_path, max_train: int = 1500
+) -> tuple[dict, dict]:
+    """Fit the bundle's placement model through its own graphs and fitted scoring.
+
+    Returns:
+        The ``scoring.placement`` section and the open-set report (per class and read kind).
+    """
+    from hir_edge.align import min_called_bases
+    from hir_edge.data.hdf5 import SpecimenStore
+    from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
+    from hir_edge.export.library import spread_indices
+    from hir_edge.read_qc import clean_read
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.identifier import Identifier
+    from hir_edge.runtime.schema import Specimen
+
+    bundle = open_bundle(out)
+    identifier = Identifier(bundle, OnnxRuntimeBackend(bundle, precision, device="cpu"))
+    taxonomy = bundle.taxonomy
+
+    def reads_of(split: str, count: int | None):
+        store = SpecimenStore(calib_path, split)
+        idx = spread_indices(len(store), count)
+        barcodes, lineages = store.barcodes(), store.lineages()
+        seqs = []
+        for i in idx:
+            try:
+                seqs.append(clean_read(barcodes[int(i)], orient=True)[0] if barcodes[i] else "")
+            except ValueError:
+                seqs.append("")
+        return seqs, taxonomy.encode_many(lineages[int(i)] for i in idx)
+
+    val_reads, val_labels = reads_of(options.val_split, 2000)
+    train_reads, train_labels = reads_of(options.reference_split or options.calib_split, max_train)
+    needed = min_called_bases(identifier.scoring.kmer_k)
+    noise = get_preset(options.calibration_noise or "paper").dna
+    severe = get_preset("severe").dna
+    kinds = {
+        "clean": lambda r, i: r,
+        options.calibration_noise or "paper": lambda r, i: degrade_dna_seeded(r, noise, 3, i),
+        "severe": lambda r, i: degrade_dna_seeded(r, severe, 4, i),
+    }
+    if options.calibration_fragment:
+        length = options.calibration_fragment
+        kinds[f"{length} bp"] = lambda r, i: fragment_seeded(r, length, 5, i, needed)
+    refs = bundle.references
+    library = refs.labels[[bool(b) for b in refs.barcodes]]
+    asked = queries(val_reads, val_labels, train_reads, train_labels, library, kinds)
+    rows = {"features": [], "correct": [], "usable": [], "identity": [], "present": []}
+    meta: list[tuple[str, str]] = []
+    for start in range(0, len(asked), 64):
+        chunk = asked[start : start + 64]
+        specimens = [Specimen(str(start + k), q.read) for k, q in enumerate(chunk)]
+        _, evidence = identifier.evidence(specimens, [q.hidden for q in chunk])
+        kept = [(q, ev) for q, ev in zip(chunk, evidence) if ev is not None and ev.hit is not None]
+        if not kept:
+            continue
+        evs = [ev for _, ev in kept]
+        rows["features"].append(identifier.placement_inputs(evs, [q.read for q, _ in kept]))
+        for q, ev in kept:
+            truth = q.labels
+            rows["correct"].append(ev.path == truth)
+            rows["usable"].append((ev.path >= 0) & (truth != -1))
+            rows["identity"].append(ev.hit.identity)
+            # ranks the reduced library still holds: all for known reads, down to the class's
+            held = len(truth) - CLASSES.index(q.klass) if q.klass != CLASSES[-1] else 0
+            rows["present"].append(np.arange(len(truth)) < held)
+            meta.append((q.klass, q.kind))
+    identifier.close()
+    bundle.close()
+    placement, report = fit_placement(
+        np.concatenate(rows["features"]),
+        np.array(rows["correct"]),
+        np.array(rows["usable"]),
+        np.array(rows["identity"]),
+        np.array(rows["present"]),
+        [f"{c}|{k}" for c, k in meta],
+        [c for c, _ in meta],
+        tuple(taxonomy.ranks),
+        options.target_precision,
+    )
+    return placement.to_dict(), report
+
+
+__all__ = [
+    "CLASSES",
+    "FEATURES",
+    "Query",
+    "calibrate_placement",
+    "fit_placement",
+    "queries",
+    "read_class",
+]

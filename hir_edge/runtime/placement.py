@@ -1,0 +1,180 @@
+"""How far down the tree a read's evidence reaches: calibrated placement of reads.
+
+A read of a species the library lacks still has a best hit — in the next species, genus or
+family — and every probability computed against the library's taxa then points confidently at
+the wrong one. What a taxonomist does instead is ask how far the read is from its best hit
+*compared with how far apart the library's own taxa are at each rank*: 99% identical is within
+a species, 90% is within a genus for many insects and far outside one for others.
+
+Here, per rank r, a logistic model gives P(the read's taxon at rank r is the one on its answer
+path), from evidence the runtime has for every read with a barcode hit:
+
+* ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
+  barcode votes: :mod:`hir_edge.runtime.scoring`), as log-odds;
+* ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.align`);
+* ``rank_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
+  that of the nearest one outside it — a barcode gap at every rank;
+* ``hit_agrees``: whether the best hit sits in the path's taxon at r;
+* ``called``: the read's called bases, as a share of a full barcode.
+
+The models are fitted at export on open-set read sets (:mod:`hir_edge.export.open_set`): reads
+of known species, and reads whose species, genus or family was removed from the library, clean,
+degraded and cut to fragments. The answer is the deepest rank whose probability, and every
+coarser rank's, passes that rank's threshold — chosen so that answers at it were right at least
+``target_precision`` of the time for every read class — and its confidence is that probability.
+Each rank's identity band (how identical the library's own references are to their nearest
+relative of another taxon at that rank) says which rank of a far read is probably absent.
+
+numpy only (this runs in the field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from hir_edge.errors import BundleError
+
+FEATURES = ("log_odds", "identity", "divergence", "rank_gap", "hit_agrees", "called")
+FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
+MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Per rank: standardisation, logistic weights and threshold; per rank: identity band.
+
+    Attributes:
+        ranks: rank names, coarse to fine.
+        mean, scale: per rank, per feature (standardisation of :data:`FEATURES`).
+        weights: per rank, [bias, one weight per feature] on the standardised features.
+        thresholds: per rank, the probability an answer at that rank needs (above 1: never).
+        bands: per rank, the identity below which a read is farther from its best hit than the
+            library's references are from their nearest relative of another taxon at that rank
+            (a low quantile), so that rank's taxon is probably absent.
+        target_precision: what the thresholds were chosen for.
+    """
+
+    ranks: tuple[str, ...]
+    mean: tuple[tuple[float, ...], ...]
+    scale: tuple[tuple[float, ...], ...]
+    weights: tuple[tuple[float, ...], ...]
+    thresholds: tuple[float, ...]
+    bands: tuple[float, ...]
+    target_precision: float = 0.95
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["features"] = list(FEATURES)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Placement:
+        """From a manifest's ``scoring.placement``; unknown keys or another feature set are an
+        error naming them."""
+        data = dict(data)
+        features = tuple(data.pop("features", FEATURES))
+        if features != FEATURES:
+            raise BundleError(
+                f"placement model uses features {list(features)}; this hir-edge reads "
+                f"{list(FEATURES)}: re-export the bundle or upgrade hir-edge"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BundleError(f"placement model: unknown key {unknown[0]!r}")
+        for key in ("ranks", "thresholds", "bands"):
+            data[key] = tuple(data[key])
+        for key in ("mean", "scale", "weights"):
+            data[key] = tuple(tuple(float(v) for v in row) for row in data[key])
+        return cls(**data)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """[N, L] P(right at each rank) from features [N, L, F]."""
+        x = (features - np.asarray(self.mean)[None]) / np.asarray(self.scale)[None]
+        w = np.asarray(self.weights)
+        z = w[None, :, 0] + np.einsum("nlf,lf->nl", x, w[:, 1:])
+        return np.clip(1.0 / (1.0 + np.exp(-z)), 0.0, MAX_CONFIDENCE)
+
+    def assign(self, probs: np.ndarray, usable: np.ndarray) -> np.ndarray:
+        """Deepest rank whose probability, and every coarser one's, passes its threshold
+        (-1: none). ``usable`` [N, L] marks ranks that can be answered at all (a real taxon on
+        the path)."""
+        ok = (probs >= np.asarray(self.thresholds)[None]) & usable
+        prefix = np.cumprod(ok, axis=1).astype(bool)
+        return prefix.sum(axis=1) - 1
+
+    def absent_rank(self, identity: float) -> int | None:
+        """The coarsest rank whose band the read's best-hit identity falls below: its taxon at
+        that rank is probably absent from the library (None: within every band)."""
+        for level, band in enumerate(self.bands):
+            if identity < band:
+                return level
+        return None
+
+
+def placement_features(
+    path_probs: np.ndarray,
+    path_ids: np.ndarray,
+    identity: np.ndarray,
+    divergence: np.ndarray,
+    hit_labels: np.ndarray,
+    candidate_ids: list[np.ndarray],
+    candidate_identity: list[np.ndarray],
+    candidate_labels: np.ndarray,
+    called: np.ndarray,
+) -> np.ndarray:
+    """[N, L, F] features of :data:`FEATURES` for N reads with a best hit.
+
+    Args:
+        path_probs, path_ids: [N, L] the answer path's probabilities and taxa.
+        identity, divergence: [N] of the best hit.
+        hit_labels: [N, L] the best hit's taxon per rank (-1 unknown).
+        candidate_ids, candidate_identity: per read, the aligned references and identities.
+        candidate_labels: [M, L] the label ids of every reference.
+        called: [N] called bases of each read.
+    """
+    n, levels = path_ids.shape
+    out = np.zeros((n, levels, len(FEATURES)))
+    p = np.clip(path_probs, 1e-6, 1 - 1e-6)
+    out[..., 0] = np.log(p / (1 - p))
+    out[..., 1] = identity[:, None]
+    out[..., 2] = divergence[:, None]
+    out[..., 4] = hit_labels == path_ids
+    out[..., 5] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
+    for i in range(n):
+        labels = candidate_labels[candidate_ids[i]]  # [c, L]
+        ident = candidate_identity[i]
+        for level in range(levels):
+            inside = labels[:, level] == path_ids[i, level]
+            best_in = ident[inside].max() if inside.any() else 0.0
+            best_out = ident[~inside].max() if (~inside).any() else best_in - 0.1
+            out[i, level, 3] = np.clip(best_in - best_out, -0.3, 0.3)
+    return out
+
+
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 1e-3,
+    steps: int = 50,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """[bias, weights] of an L2-regularised logistic regression (Newton's method), for
+    standardised features ``x`` [N, F], 0/1 targets ``y`` and optional row weights."""
+    design = np.hstack([np.ones((len(x), 1)), x])
+    sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    w = np.zeros(design.shape[1])
+    penalty = l2 * sw.sum() * np.eye(len(w))
+    penalty[0, 0] = 0.0  # the bias is not shrunk
+    for _ in range(steps):
+        z = np.clip(design @ w, -30, 30)
+        prob = 1.0 / (1.0 + np.exp(-z))
+        grad = design.T @ (sw * (prob - y)) + penalty @ w
+        hess = (design * (sw * prob * (1 - prob))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hess + 1e-9 * np.eye(len(w)), grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w

@@ -1,0 +1,153 @@
+"""Placement of reads: the per-rank models, their thresholds and bands, and the open-set fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hir_edge.errors import BundleError
+from hir_edge.export.open_set import CLASSES, _thresholds, fit_placement, read_class
+from hir_edge.runtime.placement import FEATURES, Placement, fit_logistic, placement_features
+
+RANKS = ("order", "family", "genus", "species")
+
+
+def _placement(**kw) -> Placement:
+    f = len(FEATURES)
+    values = {
+        "ranks": RANKS,
+        "mean": ((0.0,) * f,) * 4,
+        "scale": ((1.0,) * f,) * 4,
+        "weights": ((0.0, 1.0, *(0.0,) * (f - 1)),) * 4,  # P = sigmoid(log_odds)
+        "thresholds": (0.9, 0.9, 0.9, 0.9),
+        "bands": (0.70, 0.80, 0.88, 0.97),
+    }
+    return Placement(**{**values, **kw})
+
+
+def test_probabilities_follow_the_weights_and_never_reach_one():
+    placement = _placement()
+    x = np.zeros((2, 4, len(FEATURES)))
+    x[0, :, 0] = [3.0, 1.0, 0.0, 50.0]
+    p = placement.probabilities(x)
+    assert p[0, :3] == pytest.approx(1 / (1 + np.exp(-np.array([3.0, 1.0, 0.0]))))
+    assert p[0, 3] == 0.999  # capped: no answer is claimed certain
+    assert p[1] == pytest.approx([0.5] * 4)
+
+
+def test_the_answer_is_the_deepest_rank_whose_prefix_passes():
+    placement = _placement(thresholds=(0.9, 0.8, 0.95, 0.99))
+    probs = np.array(
+        [
+            [0.99, 0.85, 0.96, 0.995],  # all pass: species
+            [0.99, 0.85, 0.90, 0.999],  # genus fails: family, whatever species says
+            [0.80, 0.99, 0.99, 0.999],  # order fails: nothing
+        ]
+    )
+    usable = np.ones_like(probs, dtype=bool)
+    assert placement.assign(probs, usable).tolist() == [3, 1, -1]
+    usable[0, 3] = False  # no species on the path
+    assert placement.assign(probs, usable).tolist() == [2, 1, -1]
+
+
+def test_absent_rank_is_the_coarsest_band_the_hit_misses():
+    placement = _placement()
+    assert placement.absent_rank(0.99) is None
+    assert placement.absent_rank(0.95) == 3  # a species 5% away: the species is absent
+    assert placement.absent_rank(0.85) == 2
+    assert placement.absent_rank(0.60) == 0
+
+
+def test_round_trip_and_a_foreign_feature_set_is_refused():
+    placement = _placement()
+    assert Placement.from_dict(placement.to_dict()) == placement
+    other = {**placement.to_dict(), "features": ["identity"]}
+    with pytest.raises(BundleError, match=r"placement model uses features \['identity'\]"):
+        Placement.from_dict(other)
+
+
+def test_features_by_hand():
+    """One read, 2 ranks; three aligned references: two in the path's genus, one outside."""
+    labels = np.array([[0, 0], [0, 0], [0, 1], [1, 2]])
+    f = placement_features(
+        path_probs=np.array([[0.9, 0.5]]),
+        path_ids=np.array([[0, 0]]),
+        identity=np.array([0.97]),
+        divergence=np.array([0.01]),
+        hit_labels=np.array([[0, 0]]),
+        candidate_ids=[np.array([0, 1, 2])],
+        candidate_identity=[np.array([0.97, 0.95, 0.90])],
+        candidate_labels=labels,
+        called=np.array([325]),
+    )[0]
+    names = dict(zip(FEATURES, f.T))
+    assert names["log_odds"] == pytest.approx([np.log(9), 0.0])
+    assert names["identity"].tolist() == [0.97, 0.97]
+    assert names["divergence"].tolist() == [0.01, 0.01]
+    # order: every candidate inside, the gap falls back to 0.1; genus: 0.97 - 0.90
+    assert names["rank_gap"] == pytest.approx([0.1, 0.07])
+    assert names["hit_agrees"].tolist() == [1.0, 1.0]
+    assert names["called"].tolist() == [0.5, 0.5]
+
+
+def test_logistic_fit_recovers_a_known_slope():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 1))
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 + 2.0 * x[:, 0])))).astype(float)
+    w = fit_logistic(x, y, l2=0.0)
+    assert w == pytest.approx([0.5, 2.0], abs=0.15)
+
+
+def test_read_class_is_the_deepest_rank_left_in_the_library():
+    library = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3]])
+    read = np.array([0, 0, 0, 0])
+    assert read_class(read, None, library) == "known"
+    assert read_class(read, (3, 0), library) == "absent species"  # genus 0 keeps species 1
+    assert read_class(np.array([0, 0, 1, 2]), (3, 2), library) == "absent genus"  # monotypic
+    assert read_class(read, (1, 0), library) == "absent family"
+    assert read_class(np.array([0, 1, 2, 3]), (1, 1), library) == "absent family"
+
+
+def test_thresholds_keep_every_group_precise():
+    """Group a is right whenever P > 0.7; group b only when P > 0.9: the rank's threshold
+    rises until both groups' answers are 95% right."""
+    p = np.concatenate([np.linspace(0.5, 1.0, 200), np.linspace(0.5, 1.0, 200)])
+    correct = np.concatenate([p[:200] > 0.7, p[200:] > 0.9])
+    groups = ["a"] * 200 + ["b"] * 200
+    thresholds = _thresholds(
+        p[:, None], correct[:, None], np.ones((400, 1), bool), groups, target=0.95
+    )
+    assert 0.88 <= thresholds[0] <= 0.91
+
+
+def test_fit_placement_separates_near_from_far_reads():
+    """Known reads (identity ~0.99) are right at every rank; reads of absent genera (identity
+    ~0.85) are right at family only: the genus answer needs a near hit, and the genus band
+    sits below the known reads."""
+    rng = np.random.default_rng(1)
+    n = 400
+    identity = np.concatenate([rng.uniform(0.97, 1.0, n), rng.uniform(0.80, 0.90, n)])
+    features = np.zeros((2 * n, 4, len(FEATURES)))
+    features[..., 1] = identity[:, None]
+    features[..., 0] = rng.normal(size=(2 * n, 4))
+    correct = np.ones((2 * n, 4), bool)
+    correct[n:, 2:] = False
+    present = np.ones((2 * n, 4), bool)
+    present[n:, 2:] = False
+    classes = ["known"] * n + ["absent genus"] * n
+    placement, report = fit_placement(
+        features,
+        correct,
+        np.ones_like(correct),
+        identity,
+        present,
+        [f"{c}|clean" for c in classes],
+        classes,
+        RANKS,
+    )
+    level = placement.assign(placement.probabilities(features), np.ones_like(correct))
+    assert (level[:n] == 3).mean() > 0.95
+    assert (level[n:] == 1).mean() > 0.9
+    assert placement.bands[2] > 0.95
+    assert report["absent genus|clean"]["precision_%"] >= 95.0
+    assert CLASSES[2] == "absent genus"
