@@ -132,6 +132,8 @@ def load_image(source: str | Path | bytes, *, min_size: int | None = None) -> Im
             raise InputError(name, f"is not an image Pillow can read ({_reason(err)})") from None
         except Image.DecompressionBombError as err:
             raise InputError(name, f"is too large to decode safely ({err})") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:  # cut inside its headers
+            raise InputError(name, f"is truncated or corrupt ({_reason(err)})") from None
         if img.width == 0 or img.height == 0:
             raise InputError(name, f"has zero size ({img.width}×{img.height} pixels)")
         is_jpeg = img.format == "JPEG"

@@ -346,3 +346,15 @@ def test_module_does_not_import_torch():
     code = "import sys, hir_edge.images; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_jpeg_cut_inside_its_headers(tmp_path):
+    # a field camera's JPEG carries tens of kB of metadata before the pixels: cut inside it,
+    # Pillow fails while *opening* the file, not while decoding it
+    whole = io.BytesIO()
+    _noise_image(64, 48).save(whole, "JPEG", icc_profile=bytes(range(256)) * 80)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(whole.getvalue()[:300])
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    assert str(err.value) == f"{path}: is truncated or corrupt (Truncated File Read)"

@@ -63,6 +63,9 @@ def _checked_image(path: Path, problems: Problems) -> Path | None:
     except InputError as err:
         problems.add(err)
         return None
+    except Exception as err:  # a decoder bug must cost one photo, never the run
+        problems.add(InputError(path, f"could not be decoded ({type(err).__name__}: {err})"))
+        return None
     return path
 
 
