@@ -49,6 +49,8 @@ class InputError(HirEdgeError):
 class BundleError(HirEdgeError):
     """A bundle that is missing, corrupted, tampered with or of an unsupported format."""
 
+    exit_code = 3
+
 
 class ConfigError(HirEdgeError):
     """A configuration file or override that does not fit the typed config."""

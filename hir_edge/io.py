@@ -36,22 +36,93 @@ class OutputExistsError(FileExistsError):
         self.path = Path(path)
 
 
+def is_stream_target(path: str | Path) -> bool:
+    """Is ``path`` a FIFO, a device or a socket (``/dev/null``, ``>(gzip > x)``)? Such a target
+    is written into, never replaced, and holds nothing that writing could destroy."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode  # follows a symlink to what it names
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def ensure_writable(path: str | Path, force: bool = False) -> Path:
-    """Refuse to clobber an existing output unless ``force``; create the parent folder."""
+    """Refuse to clobber an existing output unless ``force``; create the parent folder.
+
+    A FIFO or device is fine without ``force`` (it is written into, not replaced); a symlink
+    stands for the file it names."""
     path = Path(path)
+    if is_stream_target(path):
+        return path
     if path.exists() and not force:
         raise OutputExistsError(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary siblings of ``path`` that a killed run left behind (their writer's
+    process id is in the name and no longer runs); returns what was removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                if tmp.is_dir():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def _temporary_prefix(path: Path) -> str:
+    """``.<name>.<pid>.``: the writer's pid lets a later run tell a killed run's leftovers."""
+    return f".{path.name}.{os.getpid()}."
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+def atomic_open(
+    path: str | Path,
+    mode: str = "w",
+    encoding: str | None = "utf-8",
+    interrupted_to: Path | None = None,
+) -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    A symlink is kept: the file it names is replaced. A FIFO or device is written into. On an
+    interrupt (Ctrl-C, or SIGTERM turned into one) what was written goes to ``interrupted_to``
+    when given, else it is removed."""
     path = Path(path)
+    if is_stream_target(path):
+        with open(path, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+        return
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     Path(tmp).chmod(_FILE_MODE)
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
@@ -59,6 +130,14 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).replace(path)
+    except KeyboardInterrupt:
+        # finished work is kept beside the output, never over it
+        if interrupted_to is not None and Path(tmp).exists():
+            Path(tmp).replace(interrupted_to)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                Path(tmp).unlink()
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
@@ -79,8 +158,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path for a writer that needs a file name (h5py, onnx, safetensors)."""
     path = Path(path)
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     Path(tmp).chmod(_FILE_MODE)
     try:
@@ -103,7 +184,8 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     if path.exists() and not force:
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
     tmp.chmod(_DIR_MODE)
     try:
         yield tmp

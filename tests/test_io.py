@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from hir_edge.io import (
     atomic_write_text,
     ensure_writable,
     human_size,
+    remove_stale_temporaries,
     safe_extract_tar,
     sha256_file,
 )
@@ -99,3 +101,45 @@ def test_human_size():
     assert human_size(512) == "512 B"
     assert human_size(1536) == "1.5 KB"
     assert human_size(25 * 1024 * 1024) == "25.0 MB"
+
+
+def test_special_files_are_written_into_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert ensure_writable(fifo) == fifo  # no --force needed: nothing there can be clobbered
+    assert ensure_writable("/dev/null") == Path("/dev/null")
+    with atomic_open("/dev/null") as handle:
+        handle.write("rows\n")
+    assert Path("/dev/null").is_char_device()
+    target = tmp_path / "target.tsv"
+    target.write_text("old")
+    link = tmp_path / "link.tsv"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_interrupted_writer_keeps_its_rows_beside_the_output(tmp_path):
+    out = tmp_path / "out.tsv"
+    out.write_text("the user's file")
+    partial = tmp_path / "out.tsv.partial"
+    with pytest.raises(KeyboardInterrupt), atomic_open(out, interrupted_to=partial) as handle:
+        handle.write("row 1\n")
+        handle.flush()
+        raise KeyboardInterrupt
+    assert out.read_text() == "the user's file"
+    assert partial.read_text() == "row 1\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_killed_runs_temporaries_are_removed_by_the_next_run(tmp_path):
+    out = tmp_path / "out.tsv"
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    stale = tmp_path / f".out.tsv.{dead}.abc123.tmp"
+    stale.write_text("half")
+    mine = tmp_path / f".out.tsv.{os.getpid()}.def456.tmp"
+    mine.write_text("being written")
+    other = tmp_path / f".other.tsv.{dead}.x.tmp"
+    other.write_text("not ours")
+    assert remove_stale_temporaries(out) == [stale]
+    assert not stale.exists() and mine.exists() and other.exists()

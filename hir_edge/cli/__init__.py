@@ -5,6 +5,7 @@ dependencies inside its own function, so ``hir-edge identify`` never loads torch
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
@@ -12,6 +13,10 @@ import click
 from hir_edge import __version__
 from hir_edge.errors import HirEdgeError
 from hir_edge.io import OutputExistsError
+
+# Exit status: 0 all done, 1 some inputs skipped, 2 bad usage/input/config, 3 bad bundle,
+# 4 the system refused (permissions, disk), 130 interrupted, 143 terminated.
+EXIT_SYSTEM = 4
 
 # name -> "module:function"; loaded only when the command runs (or --help lists it).
 _COMMANDS: dict[str, str] = {
@@ -58,14 +63,42 @@ class _LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context):
+        previous = _terminate_as_interrupt()
         try:
             return super().invoke(ctx)
         except (HirEdgeError, OutputExistsError) as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(getattr(err, "exit_code", 2))
+        except Terminated:
+            click.echo("terminated", err=True)
+            ctx.exit(143)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as err:  # the system refused: a read-only folder, a full disk
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"error: {where}{err.strerror or err}", err=True)
+            ctx.exit(EXIT_SYSTEM)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, ``kill``): handled as Ctrl-C, so finished work is kept."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _terminate_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` for the command's duration (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _extra_for(command: str) -> str:

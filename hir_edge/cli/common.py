@@ -29,12 +29,20 @@ bundle_option = click.option(
 
 @contextlib.contextmanager
 def open_output(path: str | None, force: bool) -> Iterator[tuple[IO[str], bool]]:
-    """stdout (and whether it is a terminal), or a file written atomically, never clobbered."""
-    if path is None:
+    """stdout (and whether it is a terminal) for no path or ``-``; else a file written
+    atomically and never clobbered. Interrupted, the rows written so far are kept in
+    ``PATH.partial`` (a FIFO or device is written into directly)."""
+    if path is None or str(path) == "-":
         yield sys.stdout, sys.stdout.isatty()
         return
     from hir_edge.io import atomic_open, ensure_writable
 
     ensure_writable(path, force)
-    with atomic_open(path, "w") as handle:
-        yield handle, False
+    partial = Path(f"{path}.partial")
+    try:
+        with atomic_open(path, "w", interrupted_to=partial) as handle:
+            yield handle, False
+    except KeyboardInterrupt:
+        if partial.exists():
+            click.echo(f"the rows finished before the interrupt are in {partial}", err=True)
+        raise

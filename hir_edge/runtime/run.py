@@ -13,7 +13,7 @@ from hir_edge import __version__
 from hir_edge.errors import HirEdgeError, InputError
 from hir_edge.progress import progress_bar
 from hir_edge.runtime.backends import select_backend
-from hir_edge.runtime.bundle import open_bundle
+from hir_edge.runtime.bundle import open_bundle, version_note
 from hir_edge.runtime.identifier import Identifier
 from hir_edge.runtime.inputs import (
     Problems,
@@ -41,6 +41,7 @@ class IdentifyRun:
     top_k: int = 3
     min_confidence: float | None = None
     novel_divergence: float | None = None  # share, e.g. 0.02
+    trusted_key: str | None = None  # an Ed25519 public key the bundle must be signed with
     max_rank: str | None = None
     batch_size: int = 32
     workers: int = 1
@@ -58,8 +59,13 @@ class IdentifyRun:
         if (path / "model_config.json").is_file():  # a training checkpoint: research path
             from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
 
+            if self.backend not in ("auto", "torch") or self.precision != "int8":
+                self._say(
+                    f"note: {path} is a training checkpoint, run with torch at full precision; "
+                    "--backend and --precision apply to exported bundles only"
+                )
             return bundle_from_checkpoint(path, self.device)
-        bundle = open_bundle(path)
+        bundle = open_bundle(path, trusted_key=self.trusted_key)
         return bundle, select_backend(bundle, self.backend, self.precision, self.device)
 
     def execute(self, stream: IO[str], fmt: str) -> int:
@@ -70,6 +76,9 @@ class IdentifyRun:
             bundle=str(bundle.root), bundle_name=bundle.name, backend=backend.describe(), format=fmt
         )
         self._say(f"bundle {bundle.name} ({bundle.root}); backend: {backend.describe()}")
+        note = version_note(bundle.manifest)
+        if note:
+            self._say(note)
         if self.reads and not bundle.has_part("dna"):
             raise HirEdgeError(
                 f"bundle {bundle.name} identifies photos only (its training data had no "
@@ -104,23 +113,28 @@ class IdentifyRun:
         bar = progress_bar(None, desc="identify", unit="specimen", quiet=self.quiet)
         identified = 0
         seen = [0, 0]
-        for batch in batched(specimens, self.batch_size):
-            batch = _with_evidence(batch, identifier, problems)
-            self._report(problems, report, seen)
-            results = identifier.identify(batch)
-            writer.write(results)
-            for r in results:
-                key = (
-                    "paired"
-                    if len(r.modalities) == 2
-                    else (r.modalities[0] if r.modalities else "none")
-                )
-                counts[key] += 1
-            identified += len(results)
-            bar.update(len(results))
-        bar.close()
-        identifier.close()
-        writer.close()
+        try:
+            for batch in batched(specimens, self.batch_size):
+                batch = _with_evidence(batch, identifier, problems)
+                self._report(problems, report, seen)
+                results = identifier.identify(batch)
+                writer.write(results)
+                for r in results:
+                    key = (
+                        "paired"
+                        if len(r.modalities) == 2
+                        else (r.modalities[0] if r.modalities else "none")
+                    )
+                    counts[key] += 1
+                identified += len(results)
+                bar.update(len(results))
+        except KeyboardInterrupt:
+            self._say(f"interrupted after {identified} specimens")
+            raise
+        finally:  # an interrupted run still ends its output (a JSON array is closed)
+            bar.close()
+            identifier.close()
+            writer.close()
         self._report(problems, report, seen)
         seconds = time.perf_counter() - start
         skipped = len(problems) + report.n_skipped
