@@ -20,6 +20,8 @@ import collections
 import contextlib
 import csv
 import gzip
+import io
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +53,10 @@ _FASTA_SUFFIXES = {".fa", ".fasta", ".fas", ".fna", ".ffn"}
 _FASTQ_SUFFIXES = {".fq", ".fastq"}
 _TABLE_SUFFIXES = {".tsv": "tsv", ".csv": "csv"}
 _HEAD_BYTES = 1 << 16
+STDIN = "-"  # the path that means standard input
+# Longer than any COI amplicon read (a barcode is ~658 bp; a long-read amplicon a few kb): a
+# longer "read" is a contig or a genome, and aligning it would take minutes and gigabytes.
+MAX_READ_LENGTH = 10_000
 
 # ----------------------------------------------------------------------------- records and QC
 
@@ -109,9 +115,29 @@ class _Layout:
     id_column: str | None = None
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+class _Prefixed(io.RawIOBase):
+    """The bytes already read to detect the format, then the rest of the stream: a pipe or
+    standard input can be read only once, so the file is opened once and never rewound."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
 @contextlib.contextmanager
@@ -122,21 +148,34 @@ def _gzip_errors(path: Path) -> Iterator[None]:
         raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from exc
 
 
-def _head(path: Path, gz: bool) -> str:
-    """The decoded start of the file (up to the first non-blank text), or a fatal error."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    text = ""
-    with _gzip_errors(path), gzip.open(path, "rb") if gz else path.open("rb") as handle:
+def _open_binary(path: Path) -> tuple[IO[bytes], bool]:
+    """The file (``-``: standard input) opened once, decompressed when gzip (by content)."""
+    if str(path) == STDIN:
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - the caller's iterator owns and closes it
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
+    gz = buffered.peek(2)[:2] == b"\x1f\x8b"
+    return (gzip.GzipFile(fileobj=buffered, mode="rb") if gz else buffered), gz
+
+
+def _head(stream: IO[bytes], path: Path) -> tuple[bytes, str]:
+    """The start of the stream (raw and decoded, up to the first non-blank line), or a fatal
+    error. Undecodable bytes are tolerated here (a non-UTF-8 header costs its record, later);
+    NUL bytes or mostly undecodable text mean a binary file."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    raw, text = b"", ""
+    with _gzip_errors(path):
         while True:
-            chunk = handle.read(_HEAD_BYTES)
+            chunk = stream.read(_HEAD_BYTES)
+            raw += chunk
             if b"\x00" in chunk:
                 raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV")
-            try:
-                text += decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV") from exc
+            text += decoder.decode(chunk, final=not chunk)
+            if text.count("\ufffd") > 0.05 * max(len(text), 1):
+                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV")
             if not chunk or len(text) > 16 * _HEAD_BYTES or "\n" in text.lstrip():
-                return text
+                return raw, text
 
 
 def _split_header(line: str, delimiter: str) -> list[str]:
@@ -160,27 +199,47 @@ def _table_layout(path: Path, fmt: str, header_line: str, line: int) -> _Layout:
     return _Layout(fmt, seq_col, id_col)
 
 
-def _detect(path: Path, fmt: str) -> tuple[_Layout, bool]:
-    """Check the file and settle its format; every whole-file problem raises here."""
+def _detect(path: Path, fmt: str) -> tuple[_Layout, IO[str]]:
+    """Check the file and settle its format; every whole-file problem raises here. Returns the
+    layout and the text stream to read the records from (the file is opened once)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown sequence format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if not path.exists():
-        raise InputError(path, "does not exist")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a sequence file")
+    if str(path) != STDIN:
+        if not path.exists():
+            raise InputError(path, "does not exist")
+        if path.is_dir():
+            raise InputError(path, "is a directory, not a sequence file")
     try:
-        gz = _is_gzip(path)
-        head = _head(path, gz)
+        stream, _ = _open_binary(path)
     except PermissionError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})") from exc
+    try:
+        raw, head = _head(stream, path)
+    except BaseException:
+        stream.close()
+        raise
+    handle = io.TextIOWrapper(
+        io.BufferedReader(_Prefixed(raw, stream)),
+        encoding="utf-8-sig",
+        errors="surrogateescape",  # a bad byte is kept visible, so its record can be named
+        newline="",
+    )
+    try:
+        return _settle_format(path, fmt, head), handle
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _settle_format(path: Path, fmt: str, head: str) -> _Layout:
     text = head.lstrip()
     if not text:
         raise InputError(path, "contains no records")
     first_line = text.splitlines()[0].strip()
     if fmt == "auto":
-        suffixes = [s.lower() for s in path.suffixes]
+        suffixes = [s.lower() for s in path.suffixes] if str(path) != STDIN else []
         suffix = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else path.suffix
-        suffix = suffix.lower()
+        suffix = suffix.lower() if str(path) != STDIN else ""
         if suffix in _FASTA_SUFFIXES:
             fmt = "fasta"
         elif suffix in _FASTQ_SUFFIXES:
@@ -209,8 +268,8 @@ def _detect(path: Path, fmt: str) -> tuple[_Layout, bool]:
         )
     if fmt in ("tsv", "csv"):
         header_line = head[: len(head) - len(text)].count("\n") + 1
-        return _table_layout(path, fmt, first_line, header_line), gz
-    return _Layout(fmt), gz
+        return _table_layout(path, fmt, first_line, header_line)
+    return _Layout(fmt)
 
 
 # ----------------------------------------------------------------------------- record readers
@@ -363,27 +422,41 @@ def iter_records(path: str | Path, format: str = "auto") -> Iterator[RawRecord |
     the next one is read.
 
     Args:
-        path: the file. ``.gz`` is recognised by content, not only by name.
+        path: the file, or ``-`` for standard input; it is opened once, so a pipe works.
+            ``.gz`` is recognised by content, not only by name.
         format: ``auto`` (by extension, else by the first character: '>' FASTA, '@' FASTQ,
             otherwise a table with a header), ``fasta``, ``fastq``, ``tsv`` or ``csv``.
     """
     path = Path(path)
-    layout, gz = _detect(path, format)
-    return _iterate(path, layout, gz)
+    layout, handle = _detect(path, format)
+    return _iterate(path, layout, handle)
 
 
-def _iterate(path: Path, layout: _Layout, gz: bool) -> Iterator[RawRecord | InputError]:
-    opener = gzip.open if gz else open
-    with (
-        _gzip_errors(path),
-        opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle,
-    ):
+def _iterate(path: Path, layout: _Layout, handle: IO[str]) -> Iterator[RawRecord | InputError]:
+    with _gzip_errors(path), handle:
         if layout.format == "fasta":
-            yield from _fasta_records(handle, path)
+            records = _fasta_records(handle, path)
         elif layout.format == "fastq":
-            yield from _fastq_records(handle, path)
+            records = _fastq_records(handle, path)
         else:
-            yield from _table_records(handle, path, layout)
+            records = _table_records(handle, path, layout)
+        for record in records:
+            yield _checked_text(record, path) if isinstance(record, RawRecord) else record
+
+
+def _checked_text(record: RawRecord, path: Path) -> RawRecord | InputError:
+    """A record whose header holds bytes that are not UTF-8 is reported, never renamed."""
+    for text in (record.id, record.description, *record.fields.values()):
+        bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            return InputError(
+                path,
+                f"its header is not UTF-8 text (byte 0x{ord(bad) - 0xDC00:02x}); "
+                "save the file as UTF-8",
+                record=f"#{record.index + 1}",
+                line=record.line,
+            )
+    return record
 
 
 # ----------------------------------------------------------------------------- public reading
@@ -434,6 +507,13 @@ def _reads(
             report.skip(InputError(source, message, record=record.id, line=record.line))
             continue
         first_seen[record.id] = record.index
+        if len(record.sequence) > MAX_READ_LENGTH:
+            message = (
+                f"is {len(record.sequence):,} bases long; a barcode read is at most "
+                f"{MAX_READ_LENGTH:,} (a contig or genome is not a barcode read)"
+            )
+            report.skip(InputError(source, message, record=record.id, line=record.line))
+            continue
         try:
             seq, qc = clean_read(
                 record.sequence,

@@ -473,3 +473,44 @@ def test_all_real_records_parse(bold_100sp, bold_1826sp):
         assert all("stop_codons" in r.qc.flags for r in flipped)
         assert len(flipped) <= 5
     assert counts == [5000, 4278]
+
+
+def test_a_pipe_or_standard_input_is_read_once(tmp_path, monkeypatch):
+    import io
+    import os
+    import sys
+    import threading
+
+    text = f">a\n{COI}\n>b\n{COI}\n"
+    fifo = tmp_path / "reads.pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(text))
+    writer.start()
+    reads, report = read_all(fifo)  # a FIFO can be read only once: opened once
+    writer.join()
+    assert [r.id for r in reads] == ["a", "b"] and report.n_skipped == 0
+    gz = io.BytesIO(gzip.compress(text.encode()))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(gz)))
+    reads, _ = read_all(Path("-"))
+    assert [r.id for r in reads] == ["a", "b"]
+
+
+def test_a_header_that_is_not_utf8_costs_only_its_record(tmp_path):
+    path = tmp_path / "latin1.fa"
+    path.write_bytes(f">ok\n{COI}\n>caf\xe9 x\n{COI}\n>ok2\n{COI}\n".encode("latin-1"))
+    reads, report = read_all(path)
+    assert [r.id for r in reads] == ["ok", "ok2"]
+    assert [str(e) for e in report.errors] == [
+        f"{path}: record '#2': line 3: its header is not UTF-8 text (byte 0xe9); "
+        "save the file as UTF-8"
+    ]
+
+
+def test_a_read_longer_than_any_barcode_is_refused(tmp_path):
+    path = write(tmp_path / "contig.fa", f">contig\n{'ACGT' * 2501}\n>ok\n{COI}\n")
+    reads, report = read_all(path)
+    assert [r.id for r in reads] == ["ok"]
+    assert str(report.errors[0]) == (
+        f"{path}: record 'contig': line 1: is 10,004 bases long; a barcode read is at most "
+        "10,000 (a contig or genome is not a barcode read)"
+    )

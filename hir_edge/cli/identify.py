@@ -18,9 +18,10 @@ def _default_workers() -> int:
 @click.option(
     "--fasta",
     "reads",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     default=None,
-    help="Reads: FASTA or FASTQ (plain or .gz), or a BOLD/BIOSCAN TSV/CSV export.",
+    help="Reads: FASTA or FASTQ (plain or .gz), or a BOLD/BIOSCAN TSV/CSV export; - reads "
+    "standard input.",
 )
 @click.option(
     "--image",
@@ -109,6 +110,14 @@ def _default_workers() -> int:
     default=None,
     help="Write a JSON provenance log of the run here.",
 )
+@click.option(
+    "--trusted-key",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="HIR_EDGE_TRUSTED_KEY",
+    default=None,
+    help="Run only a bundle signed with this Ed25519 key's private half (a PEM public key; "
+    "env HIR_EDGE_TRUSTED_KEY).",
+)
 @click.option("--force", is_flag=True, help="Overwrite --output / --log files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
 def identify(
@@ -128,6 +137,7 @@ def identify(
     batch_size,
     workers,
     log_path,
+    trusted_key,
     force,
     quiet,
 ):
@@ -148,7 +158,7 @@ def identify(
     if sheet is not None and images:
         raise click.UsageError("with --manifest the photos are listed in the sheet: drop --image")
     for path in (output, log_path):
-        if path is not None:
+        if path is not None and path != "-":
             ensure_writable(path, force)  # fail now, not after the whole run
     run = IdentifyRun(
         bundle=bundle,
@@ -161,6 +171,7 @@ def identify(
         top_k=top_k,
         min_confidence=min_confidence,
         novel_divergence=None if novel_above is None else novel_above / 100.0,
+        trusted_key=trusted_key,
         max_rank=max_rank,
         batch_size=batch_size,
         workers=workers,
