@@ -441,3 +441,66 @@ def test_references_without_a_barcode_are_left_out_of_the_alignment(tiny_bundle)
     assert sims[0, 5] == pytest.approx(1.0)
     assert hits[0].identity == 1.0 and hits[0].reference not in (0, 1, 2)
     assert barcodes[hits[0].reference] == barcodes[5]
+
+
+def _edited_bundle(tiny_bundle, tmp_path, edit):
+
+    copy = tmp_path / "edited.bundle"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(copy, manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda root, m: m.pop("model"), "'model' is missing, expected a dict"),
+        (lambda root, m: m.update(graphs=[]), "'graphs' is a list, expected a dict"),
+        (
+            lambda root, m: m["files"].pop("taxonomy.json"),
+            "taxonomy.json is not among the checked files",
+        ),
+    ],
+)
+def test_a_damaged_manifest_is_one_line_and_exit_3(tiny_bundle, tmp_path, edit, message):
+    bundle = _edited_bundle(tiny_bundle, tmp_path, edit)
+    reads = tmp_path / "r.fa"
+    reads.write_text(">r\n" + "ACGT" * 100 + "\n")
+    result = run(["--bundle", str(bundle), "--fasta", str(reads)])
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"error: {bundle / 'manifest.json'}: ")
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_npz_of_pickled_objects_is_refused(tiny_bundle, tmp_path):
+    import numpy as np
+
+    from hir_edge.io import sha256_file
+
+    def pickled(root, manifest):
+        np.savez(root / "prompts.npz", rank0=np.array([{"a": 1}], dtype=object))
+        manifest["files"]["prompts.npz"]["sha256"] = sha256_file(root / "prompts.npz")
+
+    bundle = _edited_bundle(tiny_bundle, tmp_path, pickled)
+    reads = tmp_path / "r.fa"
+    reads.write_text(">r\n" + "ACGT" * 100 + "\n")
+    result = run(["--bundle", str(bundle), "--fasta", str(reads)])
+    assert result.exit_code == 3
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {bundle / 'prompts.npz'}: cannot be read as plain arrays (Object arrays cannot "
+        "be loaded when allow_pickle=False)"
+    )
+
+
+def test_an_output_the_system_refuses_is_one_line_and_exit_4(tiny_bundle, tmp_path):
+    # a read-only folder or a full disk refuses the same way; a file used as a folder is one
+    # such refusal that even root meets
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    reads = tmp_path / "r.fa"
+    reads.write_text(">r\n" + "ACGT" * 100 + "\n")
+    result = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-o", str(blocker / "o")])
+    assert result.exit_code == 4
+    assert result.stderr.strip().splitlines()[-1] == f"error: {blocker}: File exists"

@@ -89,6 +89,14 @@ import click
     "--output", "-o", type=click.Path(path_type=Path), default=None, help="Bundle folder to write."
 )
 @click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Sign the bundle's manifest with this Ed25519 private key (PEM); with --bundle B, sign "
+    "an existing bundle. identify --trusted-key checks it.",
+)
+@click.option(
     "--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete)."
 )
 @click.option("--quiet", "-q", is_flag=True)
@@ -112,6 +120,7 @@ def export(
     name,
     description,
     output,
+    sign_key,
     force,
     quiet,
 ):
@@ -121,13 +130,20 @@ def export(
       hir-edge export --checkpoint runs/tiny/best --student edge-s --int8 -o tiny.bundle
     On the field device, to add TensorRT engines to a bundle:
       hir-edge export --engine --bundle tiny.bundle
+    To sign a bundle (the kits run it with identify --trusted-key team.pub):
+      hir-edge export --sign team.key --bundle tiny.bundle
     """
     if bundle_in is not None:
-        if not engine:
-            raise click.UsageError("--bundle is for building engines on a device: add --engine")
-        from hir_edge.export.engines import add_engines
+        if not engine and sign_key is None:
+            raise click.UsageError(
+                "--bundle is for building engines on a device (--engine) or signing (--sign)"
+            )
+        if engine:
+            from hir_edge.export.engines import add_engines
 
-        add_engines(bundle_in, device_name=device_name, quiet=quiet)
+            add_engines(bundle_in, device_name=device_name, quiet=quiet)
+        if sign_key is not None:
+            _sign(bundle_in, sign_key, quiet)
         return
     if checkpoint is None or output is None:
         raise click.UsageError("--checkpoint and --output are required (or --engine --bundle B)")
@@ -167,3 +183,17 @@ def export(
         argv=sys.argv,
     )
     export_bundle(options)
+    if sign_key is not None:
+        _sign(output, sign_key, quiet)
+
+
+def _sign(bundle: Path, key: Path, quiet: bool) -> None:
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.signing import sign_bundle
+
+    if bundle.is_file():
+        raise click.UsageError(f"{bundle}: sign the bundle folder, then pack it")
+    open_bundle(bundle).close()  # sign only what verifies
+    out = sign_bundle(bundle, key)
+    if not quiet:
+        click.echo(f"signed: {out}", err=True)

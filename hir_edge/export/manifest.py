@@ -90,6 +90,9 @@ def finalize_manifest(root: Path, manifest: dict) -> None:
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, default=str))
+    stale = root / "manifest.sig"  # signed a manifest that no longer exists: sign again
+    if stale.is_file():
+        stale.unlink()
 
 
 def model_card(manifest: dict) -> str:

@@ -9,9 +9,12 @@ opened, so a corrupted copy or an edited file is refused with the name of the fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tarfile
 import tempfile
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +120,11 @@ def _verify(root: Path, manifest: dict) -> None:
             )
 
 
-def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Open a bundle folder or .tar, check its format and every file's checksum.
+def open_bundle(
+    path: str | Path, verify: bool = True, trusted_key: str | Path | None = None
+) -> Bundle:
+    """Open a bundle folder or .tar, check its format and every file's checksum, and, with a
+    ``trusted_key``, that its owner signed the manifest (:mod:`hir_edge.signing`).
 
     Raises:
         BundleError: missing, not a bundle, unsupported format, or a file that fails its check.
@@ -141,6 +147,10 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a hir-edge bundle ({MANIFEST} is missing)")
+    if trusted_key is not None:  # before anything in the bundle is believed
+        from hir_edge.signing import verify_signature
+
+        verify_signature(root, Path(trusted_key))
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -151,18 +161,19 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
             f"{manifest_path}: bundle format {fmt!r} is not supported by this hir-edge "
             f"(it reads {FORMAT!r}); upgrade hir-edge or re-export the bundle"
         )
+    _check_structure(manifest_path, manifest)
     if verify:
         _verify(root, manifest)
     try:
         taxonomy = Taxonomy.load(root / TAXONOMY)
-    except ValueError as err:
-        raise BundleError(str(err)) from None
-    with np.load(root / PROMPTS) as data:
+    except (ValueError, KeyError, TypeError) as err:
+        raise BundleError(f"{root / TAXONOMY}: not a valid taxonomy ({err})") from None
+    with _npz(root / PROMPTS) as data:
         banks = [data[f"rank{level}"].astype(np.float32) for level in range(taxonomy.num_ranks)]
     references = None
     listed = manifest.get("files", {})
     if REFERENCES in listed or (not verify and (root / REFERENCES).is_file()):
-        with np.load(root / REFERENCES) as data:
+        with _npz(root / REFERENCES) as data:
             references = References(
                 ids=data["ids"],
                 labels=data["labels"],
@@ -172,6 +183,60 @@ def open_bundle(path: str | Path, verify: bool = True) -> Bundle:
             )
     _check_shapes(root, manifest, taxonomy, banks, references)
     return Bundle(root, manifest, taxonomy, banks, references, tmp)
+
+
+# What every manifest must hold, and of what type: a bundle that lacks one is refused by name.
+_REQUIRED = {"model": dict, "graphs": dict, "files": dict, "preprocess": dict}
+
+
+def _check_structure(manifest_path: Path, manifest: object) -> None:
+    """The manifest's top-level layout, checked before anything reads it by key."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: is not a JSON object")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(manifest.get(key), kind):
+            found = "missing" if key not in manifest else f"a {type(manifest[key]).__name__}"
+            raise BundleError(
+                f"{manifest_path}: '{key}' is {found}, expected a {kind.__name__}; "
+                "the manifest is incomplete or not from hir-edge export"
+            )
+    embed_dim = manifest["model"].get("embed_dim")
+    if not isinstance(embed_dim, int) or embed_dim < 1:
+        raise BundleError(f"{manifest_path}: model.embed_dim is {embed_dim!r}, expected a count")
+    for part, graph in manifest["graphs"].items():
+        if not isinstance(graph, dict) or not isinstance(graph.get("files"), dict):
+            raise BundleError(f"{manifest_path}: graph {part!r} lists no files")
+    for core in (TAXONOMY, PROMPTS):  # read on every run: never unchecked
+        if core not in manifest["files"]:
+            raise BundleError(
+                f"{manifest_path}: {core} is not among the checked files; the bundle may "
+                "have been edited: rebuild or re-copy it"
+            )
+
+
+@contextlib.contextmanager
+def _npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """An npz of plain arrays (never pickled objects), or a one-line BundleError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            yield data
+    except KeyError as err:
+        raise BundleError(f"{path}: has no array {err}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise BundleError(f"{path}: cannot be read as plain arrays ({err})") from None
+
+
+def version_note(manifest: dict) -> str | None:
+    """A word when the bundle was made by another hir-edge release than this one."""
+    from hir_edge import __version__
+
+    made_by = manifest.get("hir_edge_version")
+    if made_by is None or made_by == __version__:
+        return None
+    return (
+        f"note: this bundle was exported by hir-edge {made_by}; this is hir-edge {__version__} "
+        "(its format is read, but answers can differ from the exporting release)"
+    )
 
 
 def _check_shapes(root: Path, manifest: dict, taxonomy: Taxonomy, banks, references) -> None:
