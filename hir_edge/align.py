@@ -40,10 +40,7 @@ MIN_KMERS_CALLED = 3
 # A read whose best shortlisted hit is not clearly its species (estimated divergence above
 # BOLD's 2%) or is far (under 90% identical) is aligned to the whole k-mer candidate list too:
 # its nearest relatives may be the 4th or 5th reference of one species, which the diverse
-# shortlist leaves out. On real BOLD reads of species absent from the library this moved the
-# best hit's family from 86 to 90% right, identify's answer from 88 to 91.5% (the first 24
-# candidates only: 88.7%). The cost falls on far reads only: reads of absent species
-# 52 -> 22 per second on 2 cores, known species' clean reads unchanged (identify_bold.md).
+# shortlist leaves out. The cost falls on far reads only (their rate is in identify_bold.md).
 WIDEN_DIVERGENCE = 0.02
 WIDEN_IDENTITY = 0.9
 

@@ -2,14 +2,13 @@
 
 * CPU (``*.int8.onnx``): ONNX Runtime static quantisation in QDQ format — symmetric INT8
   weights per output channel, UINT8 activations calibrated on real specimens (U8S8: the fast
-  path of ONNX Runtime's x86 kernels, and the more accurate one: measured cosine 0.9997 vs
-  0.9996 and 50 vs 71 ms per 32 reads against S8S8 on the tiny DNA encoder). Conv, MatMul,
+  path of ONNX Runtime's x86 kernels, and at least as accurate as S8S8). Conv, MatMul,
   Gemm and the embedding Gather are quantised; Softmax, LayerNorm, GELU, the ALiBi bias and the
   final normalisation stay in float, because they are where INT8 error concentrates. So do
   convolutions that see three or fewer input channels per group — an image stem (RGB) and the
   depthwise convolutions of an EfficientNet: each output channel there has 9 to 27 weights
   and little arithmetic to save, and they carried most of the INT8 error of EfficientNet-Lite0
-  (benchmarks/results/export.md).
+  (what the INT8 bundle keeps of its teacher is in benchmarks/results/moths.md).
 * TensorRT (``*.int8-trt.onnx``): TensorRT's explicit quantisation needs symmetric INT8
   activations (zero point 0). With ``nvidia-modelopt`` installed, NVIDIA Model Optimizer places
   the Q/DQ nodes at export (``modelopt.onnx.quantization.quantize``, which also quantises
