@@ -35,8 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # runs from a checkout, installed or not
 
 from hir_edge.degrade import degrade_dna_seeded, get_preset  # noqa: E402
-from hir_edge.io import atomic_write_text, ensure_writable  # noqa: E402
-from hir_edge.sequences import (  # noqa: E402
+from hir_edge.dna.io import (  # noqa: E402
     COI_MARKOV,
     DEFAULT_MAX_N_FRACTION,
     DEFAULT_MIN_LENGTH,
@@ -50,6 +49,7 @@ from hir_edge.sequences import (  # noqa: E402
     stop_codon_counts,
     write_fasta,
 )
+from hir_edge.io import atomic_write_text, ensure_writable  # noqa: E402
 
 PRESETS = ("none", "mild", "paper", "severe")
 SEED = 0

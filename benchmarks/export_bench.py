@@ -83,7 +83,7 @@ def main() -> None:
 
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import get_preset
-    from hir_edge.dna_tokens import tokenizer_from_dict
+    from hir_edge.dna.tokens import tokenizer_from_dict
     from hir_edge.evaluation.protocol import paper_protocol
     from hir_edge.evaluation.runner import EvalOptions, Evaluator
     from hir_edge.export.library import field_inputs

@@ -44,7 +44,7 @@ CLASSES = ("absent species", "absent genus", "absent family")
 
 
 def field_read(raw: str):
-    from hir_edge.read_qc import clean_read
+    from hir_edge.dna.qc import clean_read
 
     return clean_read(raw, orient=True)
 
@@ -121,8 +121,8 @@ def learned_scores(results, truths) -> dict:
 
 def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
     """The alignment best hit, named at every rank (both strands, as BLAST searches)."""
+    from hir_edge.dna.qc import reverse_complement
     from hir_edge.evaluation.baselines import SPECIES_IDENTITY, alignment_predict
-    from hir_edge.read_qc import reverse_complement
 
     clean = [field_read(r)[0] for r in reads]
     t = time.perf_counter()
@@ -157,7 +157,7 @@ def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
 
 def kmer_rate(reads, refs) -> float:
     """k-mer cosine best hit (6-mers), reads per second: the fastest classical stand-in."""
-    from hir_edge.kmers import KmerIndex
+    from hir_edge.dna.kmers import KmerIndex
 
     index = KmerIndex(refs, 6)
     t = time.perf_counter()
@@ -195,9 +195,9 @@ def open_world_sets():
 
 
 def main() -> None:
-    from hir_edge.align import default_workers, min_called_bases
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.dna.align import default_workers, min_called_bases
     from hir_edge.evaluation.baselines import AlignmentIndex
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.bundle import open_bundle

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, get_preset
-    from hir_edge.read_qc import clean_read
+    from hir_edge.dna.qc import clean_read
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier, Specimen

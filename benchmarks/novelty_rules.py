@@ -31,7 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hir_edge.align import novel_species  # noqa: E402
+from hir_edge.dna.divergence import novel_species  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "bold_coi"
 DATA = ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
@@ -55,11 +55,11 @@ RULES = {
 
 
 def main() -> None:
-    from hir_edge.align import ReferenceAligner
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, get_preset
-    from hir_edge.read_qc import clean_read
-    from hir_edge.site_profile import SiteProfile
+    from hir_edge.dna.align import ReferenceAligner
+    from hir_edge.dna.divergence import SiteProfile
+    from hir_edge.dna.qc import clean_read
 
     if not SHARED.is_dir() or not DATA.exists():
         sys.exit(f"needs {SHARED} and {DATA} (benchmarks/build_bold_bundle.sh makes the latter)")

@@ -138,6 +138,7 @@ def fmt_cells(results: list[dict], setting: str, cond: str) -> list[str]:
 def baselines(data: Path) -> dict:
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.dna.qc import clean_read
     from hir_edge.evaluation.baselines import (
         AlignmentIndex,
         KmerIndex,
@@ -145,7 +146,6 @@ def baselines(data: Path) -> dict:
         kmer_predict,
         topk_accuracy,
     )
-    from hir_edge.read_qc import clean_read
     from hir_edge.taxonomy import Taxonomy
 
     train_store, test = SpecimenStore(data, "train"), SpecimenStore(data, "test")

@@ -1,4 +1,4 @@
-"""Read-to-reference alignment and the divergence estimate (hir_edge.align)."""
+"""Read-to-reference alignment and the divergence estimate (hir_edge.dna.align)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hir_edge.align import (
+from hir_edge.degrade import degrade_dna_seeded, get_preset
+from hir_edge.dna.align import (
     Hit,
     ReferenceAligner,
     coding_frame,
-    divergence_estimate,
-    novel_species,
 )
-from hir_edge.degrade import degrade_dna_seeded, get_preset
-from hir_edge.read_qc import clean_read
+from hir_edge.dna.divergence import divergence_estimate, novel_species
+from hir_edge.dna.qc import clean_read
 
 BOLD = Path(__file__).resolve().parents[2] / "shared" / "data" / "bold_coi"
 CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]

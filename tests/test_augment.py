@@ -34,7 +34,7 @@ def test_read_augment_windows_degrades_and_is_reproducible():
 
 
 def test_read_augment_reverse_complements():
-    from hir_edge.read_qc import reverse_complement
+    from hir_edge.dna.qc import reverse_complement
 
     augment = ReadAugment(ReadAugmentSection(reverse_complement_prob=1.0))
     assert augment(READ) == reverse_complement(READ)

@@ -13,8 +13,8 @@ from PIL import Image
 
 from hir_edge.cli import main
 from hir_edge.degrade import blur_image, degrade_dna_seeded, get_preset
+from hir_edge.dna.io import read_sequences
 from hir_edge.images import load_image
-from hir_edge.sequences import read_sequences
 
 PAPER_VALUES = "preset=paper p_sub=0.03 p_n=0.03 p_indel=0.01 dropout=0.1 truncate=0.1"
 

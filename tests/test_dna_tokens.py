@@ -1,4 +1,4 @@
-"""K-mer and BPE DNA tokenizers (hir_edge.dna_tokens)."""
+"""K-mer and BPE DNA tokenizers (hir_edge.dna.tokens)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hir_edge.dna_tokens import BpeTokenizer, KmerTokenizer, tokenizer_from_dict
+from hir_edge.dna.tokens import BpeTokenizer, KmerTokenizer, tokenizer_from_dict
 from hir_edge.errors import InputError
 
 # ----------------------------------------------------------------------------- k-mers
@@ -148,7 +148,7 @@ def test_bad_settings_raise_with_the_reason():
 
 def test_edge_modules_import_no_heavy_stack():
     code = (
-        "import sys, hir_edge.sequences, hir_edge.dna_tokens;"
+        "import sys, hir_edge.dna.io, hir_edge.dna.tokens;"
         "heavy = {'torch', 'tokenizers', 'transformers', 'open_clip', 'h5py'} & set(sys.modules);"
         "print(sorted(heavy))"
     )

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hir_edge.align import ReferenceAligner
 from hir_edge.cli import main
 from hir_edge.data.hdf5 import SpecimenStore
+from hir_edge.dna.align import ReferenceAligner
 from hir_edge.errors import BundleError
 from hir_edge.runtime.bundle import open_bundle
 
@@ -169,7 +169,7 @@ def test_the_library_api_answers_nothing_for_a_read_of_ns(tiny_bundle):
 def test_a_read_of_uncertain_strand_is_put_on_its_library_relatives_strand(tiny_bundle):
     from dataclasses import replace
 
-    from hir_edge.read_qc import clean_read, reverse_complement
+    from hir_edge.dna.qc import clean_read, reverse_complement
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.identifier import Identifier, Specimen
 
@@ -315,7 +315,7 @@ def test_a_changed_read_reports_which_mismatches_other_species_explain(tiny_bund
 def test_novel_above_moves_the_novelty_cut_off(tiny_bundle, tmp_path):
     """A read 20 third-position changes from a reference (a sister species 3-4% away): novel
     under the bundle's 2%, not under --novel-above 10; the run log records the setting."""
-    from hir_edge.align import coding_frame
+    from hir_edge.dna.align import coding_frame
 
     barcode = open_bundle(tiny_bundle).references.barcodes[5]
     barcode = barcode.decode() if isinstance(barcode, bytes) else str(barcode)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from hir_edge.dna.io import ReadReport
 from hir_edge.errors import InputError
 from hir_edge.runtime.inputs import Problems, specimens_from_files, specimens_from_manifest
-from hir_edge.sequences import ReadReport
 
 READ = "ACTTTATATTTTATTTTTGGGGCCTGATCTGGAATAGTAGGTACATCTCTTAGTATTTTAATTCGAGCAGAATTAGGTCACCC" * 4
 

@@ -311,7 +311,7 @@ def test_dnabert2_pretrained_folder_loads_published_layout(tmp_path):
 def test_barcodebert_style_bert_folder_loads(tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
-    from hir_edge.dna_tokens import KmerTokenizer
+    from hir_edge.dna.tokens import KmerTokenizer
 
     tok = KmerTokenizer(k=5, max_length=40)
     torch.manual_seed(5)

@@ -1,4 +1,4 @@
-"""Reading, cleaning, QC and orientation of DNA reads (hir_edge.sequences)."""
+"""Reading, cleaning, QC and orientation of DNA reads (hir_edge.dna.io)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hir_edge.errors import InputError
-from hir_edge.io import OutputExistsError
-from hir_edge.sequences import (
+from hir_edge.dna.io import (
     COI_MARKOV,
     ID_COLUMNS,
     SEQUENCE_COLUMNS,
@@ -28,6 +26,8 @@ from hir_edge.sequences import (
     stop_codon_counts,
     write_fasta,
 )
+from hir_edge.errors import InputError
+from hir_edge.io import OutputExistsError
 
 # The first 60 bases of a real Diptera COI barcode (BOLD SSJAE238-13), coding strand.
 COI = "AACTTTATATTTTATTTTTGGGGCCTGATCTGGAATAGTAGGTACATCTCTTAGTATTTT"

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from hir_edge.data.hdf5 import Specimen, write_hdf5
 from hir_edge.data.sampler import TaxonomyBatchSampler
 from hir_edge.data.torch_dataset import SpecimenDataset, collate_specimens
-from hir_edge.dna_tokens import KmerTokenizer
+from hir_edge.dna.tokens import KmerTokenizer
 from hir_edge.taxonomy import Taxonomy
 
 

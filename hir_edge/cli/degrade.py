@@ -127,9 +127,9 @@ def dna(
     Exit code 1 when some records were skipped (each is reported on stderr).
     """
     from hir_edge.degrade import degrade_dna_seeded
+    from hir_edge.dna.io import ReadReport, read_sequences
     from hir_edge.io import ensure_writable
     from hir_edge.progress import Stopwatch, progress, summary
-    from hir_edge.sequences import ReadReport, read_sequences
 
     preset = preset.with_values(
         p_sub=p_sub, p_n=p_n, p_indel=p_indel, dropout_frac=dropout, truncate_frac=truncate

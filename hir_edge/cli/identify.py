@@ -9,7 +9,7 @@ from hir_edge.cli.common import bundle_option, open_output
 
 
 def _default_workers() -> int:
-    from hir_edge.align import default_workers  # numpy + Biopython: only when asked
+    from hir_edge.dna.align import default_workers  # numpy + Biopython: only when asked
 
     return default_workers()
 

@@ -23,7 +23,7 @@ from hir_edge.taxonomy import MISSING, Taxonomy, depth, prompt_text, truncate_at
 
 
 class DnaTokenizer(Protocol):
-    """What the dataset needs of ``hir_edge.dna_tokens``' tokenizers."""
+    """What the dataset needs of ``hir_edge.dna.tokens``' tokenizers."""
 
     max_length: int
 
@@ -42,7 +42,7 @@ class SpecimenDataset(Dataset):
         taxonomy: label ids and prompt text; ranks outside it encode as -1.
         image_transform: PIL RGB image -> float tensor [3, S, S] (an open_clip preprocess).
             None: images are not decoded and items have no ``image`` key.
-        dna_tokenizer: ``encode_batch`` + ``max_length`` (``hir_edge.dna_tokens``). None: items
+        dna_tokenizer: ``encode_batch`` + ``max_length`` (``hir_edge.dna.tokens``). None: items
             have no ``dna_ids`` / ``dna_mask`` keys.
         read_transform: cleaned read → the read the encoder sees (training-time degradation).
 
@@ -127,7 +127,7 @@ class SpecimenDataset(Dataset):
     def _dna(self, barcode: str, processid: str) -> dict[str, Any]:
         seq = ""
         if barcode:
-            from hir_edge.sequences import clean_read
+            from hir_edge.dna.io import clean_read
 
             try:
                 seq, _ = clean_read(barcode)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hir_edge.dna.kmers import KmerIndex, _stable_order, clean_sequences, kmer_profiles
 from hir_edge.evaluation.protocol import GLOBAL_DEFINITION, TopKResult
-from hir_edge.kmers import KmerIndex, _stable_order, clean_sequences, kmer_profiles
 from hir_edge.taxonomy import RANKS
 
 # Species threshold by convention, not by law: Hebert et al. 2003 (Proc. R. Soc. B 270:313)

@@ -1,7 +1,7 @@
 """Embeddings of a whole split under one condition (Clean, Noisy I, Noisy D, Noisy I+D).
 
 Inputs go through the same numpy path as the field runtime (``hir_edge.images.preprocess``,
-``hir_edge.sequences.clean_read``, the DNA tokenizer), and degradations are applied on the fly
+``hir_edge.dna.io.clean_read``, the DNA tokenizer), and degradations are applied on the fly
 and deterministically: specimen i is degraded with ``specimen_rng(seed, i)`` whatever the batch
 size. Photos are decoded batch by batch, so 225k specimens never sit in memory at once.
 """
@@ -17,10 +17,10 @@ import torch
 
 from hir_edge.data.hdf5 import SpecimenStore
 from hir_edge.degrade import DegradationPreset, blur_chw, degrade_dna_seeded
+from hir_edge.dna.io import clean_read
 from hir_edge.errors import InputError
 from hir_edge.images import load_image, preprocess
 from hir_edge.progress import progress
-from hir_edge.sequences import clean_read
 from hir_edge.taxonomy import Taxonomy
 
 

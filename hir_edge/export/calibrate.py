@@ -16,7 +16,7 @@ is INT8), so the temperatures, thresholds and novelty cut-offs hold for what run
   below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
   species in the library), and the lower one (``scope_quantile``) below which a photo is unlike
   every reference photo and gets no answer (photos of no moth, blank frames). Reads use the
-  alignment rule of :mod:`hir_edge.align` (estimated divergence from the best hit), whose
+  alignment rule of :mod:`hir_edge.dna.align` (estimated divergence from the best hit), whose
   cut-off is a biological constant, not a fit; the validation reads' divergences are recorded
   beside it.
 """

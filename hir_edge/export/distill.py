@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from hir_edge.data.hdf5 import SpecimenStore
 from hir_edge.degrade import degrade_dna_seeded, get_preset
+from hir_edge.dna.qc import clean_read
 from hir_edge.errors import ConfigError
 from hir_edge.progress import progress_bar
-from hir_edge.read_qc import clean_read
 
 NOISE_SEED_OFFSET = 1_000_003  # distillation noise never reuses an evaluation seed
 

@@ -34,8 +34,8 @@ class FieldInputs:
 
 def field_inputs(store: SpecimenStore, indices, preprocess_config, tokenizer) -> FieldInputs:
     """Preprocessed photos and tokenised reads of ``indices`` (the runtime's own code path)."""
+    from hir_edge.dna.qc import clean_read
     from hir_edge.images import load_image, preprocess
-    from hir_edge.read_qc import clean_read
 
     pixels, has_image, seqs = [], [], []
     barcodes = store.barcodes()
@@ -112,7 +112,7 @@ def write_references(
 
 
 def _clean_or_empty(raw: str) -> str:
-    from hir_edge.read_qc import clean_read
+    from hir_edge.dna.qc import clean_read
 
     try:
         return clean_read(raw, orient=True)[0] if raw else ""
@@ -124,8 +124,8 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     """The bundle's scoring, fitted on the validation specimens as the field will see them:
     clean reads, degraded copies (``calibration_noise``) and fragments
     (``calibration_fragment``), each copy paired with the specimen's photo for the fused path."""
-    from hir_edge.align import min_called_bases
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
+    from hir_edge.dna.align import min_called_bases
     from hir_edge.export.calibrate import ValidationSet, fit_scoring
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle

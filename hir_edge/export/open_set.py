@@ -238,11 +238,11 @@ def calibrate_placement(
     Returns:
         The ``scoring.placement`` section and the open-set report (per class and read kind).
     """
-    from hir_edge.align import min_called_bases
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
+    from hir_edge.dna.align import min_called_bases
+    from hir_edge.dna.qc import clean_read
     from hir_edge.export.library import spread_indices
-    from hir_edge.read_qc import clean_read
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hir_edge.align import MIN_KMERS_CALLED, min_called_bases
 from hir_edge.data.hdf5 import list_splits
+from hir_edge.dna.align import MIN_KMERS_CALLED, min_called_bases
 from hir_edge.errors import ConfigError
 from hir_edge.export.distill import DistillConfig
 from hir_edge.export.stages import STAGES, ExportContext, has_barcodes, run_stage

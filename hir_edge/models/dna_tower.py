@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hir_edge.dna_tokens import tokenizer_from_dict
+from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.errors import ConfigError
 from hir_edge.models.config import DnaTowerConfig
 from hir_edge.models.dnabert2 import mean_pool

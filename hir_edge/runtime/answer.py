@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.align import Hit
+from hir_edge.dna.align import Hit
 from hir_edge.runtime.bundle import References
 from hir_edge.taxonomy import Taxonomy, is_placeholder
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from hir_edge.dna_tokens import tokenizer_from_dict
+from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.runtime.backends import OnnxRuntimeBackend, TensorRTBackend, tensorrt_available
 from hir_edge.runtime.bundle import Bundle
 

@@ -4,7 +4,7 @@ For each specimen the query embedding is the fused one when both a read and a ph
 (GatedFusion), else the one modality it has. Per rank it is compared with the bundle's prompt
 bank, and — when the bundle carries a reference library — with the nearest reference specimens
 (CLIBD's key-set protocol in embedding space). A read is also aligned to the reference
-barcodes (:mod:`hir_edge.align`), whose identities vote like the embedding neighbours. All the
+barcodes (:mod:`hir_edge.dna.align`), whose identities vote like the embedding neighbours. All the
 evidence becomes per-rank probabilities consistent down the tree (:mod:`hir_edge.runtime.scoring`).
 
 Where the answer stops: for a read with a barcode hit, the placement model
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hir_edge.align import Hit, ReferenceAligner, min_called_bases
-from hir_edge.dna_tokens import tokenizer_from_dict
+from hir_edge.dna.align import Hit, ReferenceAligner, min_called_bases
+from hir_edge.dna.qc import reverse_complement
+from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
-from hir_edge.read_qc import reverse_complement
 from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Decision, Evidence
 from hir_edge.runtime.bundle import Bundle
@@ -488,9 +488,9 @@ class Identifier:
 
     def _novelty(self, ev: Evidence) -> tuple[bool, str]:
         """Of a species absent from the references? For a read, by its best barcode hit: the
-        divergence that read errors cannot explain (:func:`hir_edge.align.novel_species`); for
-        a photo alone (or a read too short to align), by the embedding similarity of its
-        nearest reference."""
+        divergence that read errors cannot explain
+        (:func:`hir_edge.dna.divergence.novel_species`); for a photo alone (or a read too
+        short to align), by the embedding similarity of its nearest reference."""
         if ev.hit is not None:
             return self.scoring.novel(ev.hit)
         threshold = self.scoring.novelty[ev.modality]

@@ -19,11 +19,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hir_edge.dna.io import ReadReport, read_sequences
+from hir_edge.dna.qc import clean_read
 from hir_edge.errors import InputError
 from hir_edge.images import IMAGE_SUFFIXES, load_image
-from hir_edge.read_qc import clean_read
 from hir_edge.runtime.schema import Specimen
-from hir_edge.sequences import ReadReport, read_sequences
 
 MANIFEST_ID = ("specimen_id", "id", "processid", "sampleid")
 

@@ -11,7 +11,7 @@ path), from evidence the runtime has for every read with a barcode hit:
 
 * ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
   barcode votes: :mod:`hir_edge.runtime.scoring`), as log-odds;
-* ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.align`);
+* ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.dna.align`);
 * ``rank_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
   that of the nearest one outside it — a barcode gap at every rank;
 * ``hit_agrees``: whether the best hit sits in the path's taxon at r;

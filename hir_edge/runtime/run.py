@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from hir_edge import __version__
+from hir_edge.dna.io import ReadReport
 from hir_edge.errors import HirEdgeError, InputError
 from hir_edge.progress import progress_bar
 from hir_edge.runtime.backends import select_backend
@@ -24,7 +25,6 @@ from hir_edge.runtime.inputs import (
 )
 from hir_edge.runtime.report import Writer
 from hir_edge.runtime.schema import Specimen
-from hir_edge.sequences import ReadReport
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hir_edge.read_qc import ReadQC
+from hir_edge.dna.qc import ReadQC
 
 RANKS = ("order", "family", "genus", "species")
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hir_edge.align import Hit, novel_species
+from hir_edge.dna.align import Hit
+from hir_edge.dna.divergence import novel_species
 from hir_edge.errors import BundleError
 from hir_edge.runtime.placement import Placement
 
@@ -266,7 +267,7 @@ class ScoringSettings:
 
     ``barcode_*`` concern the alignment of reads to the reference barcodes: the weight and
     temperature of its identity vote, the k-mer length and size of the alignment shortlist, and
-    the novelty rule (:func:`hir_edge.align.novel_species`: estimated divergence from the
+    the novelty rule (:func:`hir_edge.dna.divergence.novel_species`: estimated divergence from the
     best hit above ``novelty_divergence``, or identity below ``novelty_identity``). The
     shortlist keeps at most ``barcode_per_species`` references of a species so the next
     species is aligned too (the barcode gap in the output). ``logit_temperatures`` rescale

@@ -81,7 +81,7 @@ class ReadAugment:
 
     def __call__(self, seq: str) -> str:
         from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
-        from hir_edge.read_qc import reverse_complement
+        from hir_edge.dna.qc import reverse_complement
 
         s = self.section
         if not seq:

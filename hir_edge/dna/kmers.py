@@ -12,12 +12,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from hir_edge.read_qc import clean_read
+from hir_edge.dna.qc import base_codes, clean_read
 
 MAX_K = 8  # 4^8 = 65,536 profile columns: float32 profiles cost 256 kB per reference
-_BASE_CODE = np.full(256, -1, dtype=np.int64)
-_BASE_CODE[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
-_BASE_CODE.flags.writeable = False
 _CHUNK_ELEMENTS = 1 << 22  # query × reference scores held at once (16 MB of float32)
 
 
@@ -39,11 +36,6 @@ def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{what} {i}: {exc}") from None
     return out
-
-
-def base_codes(seq: str) -> np.ndarray:
-    """A/C/G/T as 0..3, anything else (N) as -1."""
-    return _BASE_CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
 
 
 def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:

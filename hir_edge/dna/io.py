@@ -9,7 +9,7 @@ read embeds as a different sequence.
 A bad record never stops a run: it is skipped and reported (``ReadReport``) as a one-line
 ``InputError`` naming the file, the record and its line. Only whole-file problems raise.
 
-Cleaning, QC and orientation live in :mod:`hir_edge.read_qc` and are re-exported here.
+Cleaning, QC and orientation live in :mod:`hir_edge.dna.qc` and are re-exported here.
 Edge path: standard library, numpy and Biopython only.
 """
 
@@ -30,9 +30,7 @@ from typing import IO
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from hir_edge.errors import InputError
-from hir_edge.io import atomic_open, ensure_writable
-from hir_edge.read_qc import (
+from hir_edge.dna.qc import (
     _DROP_VALID,
     COI_MARKOV,
     DEFAULT_MAX_N_FRACTION,
@@ -44,6 +42,8 @@ from hir_edge.read_qc import (
     reverse_complement,
     stop_codon_counts,
 )
+from hir_edge.errors import InputError
+from hir_edge.io import atomic_open, ensure_writable
 
 FORMATS = ("auto", "fasta", "fastq", "tsv", "csv")
 SEQUENCE_COLUMNS = ("nucleotides", "dna_barcode", "barcode", "sequence", "seq")

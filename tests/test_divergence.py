@@ -1,12 +1,12 @@
-"""The library's bases per barcode site (hir_edge.site_profile)."""
+"""The library's bases per barcode site (hir_edge.dna.divergence)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hir_edge.kmers import base_codes, kmer_codes
-from hir_edge.site_profile import SiteProfile
+from hir_edge.dna.divergence import SiteProfile
+from hir_edge.dna.kmers import base_codes, kmer_codes
 
 CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
 SENSE = [c for c in CODONS if c not in ("TAA", "TAG")]

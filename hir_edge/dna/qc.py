@@ -36,9 +36,11 @@ _PROTEIN_SHARE = 0.10
 _COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVNacgturyswkmbdhvn", "TGCAAYRSWMKVHDBNtgcaayrswmkvhdbn")
 _N_RUN = re.compile("N+")
 _A, _C, _G, _T = (ord(c) for c in "ACGT")
-_BASE_CODE = np.full(256, -1, dtype=np.int64)
-_BASE_CODE[[_A, _C, _G, _T]] = np.arange(4)
-_BASE_CODE.flags.writeable = False
+# The one base table: byte -> 0..3 for A/C/G/T (either case), -1 for anything else (N, IUPAC).
+BASE_CODE = np.full(256, -1, dtype=np.int64)
+for _code, _base in enumerate("ACGT"):
+    BASE_CODE[ord(_base)] = BASE_CODE[ord(_base.lower())] = _code
+BASE_CODE.flags.writeable = False
 
 # P(base | previous base, codon position of the base) on the COI-5P coding strand: rows are
 # the 1st, 2nd and 3rd codon position, then the previous base (A C G T), then the base
@@ -166,8 +168,9 @@ def stop_codon_counts(seq: str) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _base_codes(seq: str) -> np.ndarray:
-    return _BASE_CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+def base_codes(seq: str) -> np.ndarray:
+    """A/C/G/T as 0..3, anything else (N) as -1."""
+    return BASE_CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
 
 
 def _coding_log_likelihood(codes: np.ndarray, log_model: np.ndarray) -> float:
@@ -208,7 +211,7 @@ def orient_coi(seq: str, model: np.ndarray | None = None) -> tuple[str, bool, fl
         ``UNCERTAIN_STRAND_MARGIN`` the read is flagged ``uncertain_strand``).
     """
     log_model = _LOG_COI_MARKOV if model is None else _log_table(model)
-    codes = _base_codes(seq)
+    codes = base_codes(seq)
     backwards = codes[::-1]
     reverse = np.where(backwards >= 0, 3 - backwards, -1)  # A<->T, C<->G; N stays -1
     margin = _coding_log_likelihood(reverse, log_model) - _coding_log_likelihood(codes, log_model)

@@ -1,6 +1,6 @@
 """DNA tokenizers for the barcode encoder: BarcodeBERT-style k-mers and DNABERT-2's BPE.
 
-Both turn clean reads (``hir_edge.sequences``) into fixed-shape ``int64`` id and attention-mask
+Both turn clean reads (``hir_edge.dna.io``) into fixed-shape ``int64`` id and attention-mask
 arrays, the inputs of the ONNX DNA encoder, so the edge runtime needs numpy only (the
 ``tokenizers`` library is imported inside ``BpeTokenizer``).
 
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hir_edge.dna.qc import BASE_CODE
 from hir_edge.errors import InputError
 
 BARCODEBERT_SPECIALS = ("<MASK>", "<CLS>", "<UNK>")
@@ -43,16 +44,7 @@ MAX_K = 12  # 4**12 = 16.8 M rows is already far beyond any published k-mer mode
 _BASES = "ACGT"
 
 
-def _base_codes() -> np.ndarray:
-    """Byte -> 0..3 for A/C/G/T (either case), -1 for anything else (N, IUPAC, junk)."""
-    codes = np.full(256, -1, dtype=np.int64)
-    for code, base in enumerate(_BASES):
-        codes[ord(base)] = codes[ord(base.lower())] = code
-    codes.flags.writeable = False
-    return codes
-
-
-_CODES = _base_codes()
+_CODES = BASE_CODE  # byte -> 0..3 for A/C/G/T (either case), -1 for anything else
 
 
 def _pad_batch(rows: Sequence[np.ndarray], length: int, pad_id: int) -> tuple[np.ndarray, ...]:
