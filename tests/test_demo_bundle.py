@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hir_edge.cli import main
-from hir_edge.cli.common import default_bundle
+from hir_edge.runtime.bundle import default_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -40,7 +40,7 @@ def _keys(folder, name):
 
 @pytest.fixture
 def demo_copy(tmp_path):
-    from hir_edge.cli.common import default_bundle
+    from hir_edge.runtime.bundle import default_bundle
 
     copy = tmp_path / "demo.bundle"
     shutil.copytree(default_bundle(), copy)

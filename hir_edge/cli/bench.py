@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import bundle_option
+from hir_edge.cli.common import bundle_option, force_option
 
 
 @click.command()
@@ -36,7 +36,7 @@ from hir_edge.cli.common import bundle_option
     show_default=True,
     help="Device of the torch backend when BUNDLE is a training model folder (RUN/best).",
 )
-@click.option("--force", is_flag=True)
+@force_option()
 def bench(bundle_arg, bundle, batches, repeat, output, device, force):
     """Time image, DNA, fusion and whole-specimen inference (ms per specimen, specimens/s).
 
@@ -46,10 +46,9 @@ def bench(bundle_arg, bundle, batches, repeat, output, device, force):
     import json
     from pathlib import Path
 
-    from hir_edge.cli.common import default_bundle
     from hir_edge.io import atomic_write_text, ensure_writable
     from hir_edge.runtime.benchmark import run_benchmark
-    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.bundle import default_bundle, open_bundle
 
     if output:
         ensure_writable(output, force)  # before the timing, not after

@@ -1,21 +1,24 @@
-"""Options and helpers shared by the field commands (identify, info, bench)."""
+"""Options and helpers shared by the commands: --force, --quiet, --bundle, the output."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 import click
 
 
-def default_bundle() -> Path:
-    """The demo bundle shipped inside the package (a generated world: demo taxa only)."""
-    from importlib.resources import files
+def force_option(what: str = "Overwrite the output.") -> Callable:
+    """``--force``: the one way to replace something that exists (never by default)."""
+    return click.option("--force", is_flag=True, default=False, help=what)
 
-    return Path(str(files("hir_edge") / "bundles" / "demo"))
+
+def quiet_option(what: str = "No progress bar, no summary line.") -> Callable:
+    """``--quiet/-q``: progress and summary off (problems are still reported on stderr)."""
+    return click.option("--quiet", "-q", is_flag=True, default=False, help=what)
 
 
 bundle_option = click.option(

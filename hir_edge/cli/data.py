@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
+
 _MAX_LISTED_PROBLEMS = 20
 
 
@@ -92,10 +94,8 @@ def data() -> None:
     show_default="CPU cores, at most 8",
     help="Threads reading and re-encoding images.",
 )
-@click.option("--force", is_flag=True, default=False, help="Overwrite the output file.")
-@click.option(
-    "--quiet", "-q", is_flag=True, default=False, help="No progress bar, no summary line."
-)
+@force_option("Overwrite the output file.")
+@quiet_option("No progress bar, no summary line.")
 def pack(
     metadata: Path,
     images: Path | None,

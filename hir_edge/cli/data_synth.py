@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
 from hir_edge.data.synth.config import SynthConfig
 
 _DEFAULTS = SynthConfig()
@@ -73,10 +74,8 @@ _OVERRIDES = {
     default=None,
     help="YAML/JSON file of generator settings (see README); options given here override it.",
 )
-@click.option("--force", is_flag=True, default=False, help="Replace an existing output folder.")
-@click.option(
-    "--quiet", "-q", is_flag=True, default=False, help="No progress bar, no summary line."
-)
+@force_option("Replace an existing output folder.")
+@quiet_option("No progress bar, no summary line.")
 @click.pass_context
 def synth(
     ctx: click.Context,

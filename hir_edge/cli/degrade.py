@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
+
 if TYPE_CHECKING:
     from hir_edge.degrade import DegradationPreset
 
@@ -88,17 +90,8 @@ def degrade() -> None:
     show_default="from --preset",
     help="Fraction of the read removed from its 3' end.",
 )
-@click.option(
-    "--force", is_flag=True, default=False, show_default=True, help="Overwrite the output file."
-)
-@click.option(
-    "--quiet",
-    "-q",
-    is_flag=True,
-    default=False,
-    show_default=True,
-    help="No preset line, no summary line (skipped records are still reported).",
-)
+@force_option("Overwrite the output file.")
+@quiet_option("No preset line, no summary line (skipped records are still reported).")
 @click.pass_context
 def dna(
     ctx: click.Context,
@@ -191,21 +184,8 @@ def dna(
     show_default=True,
     help="For a folder: keep each file's format, or write PNG.",
 )
-@click.option(
-    "--force",
-    is_flag=True,
-    default=False,
-    show_default=True,
-    help="Overwrite the output file or folder.",
-)
-@click.option(
-    "--quiet",
-    "-q",
-    is_flag=True,
-    default=False,
-    show_default=True,
-    help="No summary line (unreadable images are still reported).",
-)
+@force_option("Overwrite the output file or folder.")
+@quiet_option("No summary line (unreadable images are still reported).")
 @click.pass_context
 def image(
     ctx: click.Context,

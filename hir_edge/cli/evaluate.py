@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
+
 
 @click.command("eval")
 @click.option(
@@ -61,8 +63,8 @@ import click
     type=click.Path(file_okay=False),
     help="Report folder: report.md, results.json, results.csv.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing report folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@force_option("Overwrite an existing report folder.")
+@quiet_option("No progress bar or summary.")
 def evaluate(
     checkpoint,
     data,

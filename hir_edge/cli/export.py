@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
+
 
 @click.command()
 @click.option(
@@ -96,10 +98,8 @@ import click
     help="Sign the bundle's manifest with this Ed25519 private key (PEM); with --bundle B, sign "
     "an existing bundle. identify --trusted-key checks it.",
 )
-@click.option(
-    "--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete)."
-)
-@click.option("--quiet", "-q", is_flag=True)
+@force_option("Replace an existing bundle (only once the new one is complete).")
+@quiet_option()
 def export(
     checkpoint,
     bundle_in,

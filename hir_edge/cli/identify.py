@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import bundle_option, open_output
+from hir_edge.cli.common import bundle_option, force_option, open_output, quiet_option
 
 
 def _default_workers() -> int:
@@ -118,8 +118,8 @@ def _default_workers() -> int:
     help="Run only a bundle signed with this Ed25519 key's private half (a PEM public key; "
     "env HIR_EDGE_TRUSTED_KEY).",
 )
-@click.option("--force", is_flag=True, help="Overwrite --output / --log files.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")
+@force_option("Overwrite --output / --log files.")
+@quiet_option("No progress bar or summary line.")
 def identify(
     reads,
     images,

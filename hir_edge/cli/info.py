@@ -16,9 +16,8 @@ def info(bundle_arg, bundle, as_json):
     import json
     from pathlib import Path
 
-    from hir_edge.cli.common import default_bundle
     from hir_edge.io import human_size
-    from hir_edge.runtime.bundle import MODEL_CARD, open_bundle
+    from hir_edge.runtime.bundle import MODEL_CARD, default_bundle, open_bundle
     from hir_edge.runtime.info import available_backends
 
     path = Path(bundle_arg or bundle or default_bundle())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hir_edge.cli.common import force_option, quiet_option
+
 
 @click.command()
 @click.option(
@@ -30,14 +32,14 @@ import click
 @click.option(
     "--resume", is_flag=True, help="Continue the run in --output from its last checkpoint."
 )
-@click.option("--force", is_flag=True, help="Start over in an existing run folder.")
+@force_option("Start over in an existing run folder.")
 @click.option(
     "--stop-after-epochs",
     type=click.IntRange(min=1),
     default=None,
     help="Stop after this many epochs (the schedule stays the recipe's); --resume continues.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@quiet_option("No progress bar or summary.")
 def train(config_path, output, overrides, resume, force, stop_after_epochs, quiet):
     """Train CLIBD, CLIBD-HiR or CLIBD-HiR-Fuse as the recipe says.
 

@@ -127,7 +127,11 @@ class OnnxRuntimeBackend:
 
     def describe(self) -> str:
         device = "CUDA" if self.providers[0] == "CUDAExecutionProvider" else "CPU"
-        missing = [p for p in ("image", "dna") if self.bundle.graph_path(p, self.precision) is None]
+        missing = [
+            p
+            for p in ("image", "dna")
+            if self.bundle.has_part(p) and self.bundle.graph_path(p, self.precision) is None
+        ]
         note = f" ({', '.join(missing)} in fp32: no {self.precision} graph)" if missing else ""
         return f"ONNX Runtime {self._ort.__version__} on {device}, {self.precision}{note}"
 

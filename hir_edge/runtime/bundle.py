@@ -32,6 +32,13 @@ TAXONOMY = "taxonomy.json"
 MODEL_CARD = "MODEL_CARD.md"
 
 
+def default_bundle() -> Path:
+    """The demo bundle shipped inside the package (a generated world: demo taxa only)."""
+    from importlib.resources import files
+
+    return Path(str(files("hir_edge") / "bundles" / "demo"))
+
+
 @dataclass
 class References:
     """Embeddings of labelled reference specimens (nearest-neighbour evidence).

@@ -53,7 +53,7 @@ class IdentifyRun:
             print(text, file=sys.stderr)
 
     def _open(self):
-        from hir_edge.cli.common import default_bundle
+        from hir_edge.runtime.bundle import default_bundle
 
         path = Path(self.bundle) if self.bundle else default_bundle()
         if (path / "model_config.json").is_file():  # a training checkpoint: research path
