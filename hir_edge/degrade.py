@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -319,6 +320,29 @@ def blur_image(image: Image.Image, kernel: int) -> Image.Image:
         blurred = blur_chw(plane, kernel)[0]
         bands.append(Image.fromarray(np.clip(np.rint(blurred), 0, 255).astype(np.uint8), "L"))
     return bands[0] if len(bands) == 1 else Image.merge(image.mode, bands)
+
+
+def image_format_for(path: Path) -> str:
+    """Pillow's format name for ``path``'s suffix (ValueError for a suffix it cannot write)."""
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot tell the image format from {path.name!r}; use a suffix such as "
+            ".png, .jpg, .tif or .webp"
+        )
+    return fmt
+
+
+def blur_file(source: Path, target: Path, kernel: int) -> None:
+    """Blur one image file into ``target`` (format from its suffix), written atomically."""
+    from hir_edge.images import load_image
+    from hir_edge.io import atomic_open
+
+    fmt = image_format_for(target)
+    blurred = blur_image(load_image(source), kernel)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_open(target, "wb") as handle:
+        blurred.save(handle, format=fmt, **options)
 
 
 def _box_1d(x: np.ndarray, kernel: int, axis: int) -> np.ndarray:

@@ -300,3 +300,12 @@ def _reason(err: BaseException) -> str:
     if "<_io." in text:
         text = text.split(" <_io.")[0]
     return text
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (any depth, by suffix; hidden files skipped), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )

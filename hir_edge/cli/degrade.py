@@ -120,7 +120,7 @@ def dna(
     Exit code 1 when some records were skipped (each is reported on stderr).
     """
     from hir_edge.degrade import degrade_dna_seeded
-    from hir_edge.dna.io import ReadReport, read_sequences
+    from hir_edge.dna.io import ReadReport, read_sequences, write_fasta
     from hir_edge.io import ensure_writable
     from hir_edge.progress import Stopwatch, progress, summary
 
@@ -146,10 +146,10 @@ def dna(
         for read in progress(records, desc="degrade", unit="read", quiet=quiet):
             shown = _echo_new_errors(report.errors, shown)
             sequence = degrade_dna_seeded(read.sequence, noise, seed, read.index)
-            yield f"{read.id} degraded {values} index={read.index}", sequence
+            yield read.id, sequence, f"degraded {values} index={read.index}"
         shown = _echo_new_errors(report.errors, shown)
 
-    written = _write_fasta(degraded(), output, force=force)
+    written = write_fasta(degraded(), output, force=force)
     summary(
         f"{written} reads written to {output} in {clock}; {report.n_skipped} skipped",
         quiet=quiet,
@@ -204,13 +204,15 @@ def image(
     are written upright (EXIF orientation applied) in RGB; metadata is not copied. Files in
     sub-folders keep their relative paths. Exit code 1 when some images could not be read.
     """
+    from hir_edge.degrade import blur_file, image_format_for
     from hir_edge.errors import InputError
+    from hir_edge.images import image_files
     from hir_edge.io import atomic_dir, ensure_writable
     from hir_edge.progress import Stopwatch, progress, summary
 
     clock = Stopwatch()
     if source.is_dir():
-        files = _image_files(source)
+        files = image_files(source)
         if not files:
             raise InputError(source, "holds no image files (.jpg, .png, .tif, .webp, …)")
         failed = 0
@@ -220,7 +222,7 @@ def image(
                 if image_format == "png":
                     relative = relative.with_suffix(".png")
                 try:
-                    _blur_file(path, tmp / relative, kernel)
+                    blur_file(path, tmp / relative, kernel)
                 except InputError as err:
                     click.echo(f"skipped: {err}", err=True)
                     failed += 1
@@ -233,8 +235,11 @@ def image(
             ctx.exit(1)
         return
     ensure_writable(output, force)
-    _image_format_for(output)  # refuse an unknown suffix before decoding anything
-    _blur_file(source, output, kernel)
+    try:
+        image_format_for(output)  # refuse an unknown suffix before decoding anything
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="'--output'") from None
+    blur_file(source, output, kernel)
     summary(f"1 image blurred (k={kernel}) to {output} in {clock}", quiet=quiet)
 
 
@@ -242,57 +247,3 @@ def _echo_new_errors(errors: list, shown: int) -> int:
     for error in errors[shown:]:
         click.echo(f"skipped: {error}", err=True)
     return len(errors)
-
-
-def _write_fasta(records, path: Path, *, force: bool) -> int:
-    """FASTA with descriptions after the id (``sequences.write_fasta`` takes bare ids only)."""
-    import gzip
-
-    from hir_edge.io import atomic_open, ensure_writable
-
-    ensure_writable(path, force)
-    count = 0
-    with atomic_open(path, "wb") as raw:
-        gz = path.suffix.lower() == ".gz"
-        stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
-        for header, sequence in records:
-            stream.write(f">{header}\n{sequence}\n".encode())
-            count += 1
-        if gz:
-            stream.close()
-    return count
-
-
-def _image_files(folder: Path) -> list[Path]:
-    from hir_edge.images import IMAGE_SUFFIXES
-
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-
-
-def _image_format_for(path: Path) -> str:
-    from PIL import Image
-
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise click.BadParameter(
-            f"cannot tell the image format from {path.name!r}; use a suffix such as "
-            ".png, .jpg, .tif or .webp",
-            param_hint="'--output'",
-        )
-    return fmt
-
-
-def _blur_file(source: Path, target: Path, kernel: int) -> None:
-    from hir_edge.degrade import blur_image
-    from hir_edge.images import load_image
-    from hir_edge.io import atomic_open
-
-    fmt = _image_format_for(target)
-    blurred = blur_image(load_image(source), kernel)
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_open(target, "wb") as handle:
-        blurred.save(handle, format=fmt, **options)

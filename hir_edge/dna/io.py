@@ -534,7 +534,7 @@ def _reads(
 
 
 def write_fasta(
-    records: Iterable[tuple[str, str] | Read],
+    records: Iterable[tuple[str, str] | tuple[str, str, str] | Read],
     path: str | Path,
     *,
     force: bool = False,
@@ -543,7 +543,8 @@ def write_fasta(
     """Write reads as FASTA (gzipped when the name ends in .gz), atomically.
 
     Args:
-        records: ``Read`` objects or ``(id, sequence)`` pairs.
+        records: ``Read`` objects, ``(id, sequence)`` pairs or ``(id, sequence, description)``
+            triples (the description follows the id on the header line).
         path: the output; an existing file is kept unless ``force``.
         line_width: wrap sequences at this width (60 is conventional); 0 writes one line.
 
@@ -562,7 +563,10 @@ def write_fasta(
         gz = path.suffix.lower() == ".gz"
         stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
         for item in records:
-            rid, seq = (item.id, item.sequence) if isinstance(item, Read) else item
+            if isinstance(item, Read):
+                rid, seq, note = item.id, item.sequence, ""
+            else:
+                rid, seq, note = (*item, "") if len(item) == 2 else item
             if not rid or rid.split() != [rid]:
                 raise ValueError(
                     f"record {count + 1}: FASTA ids must be non-empty and hold no "
@@ -570,7 +574,8 @@ def write_fasta(
                 )
             step = line_width or max(len(seq), 1)
             lines = [seq[start : start + step] for start in range(0, len(seq), step)]
-            stream.write("\n".join([f">{rid}", *lines, ""]).encode("utf-8"))
+            header = f">{rid} {note}" if note else f">{rid}"
+            stream.write("\n".join([header, *lines, ""]).encode("utf-8"))
             count += 1
         if gz:
             stream.close()  # writes the gzip trailer; the file itself stays open

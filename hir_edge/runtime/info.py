@@ -1,8 +1,65 @@
-"""What this machine can run a bundle with (for ``hir-edge info`` and ``bench``)."""
+"""What a bundle is and what this machine can run it with (``hir-edge info`` and ``bench``)."""
 
 from __future__ import annotations
 
-from hir_edge.runtime.bundle import Bundle
+from hir_edge.io import human_size
+from hir_edge.runtime.bundle import MODEL_CARD, Bundle
+
+
+def bundle_summary(b: Bundle) -> dict:
+    """The manifest's facts a user asks about, in plain types (``info --json``)."""
+    m = b.manifest
+    return {
+        "name": b.name,
+        "path": str(b.root),
+        "format": m["format"],
+        "created": m.get("created"),
+        "hir_edge_version": m.get("hir_edge_version"),
+        "model": m["model"],
+        "size": human_size(b.size_bytes()),
+        "graphs": {p: g["files"] for p, g in m["graphs"].items()},
+        "engines": {
+            p: {k: v["tag"] for k, v in e.items()} for p, e in m.get("engines", {}).items()
+        },
+        "references": None if b.references is None else len(b.references.ids),
+        "branches": m.get("provenance", {}).get("branches"),
+        "scoring": {
+            k: m.get("scoring", {}).get(k) for k in ("target_precision", "thresholds", "novelty")
+        },
+        "signed": (b.root / "manifest.sig").is_file(),
+        "backends_here": available_backends(b),
+    }
+
+
+def bundle_text(b: Bundle, summary: dict) -> str:
+    """The model card, then one line per fact: what ``hir-edge info`` prints."""
+    import json
+
+    m = b.manifest
+    lines = []
+    card = b.root / MODEL_CARD
+    if card.is_file():
+        lines += [card.read_text(encoding="utf-8").rstrip(), ""]
+    lines.append(
+        f"bundle: {b.root} ({summary['size']}, format {m['format']}, hir-edge "
+        f"{m.get('hir_edge_version')}{', signed' if summary['signed'] else ''})"
+    )
+    lines.append(f"taxa: {m['model']['taxa']}; reference specimens: {summary['references'] or 0}")
+    for part, files in summary["graphs"].items():
+        sizes = ", ".join(
+            f"{p} {human_size((b.root / f).stat().st_size)}" for p, f in files.items()
+        )
+        lines.append(f"graph {part}: {sizes}")
+    lines.append(
+        "engines: "
+        + (
+            json.dumps(summary["engines"])
+            if summary["engines"]
+            else "none (build on the device with hir-edge export --engine --bundle ...)"
+        )
+    )
+    lines.append("backends here: " + "; ".join(summary["backends_here"]))
+    return "\n".join(lines)
 
 
 def available_backends(bundle: Bundle) -> list[str]:
