@@ -120,39 +120,26 @@ def _default_workers() -> int:
 )
 @force_option("Overwrite --output / --log files.")
 @quiet_option("No progress bar or summary line.")
-def identify(
-    reads,
-    images,
-    sheet,
-    bundle,
-    fmt,
-    output,
-    top_k,
-    min_confidence,
-    novel_above,
-    max_rank,
-    backend,
-    precision,
-    device,
-    batch_size,
-    workers,
-    log_path,
-    trusted_key,
-    force,
-    quiet,
-):
+def identify(**options):
     """Identify specimens from COI reads, photos, or both — offline.
 
     \b
       hir-edge identify --fasta reads.fa --image bug.jpg
       hir-edge identify --fasta run.fastq.gz --image photos/ --format tsv -o ids.tsv
 
-    Exit status: 0 when every specimen was identified, 1 when some inputs were skipped
-    (each reported on stderr), 2 for usage errors.
+    Exit status: 0 every specimen identified, 1 some inputs skipped (each reported on
+    stderr), 2 usage or input errors, 3 a bad bundle, 4 the system refused, 130/143
+    interrupted/terminated.
     """
     from hir_edge.io import ensure_writable
     from hir_edge.runtime.run import IdentifyRun
 
+    # the options that shape the output stay here; the rest are the run's own fields
+    fmt, output, log_path, force = (options.pop(k) for k in ("fmt", "output", "log_path", "force"))
+    novel_above = options.pop("novel_above")
+    options["novel_divergence"] = None if novel_above is None else novel_above / 100.0
+    options["images"] = list(options["images"])
+    reads, images, sheet = options["reads"], options["images"], options["sheet"]
     if reads is None and not images and sheet is None:
         raise click.UsageError("give reads (--fasta), photos (--image) or a --manifest sheet")
     if sheet is not None and images:
@@ -160,23 +147,7 @@ def identify(
     for path in (output, log_path):
         if path is not None and path != "-":
             ensure_writable(path, force)  # fail now, not after the whole run
-    run = IdentifyRun(
-        bundle=bundle,
-        reads=reads,
-        images=list(images),
-        sheet=sheet,
-        backend=backend,
-        precision=precision,
-        device=device,
-        top_k=top_k,
-        min_confidence=min_confidence,
-        novel_divergence=None if novel_above is None else novel_above / 100.0,
-        trusted_key=trusted_key,
-        max_rank=max_rank,
-        batch_size=batch_size,
-        workers=workers,
-        quiet=quiet,
-    )
+    run = IdentifyRun(**options)
     with open_output(output, force) as (stream, is_tty):
         status = run.execute(stream, fmt or ("table" if is_tty else "tsv"))
     if log_path:
