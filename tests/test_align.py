@@ -293,3 +293,23 @@ def test_worker_processes_give_the_same_answers():
     expected_sims, expected_hits = serial.search(reads)
     np.testing.assert_array_equal(sims, expected_sims)
     assert hits == expected_hits and hits[3] is None
+
+
+def test_simd_scores_equal_biopython_scores_on_degraded_reads():
+    from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.dna.align import CandidateScorer
+
+    pytest.importorskip("pyopal")
+    rng = np.random.default_rng(7)
+    refs = ["".join(rng.choice(list("ACGT"), 640)) for _ in range(30)]
+    aligner = ReferenceAligner(refs, k=6)
+    scorer = aligner._scorer
+    assert scorer.simd
+    slow = CandidateScorer(refs, aligner._aligner)
+    slow._opal = None  # the Biopython path
+    severe = get_preset("severe").dna
+    for i in range(12):
+        # substitutions, Ns, indels, a dropout run, truncation; and unrelated references
+        read = clean_read(degrade_dna_seeded(refs[i], severe, 0, i))[0][i * 5 :]
+        candidates = rng.permutation(30)[:12]
+        assert scorer.scores(read, candidates).tolist() == slow.scores(read, candidates).tolist()

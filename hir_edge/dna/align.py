@@ -157,7 +157,8 @@ class ReferenceAligner:
         aligner.extend_gap_score = -1.0
         aligner.end_gap_score = 0.0  # free end gaps: truncated reads and references
         aligner.wildcard = "N"
-        self._aligner = aligner
+        self._aligner = aligner  # the traceback of the best hit
+        self._scorer = CandidateScorer(self.references, aligner)
 
     def search(
         self, reads: Sequence[str], exclude: Sequence[np.ndarray | None] | None = None
@@ -242,9 +243,7 @@ class ReferenceAligner:
 
     def _identities(self, read: str, called: int, candidates: np.ndarray) -> np.ndarray:
         """Identity of ``read`` to each candidate, from the alignment score alone."""
-        scores = np.array(
-            [self._aligner.score(read, self.references[j]) for j in candidates], dtype=float
-        )
+        scores = self._scorer.scores(read, candidates)
         spans = np.minimum(called, [len(self.references[j]) for j in candidates])
         return 0.5 * (scores / spans + 1.0)
 
@@ -357,6 +356,52 @@ class ReferenceAligner:
             ),
             library_bases=int(in_library.sum()),
         )
+
+
+class CandidateScorer:
+    """Alignment scores of one read against chosen references, by SIMD when pyopal is here.
+
+    Opal's semi-global ``ov`` mode (free end gaps on both sequences) with match +1, mismatch
+    -1, N scoring 0 against anything and a gap of length L costing 2 + (L - 1) gives exactly
+    the scores of Biopython's aligner as configured above (tests/test_align.py checks it):
+    the same identities, so the same answers, many times faster (benchmarks/results/
+    dna_speed.md). Without pyopal (it has wheels for x86-64 and aarch64), Biopython scores.
+    """
+
+    def __init__(self, references: Sequence[str], fallback):
+        self._fallback = fallback
+        self._references = references
+        try:
+            import pyopal
+            from scoring_matrices import ScoringMatrix
+        except ImportError:
+            self._opal = None
+            return
+        alphabet = "ACGTN"
+        matrix = [
+            [0 if "N" in (a, b) else (1 if a == b else -1) for b in alphabet] for a in alphabet
+        ]
+        self._opal = pyopal.Aligner(
+            ScoringMatrix(matrix, alphabet=alphabet), gap_open=2, gap_extend=1
+        )
+        self._database = pyopal.Database(list(references), self._opal.alphabet)
+
+    @property
+    def simd(self) -> bool:
+        return self._opal is not None
+
+    def scores(self, read: str, candidates: np.ndarray) -> np.ndarray:
+        """The alignment score of ``read`` to each reference in ``candidates``."""
+        if not len(candidates):
+            return np.zeros(0, dtype=float)
+        if self._opal is None:
+            refs = self._references
+            return np.array([self._fallback.score(read, refs[j]) for j in candidates], float)
+        subset = self._database.extract([int(j) for j in candidates])
+        out = np.zeros(len(candidates), dtype=float)
+        for result in self._opal.align(read, subset, mode="score", algorithm="ov"):
+            out[result.target_index] = result.score
+        return out
 
 
 _WORKER_ALIGNER: ReferenceAligner | None = None
