@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -57,6 +58,11 @@ def test_readme_command_identifies_the_examples():
     assert len(degraded) == 1
 
 
+def _expected() -> list[dict]:
+    with (EXAMPLES / "expected.tsv").open() as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
 @pytest.mark.parametrize("fmt", ["table", "tsv"])
 def test_readme_command_prints(fmt):
     result = CliRunner().invoke(
@@ -73,3 +79,32 @@ def test_readme_command_prints(fmt):
     )
     assert result.exit_code == 0
     assert "identified 4 specimens (4 paired" in result.stderr
+    truth = {row["id"]: row for row in _expected()}
+    if fmt == "tsv":
+        rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t"))
+        assert [r["id"] for r in rows] == list(truth)
+        for row in rows:  # every shipped example is answered at its true species
+            assert (row["assigned_rank"], row["assigned_taxon"]) == (
+                "species",
+                truth[row["id"]]["species"],
+            )
+    else:
+        for sid, row in truth.items():
+            assert f"{sid}: Species {row['species']} (" in result.stdout
+
+
+def test_a_tar_bundle_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tarfile
+    import tempfile
+
+    archive = tmp_path / "demo.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(default_bundle(), arcname="demo")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = CliRunner().invoke(
+        main, ["identify", "--bundle", str(archive), "--fasta", str(EXAMPLES / "reads.fa")]
+    )
+    assert result.exit_code == 0
+    assert list(scratch.iterdir()) == []  # the extracted bundle was removed

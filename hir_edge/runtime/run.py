@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -69,9 +70,18 @@ class IdentifyRun:
         return bundle, select_backend(bundle, self.backend, self.precision, self.device)
 
     def execute(self, stream: IO[str], fmt: str) -> int:
-        """Identify everything; returns the exit status (0 all identified, 1 some skipped)."""
+        """Identify everything; returns the exit status (0 all identified, 1 some skipped).
+
+        The bundle (a .tar's temporary folder), the alignment workers and the output are
+        closed by one ExitStack, whatever ends the run; an interrupted run still ends its
+        output (a JSON array is closed)."""
+        with contextlib.ExitStack() as stack:
+            return self._execute(stream, fmt, stack)
+
+    def _execute(self, stream: IO[str], fmt: str, stack: contextlib.ExitStack) -> int:
         start = time.perf_counter()
         bundle, backend = self._open()
+        stack.callback(bundle.close)
         self.stats.update(
             bundle=str(bundle.root), bundle_name=bundle.name, backend=backend.describe(), format=fmt
         )
@@ -93,6 +103,7 @@ class IdentifyRun:
             self.workers,
             novel_divergence=self.novel_divergence,
         )
+        stack.callback(identifier.close)
         self.stats["novel_divergence_in_effect"] = identifier.scoring.novelty_divergence
         if identifier.synthetic_image_branch and self.images:
             self._say(
@@ -109,8 +120,10 @@ class IdentifyRun:
                 Path(self.reads) if self.reads else None, images, problems, report
             )
         writer = Writer(stream, fmt, self.top_k)
+        stack.callback(writer.close)
         counts = {"paired": 0, "dna": 0, "image": 0, "none": 0}
         bar = progress_bar(None, desc="identify", unit="specimen", quiet=self.quiet)
+        stack.callback(bar.close)
         identified = 0
         seen = [0, 0]
         try:
@@ -131,10 +144,6 @@ class IdentifyRun:
         except KeyboardInterrupt:
             self._say(f"interrupted after {identified} specimens")
             raise
-        finally:  # an interrupted run still ends its output (a JSON array is closed)
-            bar.close()
-            identifier.close()
-            writer.close()
         self._report(problems, report, seen)
         seconds = time.perf_counter() - start
         skipped = len(problems) + report.n_skipped
