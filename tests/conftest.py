@@ -43,6 +43,17 @@ def eu_moths() -> Path:
     return shared_path("eu_moths")
 
 
+REAL_DATA_FIXTURES = {"shared_data", "bold_100sp", "bold_1826sp", "bioscan_photos", "eu_moths"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that reads ../shared/data carries the ``realdata`` marker (``-m "not
+    realdata"`` deselects them), whether it asks for a fixture or marks itself."""
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
+
+
 # --------------------------------------------------------------------------- small trained model
 # A small, dropout-free tiny model: fast on 2 cores, and deterministic across process counts.
 SMALL_TRAINING = [

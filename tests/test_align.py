@@ -236,6 +236,7 @@ def test_a_sister_species_has_a_small_barcode_gap_a_distant_one_a_large_one():
         assert novel_species(hit)[0] is True
 
 
+@pytest.mark.realdata
 @pytest.mark.skipif(not BOLD.is_dir(), reason="../shared/data/bold_coi is absent")
 def test_real_barcodes_degraded_reads_stay_known_absent_species_read_as_novel():
     """Real BOLD barcodes: 20 genera, one species of each held out whole."""

@@ -42,7 +42,10 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     # fitted on clean reads, 'paper'-degraded copies and 150-bp fragments of them
     assert (scoring["calibration_noise"], scoring["calibration_fragment"]) == ("paper", 150)
     for key in ("validation_read_divergence", "validation_noisy_read_divergence"):
-        assert 0.0 <= scoring[key]["flagged_novel_%"] <= 100.0
+        stats = scoring[key]
+        assert stats["q50"] <= stats["q99"]
+        if stats["q99"] <= scoring["novelty_divergence"]:  # 99% of reads under the cut-off
+            assert stats["flagged_novel_%"] <= 1.0 + 1e-9
     assert "validation_fragment_read_divergence" in scoring
     assert manifest["provenance"]["branches"]["image"]["kind"] == "synthetic"
     assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
@@ -141,3 +144,18 @@ def test_distilled_student_bundle(tiny_run, tiny_world, tmp_path):
     assert "int8" not in manifest["graphs"]["image"]["files"]
     assert not (out / "references.npz").exists()
     assert not (tmp_path / ".student.bundle.work").exists()  # the work folder is cleaned up
+
+
+def test_divergence_stats_by_hand():
+    from hir_edge.dna.align import Hit
+    from hir_edge.export.calibrate import _divergence_stats
+    from hir_edge.runtime.scoring import ScoringSettings
+
+    hits = [
+        Hit(0, 0.99, 600, (0, 0, 1), 0, divergence) for divergence in (0.0, 0.01, 0.03, 0.05)
+    ] + [None]  # a read without a hit does not count
+    settings = ScoringSettings.from_manifest({"scoring": {"novelty_divergence": 0.02}}, 4)
+    stats = _divergence_stats(hits, settings)
+    assert stats["q50"] == pytest.approx(0.02)  # midway between 0.01 and 0.03
+    assert stats["flagged_novel_%"] == 50.0  # 0.03 and 0.05 are over 2%
+    assert _divergence_stats([None], settings)["q50"] is None
