@@ -15,11 +15,13 @@ import numpy as np
 from hir_edge.dna.qc import base_codes, clean_read
 
 MAX_K = 8  # 4^8 = 65,536 profile columns: float32 profiles cost 256 kB per reference
+_DROP_CLEAN = str.maketrans("", "", "ACGTN")  # what a cleaned read is made of
 _CHUNK_ELEMENTS = 1 << 22  # query × reference scores held at once (16 MB of float32)
 
 
 def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
-    """Clean every sequence to upper-case A/C/G/T/N (``clean_read``), naming the bad one.
+    """Clean every sequence to upper-case A/C/G/T/N (``clean_read``), naming the bad one. A
+    read already cleaned (by the reader: each read is cleaned once) passes as it is.
 
     Raises:
         ValueError: "<what> <i>: <problem>" for a non-string, empty or non-DNA sequence, or
@@ -31,6 +33,9 @@ def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
     for i, raw in enumerate(sequences):
         if not isinstance(raw, str):
             raise ValueError(f"{what} {i}: expected a DNA string, got {type(raw).__name__}")
+        if raw and not raw.translate(_DROP_CLEAN):  # cleaned upstream: one C-speed check
+            out.append(raw)
+            continue
         try:
             out.append(clean_read(raw)[0])
         except ValueError as exc:
