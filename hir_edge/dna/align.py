@@ -27,10 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hir_edge.dna.divergence import (
-    SiteProfile,
-    divergence_estimate,
-)
+from hir_edge.dna.divergence import MIN_ESTIMABLE_IDENTITY, SiteProfile, divergence_estimate
 from hir_edge.dna.kmers import KmerIndex, base_codes, clean_sequences
 from hir_edge.dna.qc import reverse_complement, stop_codon_counts
 
@@ -74,7 +71,10 @@ class Hit:
             "mismatches_by_codon_position": list(self.mismatches_by_position),
             "mismatches_with_library_bases": self.library_bases,
             "gaps": self.gaps,
-            "divergence": round(self.divergence, 4),
+            # absent, not a misleading 0, for a hit too far for the estimate to describe
+            "divergence": round(self.divergence, 4)
+            if self.identity >= MIN_ESTIMABLE_IDENTITY
+            else None,
             "barcode_gap": None if self.gap is None else round(self.gap, 4),
         }
 

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 # Hebert et al. 2003's barcode analyses; 3rd positions are mostly four-fold degenerate).
 # Sequencing errors: 1/3. The estimate below needs only that the two differ clearly.
 THIRD_POSITION_SHARE = 0.85
+# Below this identity to its best hit a read has no relative in the library (or is not COI):
+# its mismatches are beyond what the error-plus-divergence model (rates up to 0.3) describes,
+# so no divergence is reported for it (the novelty rule's identity floor is the same 80%).
+MIN_ESTIMABLE_IDENTITY = 0.8
 # Pseudo-count per base and site: with few species (or a site they all share) a mismatch's
 # share stays near 1/3, the error model's, and so carries no evidence either way.
 PSEUDOCOUNT = 0.5
