@@ -314,3 +314,18 @@ def test_simd_scores_equal_biopython_scores_on_degraded_reads():
         read = clean_read(degrade_dna_seeded(refs[i], severe, 0, i))[0][i * 5 :]
         candidates = rng.permutation(30)[:12]
         assert scorer.scores(read, candidates).tolist() == slow.scores(read, candidates).tolist()
+
+
+def test_a_few_perfectly_aligned_bases_are_no_identical_hit():
+    # free end gaps let a random read align a handful of bases perfectly to some reference:
+    # the identity counts at least half of the possible overlap, so it stays low
+    rng = np.random.default_rng(1)
+    refs = ["".join(rng.choice(list("ACGT"), 650)) for _ in range(40)]
+    aligner = ReferenceAligner(refs, k=6)
+    reads = ["".join(rng.choice(list("ACGT"), 650)) for _ in range(20)]
+    _, hits = aligner.search(reads)
+    for hit in hits:
+        assert hit is None or hit.identity < 0.7
+    # a real fragment is unaffected: 150 bases of a reference are 100% identical to it
+    _, (fragment,) = aligner.search([refs[3][200:350]])
+    assert fragment.reference == 3 and fragment.identity == 1.0 and fragment.span == 150

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -108,3 +109,19 @@ def test_a_tar_bundle_leaves_no_temporary_folder(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0
     assert list(scratch.iterdir()) == []  # the extracted bundle was removed
+
+
+def test_random_dna_gets_no_taxon_from_a_bundle_without_a_placement_model(tmp_path):
+    rng = np.random.default_rng(0)
+    reads = tmp_path / "random.fa"
+    reads.write_text(
+        "".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 650))}\n" for i in range(3))
+    )
+    assert (
+        "placement" not in json.loads((default_bundle() / "manifest.json").read_text())["scoring"]
+    )
+    result = CliRunner().invoke(main, ["identify", "--fasta", str(reads), "--format", "json"])
+    for item in json.loads(result.stdout):
+        assert item["assigned"]["rank"] is None and item["assigned"]["confidence"] == 0.0
+        assert item["best_hit"]["identity"] < 0.8 and item["best_hit"]["divergence"] is None
+        assert item["warnings"][-1].startswith("no close reference: the best barcode hit is")

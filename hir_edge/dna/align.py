@@ -37,6 +37,9 @@ MIN_KMERS_CALLED = 3
 # BOLD's 2%) or is far (under 90% identical) is aligned to the whole k-mer candidate list too:
 # its nearest relatives may be the 4th or 5th reference of one species, which the diverse
 # shortlist leaves out. The cost falls on far reads only (their rate is in identify_bold.md).
+# The aligned span a hit's identity is measured over: at least this share of the possible
+# overlap (a real read, even a fragment or one with junk ends, aligns far more than half).
+MIN_COVERAGE = 0.5
 WIDEN_DIVERGENCE = 0.02
 WIDEN_IDENTITY = 0.9
 
@@ -343,9 +346,14 @@ class ReferenceAligner:
         shares, in_library = self.sites.shares(j, at, bases)
         third_called = int(called_by_position[2])
         span = matches + len(at) + gaps
+        # Free end gaps let a read of nothing in the library align a handful of bases
+        # perfectly (6 of 650 bases: "100% identical"). The identity is therefore taken over
+        # at least half of the overlap the read and reference could have.
+        called = len(read) - read.count("N")
+        floor = MIN_COVERAGE * min(called, len(ref) - ref.count("N"))
         return Hit(
             reference=j,
-            identity=matches / max(span, 1),
+            identity=matches / max(span, floor, 1),
             span=span,
             mismatches_by_position=(int(by_position[0]), int(by_position[1]), int(by_position[2])),
             gaps=gaps,

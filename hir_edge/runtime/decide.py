@@ -47,6 +47,9 @@ class AnswerRules:
         scope = self._out_of_scope(ev)
         if scope:
             return Decision(-1, 0.0, None, [scope])
+        far = self._too_far(ev)
+        if far is not None:
+            return far
         novel, why = self._novelty(ev)
         level = min(ev.level, min(self.max_level, species - 1) if novel else self.max_level)
         level = self._past_placeholders(ev, level)
@@ -56,6 +59,30 @@ class AnswerRules:
             record = {"rank": self.ranks[species], "reason": why}
             warnings.append(f"novel: species probably absent from the reference library ({why})")
         return Decision(level, confidence, record, warnings)
+
+    def _too_far(self, ev: Evidence) -> Decision | None:
+        """In a bundle without a placement model (exported before it existed), a read whose
+        best barcode hit is under the novelty identity floor (80%: no relative in the
+        library, or not COI) is placed nowhere: the learned ranking alone named genera of
+        random DNA at confidence 1.000. A placement model learns the same from its
+        'unrelated DNA' reads and the library's identity bands."""
+        hit = ev.hit
+        floor = self.scoring.novelty_identity
+        if hit is None or hit.identity >= floor:
+            return None
+        reason = (
+            f"best reference barcode only {100 * hit.identity:.1f}% identical "
+            f"(< {100 * floor:.0f}%)"
+        )
+        return Decision(
+            -1,
+            0.0,
+            {"rank": self.ranks[0], "reason": reason},
+            [
+                f"no close reference: the best barcode hit is {100 * hit.identity:.1f}% "
+                "identical, too far to place the read at any rank"
+            ],
+        )
 
     def _decide_read(self, ev: Evidence) -> Decision:
         """A read with a barcode hit: the placement model's deepest reached rank."""
