@@ -125,3 +125,14 @@ def test_random_dna_gets_no_taxon_from_a_bundle_without_a_placement_model(tmp_pa
         assert item["assigned"]["rank"] is None and item["assigned"]["confidence"] == 0.0
         assert item["best_hit"]["identity"] < 0.8 and item["best_hit"]["divergence"] is None
         assert item["warnings"][-1].startswith("no close reference: the best barcode hit is")
+
+
+def test_bench_times_dna_identification_by_read_set(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--batch", "1", "--repeat", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["part"]: r for r in json.loads(out.read_text())["rows"]}
+    for name in ("known", "paper", "150 bp", "unrelated"):
+        row = rows[f"reads: {name}"]
+        assert row["batch"] == 32 and row["specimens_per_second"] > 0
+        assert row["ms_per_specimen"] == pytest.approx(1000.0 / row["specimens_per_second"])

@@ -38,7 +38,8 @@ from hir_edge.cli.common import bundle_option, force_option
 )
 @force_option()
 def bench(bundle_arg, bundle, batches, repeat, output, device, force):
-    """Time image, DNA, fusion and whole-specimen inference (ms per specimen, specimens/s).
+    """Time image, DNA, fusion and whole-specimen inference (ms per specimen, specimens/s), and
+    whole DNA identification by read set (known, paper-degraded, 150 bp, unrelated).
 
     A bundle is timed on each backend it can run here; a training model folder (RUN/best) is
     timed in torch, on the GPU with --device cuda.
@@ -61,11 +62,16 @@ def bench(bundle_arg, bundle, batches, repeat, output, device, force):
     else:
         b = open_bundle(path)
         rows = run_benchmark(b, list(batches), repeat)
+        if b.has_part("dna") and b.references is not None:
+            from hir_edge.runtime.backends import select_backend
+            from hir_edge.runtime.benchmark import run_read_benchmark
+
+            rows += run_read_benchmark(b, select_backend(b, "auto", "int8", "cpu"))
     header = ("backend", "part", "batch", "ms/batch", "ms/specimen", "specimens/s")
-    click.echo("{:<34} {:<8} {:>5} {:>9} {:>12} {:>12}".format(*header))
+    click.echo("{:<34} {:<16} {:>5} {:>9} {:>12} {:>12}".format(*header))
     for r in rows:
         click.echo(
-            f"{r['backend']:<34} {r['part']:<8} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
+            f"{r['backend']:<34} {r['part']:<16} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
             f"{r['ms_per_specimen']:>12.3f} {r['specimens_per_second']:>12.1f}"
         )
     if output:

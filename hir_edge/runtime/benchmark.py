@@ -79,3 +79,58 @@ def run_benchmark(
                     }
                 )
     return rows
+
+
+def read_sets(bundle: Bundle, n: int = 96, seed: int = 0) -> dict[str, list[str]]:
+    """Reads made from the bundle's own reference barcodes: the read sets DNA speed depends
+    on (a known read is answered from a close hit; a far one is aligned to more candidates)."""
+    from hir_edge.degrade import degrade_dna_seeded, get_preset
+
+    if bundle.references is None or bundle.references.barcodes is None:
+        return {}
+    barcodes = [b.decode() if isinstance(b, bytes) else str(b) for b in bundle.references.barcodes]
+    barcodes = [b for b in barcodes if len(b) >= 300]
+    rng = np.random.default_rng(seed)
+    picked = [barcodes[i] for i in rng.choice(len(barcodes), min(n, len(barcodes)), False)]
+    paper = get_preset("paper").dna
+    return {
+        "known": picked,
+        "paper": [degrade_dna_seeded(b, paper, seed, i) for i, b in enumerate(picked)],
+        "150 bp": [b[100:250] for b in picked],
+        "unrelated": ["".join(rng.permutation(list(b))) for b in picked],  # no relative
+    }
+
+
+def run_read_benchmark(bundle: Bundle, backend, batch: int = 32, workers: int = 1) -> list[dict]:
+    """Reads per second of the whole identification (embedding, alignment, answer) by read
+    set, as ``identify`` runs it."""
+    from hir_edge.dna.qc import clean_read
+    from hir_edge.runtime.identifier import Identifier
+    from hir_edge.runtime.schema import Specimen
+
+    rows = []
+    identifier = Identifier(bundle, backend, workers=workers)
+    try:
+        for name, reads in read_sets(bundle).items():
+            specimens = []
+            for i, raw in enumerate(reads):
+                seq, qc = clean_read(raw, orient=True)
+                specimens.append(Specimen(f"{name}{i}", seq, qc))
+            identifier.identify(specimens[:batch])  # warm-up: workers, sessions
+            start = time.perf_counter()
+            for k in range(0, len(specimens), batch):
+                identifier.identify(specimens[k : k + batch])
+            seconds = time.perf_counter() - start
+            rows.append(
+                {
+                    "backend": backend.describe(),
+                    "part": f"reads: {name}",
+                    "batch": batch,
+                    "ms_per_batch": 1000.0 * seconds * batch / len(specimens),
+                    "ms_per_specimen": 1000.0 * seconds / len(specimens),
+                    "specimens_per_second": len(specimens) / seconds,
+                }
+            )
+    finally:
+        identifier.close()
+    return rows
