@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hir_edge.dna.align import Hit, ReferenceAligner, min_called_bases
-from hir_edge.dna.qc import reverse_complement
+from hir_edge.dna.align import Hit, min_called_bases
 from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
 from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Evidence
+from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
 from hir_edge.runtime.bundle import Bundle
 from hir_edge.runtime.decide import AnswerRules
 from hir_edge.runtime.placement import placement_features
@@ -44,8 +44,6 @@ from hir_edge.runtime.scoring import (
     tree_probabilities,
 )
 
-# A taxon hidden from a query (open-set calibration): (rank level, taxon id), or None.
-Hidden = tuple[int, int] | None
 _MASKED = -1.0e4  # the logit of a hidden taxon: exp() underflows to 0, but no NaN
 
 
@@ -95,8 +93,7 @@ class Identifier:
         self.rules = AnswerRules(
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
-        self._aligner: ReferenceAligner | None = None
-        self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
+        self.library = LibraryBarcodes(bundle.references, self.scoring, workers)
         branches = bundle.manifest.get("provenance", {}).get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -174,88 +171,16 @@ class Identifier:
             temperature,
         )
 
-    def _reference_aligner(self) -> ReferenceAligner | None:
-        """The aligner over the library's barcodes, built on first use (None without any)."""
-        refs = self.bundle.references
-        if self._aligner is None and refs is not None and refs.barcodes is not None:
-            barcodes = [
-                b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
-            ]
-            self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
-            if len(self._barcoded):
-                species = refs.labels[self._barcoded, -1]
-                self._aligner = ReferenceAligner(
-                    [barcodes[j] for j in self._barcoded],
-                    self.scoring.kmer_k,
-                    self.scoring.barcode_shortlist,
-                    [int(c) if c >= 0 else None for c in species],
-                    self.scoring.barcode_per_species,
-                    workers=self.workers,
-                )
-        return self._aligner
-
     def strand_from_library(self, specimens: Sequence[Specimen]) -> list[Specimen]:
-        """``specimens`` with each read whose strand the coding model could not call
-        (``uncertain_strand``) put on the strand its library relatives are on; its QC then says
-        ``strand_from_library`` (and whether it was reverse-complemented, all told)."""
-        unsure = [
-            i
-            for i, s in enumerate(specimens)
-            if s.sequence and s.qc is not None and "uncertain_strand" in s.qc.flags
-        ]
-        aligner = self._reference_aligner() if unsure else None
-        if aligner is None:
-            return list(specimens)
-        flip, decided = aligner.prefers_reverse([specimens[i].sequence for i in unsure])
-        out = list(specimens)
-        for i, reverse, known in zip(unsure, flip, decided):
-            if not known:
-                continue
-            s = specimens[i]
-            flags = tuple(f for f in s.qc.flags if f != "uncertain_strand")
-            qc = replace(
-                s.qc,
-                reverse_complemented=s.qc.reverse_complemented != bool(reverse),
-                flags=(*flags, "strand_from_library"),
-            )
-            sequence = reverse_complement(s.sequence) if reverse else s.sequence
-            out[i] = replace(s, sequence=sequence, qc=qc)
-        return out
+        """Reads of uncertain strand on their library relatives' strand (the library's)."""
+        return self.library.strand_from_library(specimens)
 
     def barcode_alignments(
         self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
-        """[N, M] alignment identity of reads to the reference barcodes (0 outside each read's
-        shortlist) and each read's best hit; (None, None) when the bundle has no barcodes.
-
-        References without a barcode (photo-only specimens) are left out of the alignment and
-        keep identity 0; hits point at rows of the whole reference library. ``hidden`` removes
-        a taxon's references from a read's search (open-set calibration).
-        """
-        aligner = self._reference_aligner() if self.alignment else None
-        if aligner is None:
-            return None, None
-        exclude = None
-        if hidden is not None:
-            position = {int(j): k for k, j in enumerate(self._barcoded)}
-            exclude = [
-                None
-                if h is None
-                else np.array([position[j] for j in self._hidden_references(h) if j in position])
-                for h in hidden
-            ]
-        sims, hits = aligner.search(sequences, exclude)
-        full = np.zeros((len(sims), len(self.bundle.references.barcodes)), dtype=np.float32)
-        full[:, self._barcoded] = sims
-        hits = [
-            None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
-            for h in hits
-        ]
-        return full, hits
-
-    def _hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
-        level, taxon = hidden
-        return np.flatnonzero(self.bundle.references.labels[:, level] == taxon)
+        return (
+            self.library.barcode_alignments(sequences, hidden) if self.alignment else (None, None)
+        )
 
     def _hidden_taxa(self, hidden: tuple[int, int]) -> list[np.ndarray]:
         """Per rank, the taxa under a hidden taxon (itself at its rank, none above it)."""
@@ -274,8 +199,7 @@ class Identifier:
 
     def close(self) -> None:
         """Stop the alignment worker processes, if any were started."""
-        if self._aligner is not None:
-            self._aligner.close()
+        self.library.close()
 
     # ------------------------------------------------------------------ scoring
     def scores(
@@ -302,7 +226,7 @@ class Identifier:
             sims = reference_queries @ refs.T
             for row, h in enumerate(hidden or ()):
                 if h is not None:
-                    sims[row, self._hidden_references(h)] = -2.0  # below any cosine
+                    sims[row, self.library.hidden_references(h)] = -2.0  # below any cosine
             if weight > 0:
                 votes = self.reference_votes(sims, self.scoring.reference_temperature)
         if sequences is not None:

@@ -1,0 +1,126 @@
+"""The library's reference barcodes as evidence for a read: its strand when the coding model
+cannot call it, and its alignments to the references (identities and the best hit).
+
+The aligner over the barcodes is built on first use: a photo-only run never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from hir_edge.dna.align import Hit, ReferenceAligner
+from hir_edge.dna.qc import reverse_complement
+from hir_edge.runtime.bundle import References
+from hir_edge.runtime.schema import Specimen
+from hir_edge.runtime.scoring import ScoringSettings
+
+# A taxon hidden from a query (open-set calibration): (rank level, taxon id), or None.
+Hidden = tuple[int, int] | None
+
+
+class LibraryBarcodes:
+    """The reference barcodes of a bundle, aligned to reads on demand.
+
+    Args:
+        references: the bundle's reference library (None: no barcode evidence).
+        scoring: k-mer length, shortlist size and references per species of the search.
+        workers: processes aligning reads.
+    """
+
+    def __init__(self, references: References | None, scoring: ScoringSettings, workers: int = 1):
+        self.references = references
+        self.scoring = scoring
+        self.workers = workers
+        self._aligner: ReferenceAligner | None = None
+        self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
+
+    def aligner(self) -> ReferenceAligner | None:
+        """The aligner over the library's barcodes, built on first use (None without any)."""
+        refs = self.references
+        if self._aligner is None and refs is not None and refs.barcodes is not None:
+            barcodes = [
+                b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
+            ]
+            self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
+            if len(self._barcoded):
+                species = refs.labels[self._barcoded, -1]
+                self._aligner = ReferenceAligner(
+                    [barcodes[j] for j in self._barcoded],
+                    self.scoring.kmer_k,
+                    self.scoring.barcode_shortlist,
+                    [int(c) if c >= 0 else None for c in species],
+                    self.scoring.barcode_per_species,
+                    workers=self.workers,
+                )
+        return self._aligner
+
+    def strand_from_library(self, specimens: Sequence[Specimen]) -> list[Specimen]:
+        """``specimens`` with each read whose strand the coding model could not call
+        (``uncertain_strand``) put on the strand its library relatives are on; its QC then says
+        ``strand_from_library`` (and whether it was reverse-complemented, all told)."""
+        unsure = [
+            i
+            for i, s in enumerate(specimens)
+            if s.sequence and s.qc is not None and "uncertain_strand" in s.qc.flags
+        ]
+        aligner = self.aligner() if unsure else None
+        if aligner is None:
+            return list(specimens)
+        flip, decided = aligner.prefers_reverse([specimens[i].sequence for i in unsure])
+        out = list(specimens)
+        for i, reverse, known in zip(unsure, flip, decided):
+            if not known:
+                continue
+            s = specimens[i]
+            flags = tuple(f for f in s.qc.flags if f != "uncertain_strand")
+            qc = replace(
+                s.qc,
+                reverse_complemented=s.qc.reverse_complemented != bool(reverse),
+                flags=(*flags, "strand_from_library"),
+            )
+            sequence = reverse_complement(s.sequence) if reverse else s.sequence
+            out[i] = replace(s, sequence=sequence, qc=qc)
+        return out
+
+    def barcode_alignments(
+        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
+    ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
+        """[N, M] alignment identity of reads to the reference barcodes (0 outside each read's
+        shortlist) and each read's best hit; (None, None) when the bundle has no barcodes.
+
+        References without a barcode (photo-only specimens) are left out of the alignment and
+        keep identity 0; hits point at rows of the whole reference library. ``hidden`` removes
+        a taxon's references from a read's search (open-set calibration).
+        """
+        aligner = self.aligner()
+        if aligner is None:
+            return None, None
+        exclude = None
+        if hidden is not None:
+            position = {int(j): k for k, j in enumerate(self._barcoded)}
+            exclude = [
+                None
+                if h is None
+                else np.array([position[j] for j in self.hidden_references(h) if j in position])
+                for h in hidden
+            ]
+        sims, hits = aligner.search(sequences, exclude)
+        full = np.zeros((len(sims), len(self.references.barcodes)), dtype=np.float32)
+        full[:, self._barcoded] = sims
+        hits = [
+            None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
+            for h in hits
+        ]
+        return full, hits
+
+    def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
+        level, taxon = hidden
+        return np.flatnonzero(self.references.labels[:, level] == taxon)
+
+    def close(self) -> None:
+        """Stop the alignment workers, if any were started."""
+        if self._aligner is not None:
+            self._aligner.close()
