@@ -17,8 +17,10 @@ from hir_edge.models.dnabert2 import (  # noqa: E402
     DNABert2Model,
     alibi_bias,
     alibi_slopes,
-    load_dnabert2,
     mean_pool,
+)
+from hir_edge.models.dnabert2_weights import (  # noqa: E402
+    load_dnabert2,
     published_to_ours,
     state_dict_to_published,
 )
@@ -341,7 +343,7 @@ def test_published_layout_loads_strictly_with_identical_outputs(
 ):
     model = tiny_model(seed=4, num_attention_heads=heads, hidden_size=hidden)
     folder = write_checkpoint(tmp_path / "DNABERT-2-tiny", model, fmt)
-    with caplog.at_level(logging.INFO, logger="hir_edge.models.dnabert2"):
+    with caplog.at_level(logging.INFO, logger="hir_edge.models.dnabert2_weights"):
         loaded = load_dnabert2(folder)
     assert not loaded.training
     assert loaded.config == model.config

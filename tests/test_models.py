@@ -262,7 +262,8 @@ def _tiny_bpe(path):
 def test_dnabert2_pretrained_folder_loads_published_layout(tmp_path):
     from safetensors.torch import save_file
 
-    from hir_edge.models.dnabert2 import DNABert2Config, DNABert2Model, state_dict_to_published
+    from hir_edge.models.dnabert2 import DNABert2Config, DNABert2Model
+    from hir_edge.models.dnabert2_weights import state_dict_to_published
 
     folder = tmp_path / "DNABERT-2-tiny"
     folder.mkdir()

@@ -15,14 +15,9 @@ Edge path: standard library, numpy and Biopython only.
 
 from __future__ import annotations
 
-import codecs
 import collections
-import contextlib
 import csv
 import gzip
-import io
-import sys
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +25,15 @@ from typing import IO
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from hir_edge.dna.formats import (
+    FORMATS,
+    ID_COLUMNS,
+    SEQUENCE_COLUMNS,
+    Layout,
+    detect_format,
+    gzip_errors,
+)
 from hir_edge.dna.qc import (
-    _DROP_VALID,
     COI_MARKOV,
     DEFAULT_MAX_N_FRACTION,
     DEFAULT_MIN_LENGTH,
@@ -45,15 +47,6 @@ from hir_edge.dna.qc import (
 from hir_edge.errors import InputError
 from hir_edge.io import atomic_open, ensure_writable
 
-FORMATS = ("auto", "fasta", "fastq", "tsv", "csv")
-SEQUENCE_COLUMNS = ("nucleotides", "dna_barcode", "barcode", "sequence", "seq")
-ID_COLUMNS = ("processid", "sampleid", "id", "specimen_id")
-
-_FASTA_SUFFIXES = {".fa", ".fasta", ".fas", ".fna", ".ffn"}
-_FASTQ_SUFFIXES = {".fq", ".fastq"}
-_TABLE_SUFFIXES = {".tsv": "tsv", ".csv": "csv"}
-_HEAD_BYTES = 1 << 16
-STDIN = "-"  # the path that means standard input
 # Longer than any COI amplicon read (a barcode is ~658 bp; a long-read amplicon a few kb): a
 # longer "read" is a contig or a genome, and aligning it would take minutes and gigabytes.
 MAX_READ_LENGTH = 10_000
@@ -103,173 +96,6 @@ class ReadReport:
         flags = ", ".join(f"{n} {name}" for name, n in sorted(self.flag_counts.items()))
         text = f"{self.n_read} records: {self.n_ok} read, {self.n_skipped} skipped"
         return f"{text} (flagged: {flags})" if flags else text
-
-
-# ----------------------------------------------------------------------------- format detection
-
-
-@dataclass(frozen=True)
-class _Layout:
-    format: str  # fasta, fastq, tsv or csv
-    sequence_column: str | None = None
-    id_column: str | None = None
-
-
-class _Prefixed(io.RawIOBase):
-    """The bytes already read to detect the format, then the rest of the stream: a pipe or
-    standard input can be read only once, so the file is opened once and never rewound."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]):
-        self._head, self._rest = head, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._rest.close()
-        super().close()
-
-
-@contextlib.contextmanager
-def _gzip_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from exc
-
-
-def _open_binary(path: Path) -> tuple[IO[bytes], bool]:
-    """The file (``-``: standard input) opened once, decompressed when gzip (by content)."""
-    if str(path) == STDIN:
-        raw: IO[bytes] = sys.stdin.buffer
-    else:
-        raw = open(path, "rb")  # noqa: SIM115 - the caller's iterator owns and closes it
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-    gz = buffered.peek(2)[:2] == b"\x1f\x8b"
-    return (gzip.GzipFile(fileobj=buffered, mode="rb") if gz else buffered), gz
-
-
-def _head(stream: IO[bytes], path: Path) -> tuple[bytes, str]:
-    """The start of the stream (raw and decoded, up to the first non-blank line), or a fatal
-    error. Undecodable bytes are tolerated here (a non-UTF-8 header costs its record, later);
-    NUL bytes or mostly undecodable text mean a binary file."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    raw, text = b"", ""
-    with _gzip_errors(path):
-        while True:
-            chunk = stream.read(_HEAD_BYTES)
-            raw += chunk
-            if b"\x00" in chunk:
-                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV")
-            text += decoder.decode(chunk, final=not chunk)
-            if text.count("\ufffd") > 0.05 * max(len(text), 1):
-                raise InputError(path, "is a binary file, not FASTA/FASTQ/TSV")
-            if not chunk or len(text) > 16 * _HEAD_BYTES or "\n" in text.lstrip():
-                return raw, text
-
-
-def _split_header(line: str, delimiter: str) -> list[str]:
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    return [c.strip() for c in next(csv.reader([line], delimiter=delimiter, quoting=quoting))]
-
-
-def _table_layout(path: Path, fmt: str, header_line: str, line: int) -> _Layout:
-    columns = _split_header(header_line, "\t" if fmt == "tsv" else ",")
-    lower = {c.lower(): c for c in columns}
-    seq_col = next((lower[c] for c in SEQUENCE_COLUMNS if c in lower), None)
-    if seq_col is None:
-        shown = ", ".join(columns[:20]) + (", …" if len(columns) > 20 else "")
-        raise InputError(
-            path,
-            f"has no sequence column (accepted names: {', '.join(SEQUENCE_COLUMNS)}; "
-            f"its columns: {shown})",
-            line=line,
-        )
-    id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
-    return _Layout(fmt, seq_col, id_col)
-
-
-def _detect(path: Path, fmt: str) -> tuple[_Layout, IO[str]]:
-    """Check the file and settle its format; every whole-file problem raises here. Returns the
-    layout and the text stream to read the records from (the file is opened once)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown sequence format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if str(path) != STDIN:
-        if not path.exists():
-            raise InputError(path, "does not exist")
-        if path.is_dir():
-            raise InputError(path, "is a directory, not a sequence file")
-    try:
-        stream, _ = _open_binary(path)
-    except PermissionError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})") from exc
-    try:
-        raw, head = _head(stream, path)
-    except BaseException:
-        stream.close()
-        raise
-    handle = io.TextIOWrapper(
-        io.BufferedReader(_Prefixed(raw, stream)),
-        encoding="utf-8-sig",
-        errors="surrogateescape",  # a bad byte is kept visible, so its record can be named
-        newline="",
-    )
-    try:
-        return _settle_format(path, fmt, head), handle
-    except BaseException:
-        handle.close()
-        raise
-
-
-def _settle_format(path: Path, fmt: str, head: str) -> _Layout:
-    text = head.lstrip()
-    if not text:
-        raise InputError(path, "contains no records")
-    first_line = text.splitlines()[0].strip()
-    if fmt == "auto":
-        suffixes = [s.lower() for s in path.suffixes] if str(path) != STDIN else []
-        suffix = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else path.suffix
-        suffix = suffix.lower() if str(path) != STDIN else ""
-        if suffix in _FASTA_SUFFIXES:
-            fmt = "fasta"
-        elif suffix in _FASTQ_SUFFIXES:
-            fmt = "fastq"
-        elif suffix in _TABLE_SUFFIXES:
-            fmt = _TABLE_SUFFIXES[suffix]
-        elif text[0] == ">":
-            fmt = "fasta"
-        elif text[0] == "@":
-            fmt = "fastq"
-        elif "\t" in first_line or "," in first_line or first_line.lower() in SEQUENCE_COLUMNS:
-            fmt = "tsv" if "\t" in first_line or "," not in first_line else "csv"
-        else:
-            hint = ""
-            if not first_line.translate(_DROP_VALID):
-                hint = "; it looks like bare sequences: put a '>id' line before each"
-            raise InputError(
-                path, f"does not look like FASTA, FASTQ or a table with a sequence column{hint}"
-            )
-    expected = {"fasta": ">", "fastq": "@"}.get(fmt)
-    if expected and text[0] != expected:
-        raise InputError(
-            path,
-            f"does not look like {fmt.upper()}: its first line should start with "
-            f"{expected!r} but reads {first_line[:40]!r}",
-        )
-    if fmt in ("tsv", "csv"):
-        header_line = head[: len(head) - len(text)].count("\n") + 1
-        return _table_layout(path, fmt, first_line, header_line)
-    return _Layout(fmt)
 
 
 # ----------------------------------------------------------------------------- record readers
@@ -365,9 +191,7 @@ def _fastq_records(handle: IO[str], path: Path) -> Iterator[RawRecord | InputErr
         index += 1
 
 
-def _table_records(
-    handle: IO[str], path: Path, layout: _Layout
-) -> Iterator[RawRecord | InputError]:
+def _table_records(handle: IO[str], path: Path, layout: Layout) -> Iterator[RawRecord | InputError]:
     delimiter = "\t" if layout.format == "tsv" else ","
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
@@ -428,12 +252,12 @@ def iter_records(path: str | Path, format: str = "auto") -> Iterator[RawRecord |
             otherwise a table with a header), ``fasta``, ``fastq``, ``tsv`` or ``csv``.
     """
     path = Path(path)
-    layout, handle = _detect(path, format)
+    layout, handle = detect_format(path, format)
     return _iterate(path, layout, handle)
 
 
-def _iterate(path: Path, layout: _Layout, handle: IO[str]) -> Iterator[RawRecord | InputError]:
-    with _gzip_errors(path), handle:
+def _iterate(path: Path, layout: Layout, handle: IO[str]) -> Iterator[RawRecord | InputError]:
+    with gzip_errors(path), handle:
         if layout.format == "fasta":
             records = _fasta_records(handle, path)
         elif layout.format == "fastq":

@@ -91,7 +91,8 @@ def build_dna_tower(cfg: DnaTowerConfig, embed_dim: int, load_pretrained: bool =
     tokenizer = tokenizer_from_dict(tok_spec)
 
     if cfg.kind == "dnabert2":
-        from hir_edge.models.dnabert2 import DNABert2Config, DNABert2Model, load_dnabert2
+        from hir_edge.models.dnabert2 import DNABert2Config, DNABert2Model
+        from hir_edge.models.dnabert2_weights import load_dnabert2
 
         if folder is not None:
             backbone = load_dnabert2(folder)
