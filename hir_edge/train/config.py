@@ -83,7 +83,7 @@ class AugmentSection:
 class ReadAugmentSection:
     """Training-time read degradation — a declared deviation from METHOD.md §5, which keeps the
     degradation models for evaluation only. A tower that never saw a noisy or partial read
-    learns features that a field read does not have (measured in hir_effect.md).
+    learns features that a field read does not have (measured in dna_encodings.md).
 
     Each training read is, independently: cut to a random window of ``window`` bases with
     probability ``window_prob``; degraded with the ``preset``'s operators at a severity drawn
