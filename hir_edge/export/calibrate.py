@@ -150,16 +150,8 @@ def fit_scoring(
                 logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
                 rank_key = (-_path_hits(logp, parents, labels), _nll(logp, labels))
                 if best is None or rank_key < best[0]:
-                    best = (rank_key, weight, barcode_weight, temps, logp)
-        (_, nll), weight, barcode_weight, temps, logp = best
-        offsets = combine_evidence(
-            [np.zeros_like(c) for c in cos],
-            [1.0] * len(cos),
-            votes,
-            weight,
-            barcode_votes,
-            barcode_weight,
-        )
+                    best = (rank_key, weight, barcode_weight, temps, logp, offsets)
+        (_, nll), weight, barcode_weight, temps, logp, offsets = best
         combined = [c / t + o for c, t, o in zip(cos, temps, offsets)]
         final = fit_temperatures(combined, parents, labels, grid=LOGIT_TEMPERATURE_GRID)
         logp = tree_log_probabilities(combined, parents, final)
