@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build a real-DNA bundle from ../shared/data/bold_coi/bold_coi_100sp.tsv with the project's own
 # commands, as a user would from a BOLD export of their region, then measure it against the
-# alignment baseline (benchmarks/identify_bold.py). On 2 CPU cores the export alone took 14.7
-# minutes and the benchmark 1.8 to 2.5 (training adds its own).
+# alignment baseline (benchmarks/identify_bold.py). On 2 CPU cores the training takes about 20
+# minutes and the export longer: its distillation trains the 224-px EfficientNet-Lite0 image
+# tower of the edge-s student on the drawn photos.
 #   bash benchmarks/build_bold_bundle.sh OUT_DIR
 set -euo pipefail
 OUT=${1:?usage: benchmarks/build_bold_bundle.sh OUT_DIR}
