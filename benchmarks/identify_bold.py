@@ -62,61 +62,74 @@ def identify_reads(identifier, ids, reads, batch=64):
     return out
 
 
+def _labelled(value) -> bool:
+    """A synth record labelled only to order or family has no genus or species to judge by."""
+    return bool(value)
+
+
 def score_answers(results, truths) -> dict:
     """Where each answer stops, whether it is right there, its confidence; and per rank the
-    share of reads whose answer reaches that rank with the true taxon."""
+    share of reads whose answer reaches that rank with the true taxon. Reads not labelled at
+    a rank count for neither (an answer at such a rank cannot be judged)."""
     from hir_edge.runtime.scoring import expected_calibration_error
 
     n = len(results)
     at = dict.fromkeys([*RANKS, "none"], 0)
     right_at_rank = dict.fromkeys(RANKS, 0)
+    labelled = dict.fromkeys(RANKS, 0)
     correct, confidence, novel = [], [], dict.fromkeys(RANKS, 0)
-    top1 = named_wrong = 0
+    top1 = named_wrong = species_labelled = 0
     for res, truth in zip(results, truths):
         lineage = res.assigned.get("lineage") or []
         rank = res.assigned.get("rank")
         at[rank or "none"] += 1
         for level, r in enumerate(RANKS):
-            right_at_rank[r] += level < len(lineage) and lineage[level] == truth[level]
-        if rank is not None:
+            if _labelled(truth[level]):
+                labelled[r] += 1
+                right_at_rank[r] += level < len(lineage) and lineage[level] == truth[level]
+        if rank is not None and _labelled(truth[RANKS.index(rank)]):
             level = RANKS.index(rank)
             correct.append(lineage[level] == truth[level] if level < len(lineage) else False)
             confidence.append(res.assigned["confidence"])
             named_wrong += rank == "species" and lineage[-1] != truth[3]
         if res.novel:
             novel[res.novel["rank"]] += 1
-        top = res.ranks["species"][0]["taxon"] if res.ranks["species"] else None
-        top1 += top == truth[3]
+        if _labelled(truth[3]):
+            species_labelled += 1
+            top = res.ranks["species"][0]["taxon"] if res.ranks["species"] else None
+            top1 += top == truth[3]
     correct_a, conf_a = np.array(correct, bool), np.array(confidence, float)
     answered = len(correct_a)
     return {
         "n": n,
+        "labelled": labelled,
         "answered_at": at,
         "coverage_%": {r: 100.0 * sum(at[x] for x in RANKS[i:]) / n for i, r in enumerate(RANKS)},
         "precision_%": 100.0 * float(correct_a.mean()) if answered else None,
         "ece_%": 100.0 * expected_calibration_error(conf_a, correct_a) if answered else None,
         "wrong_at_0.95": int(((conf_a >= 0.95) & ~correct_a).sum()),
-        "answer_right_%": {r: 100.0 * right_at_rank[r] / n for r in RANKS},
-        "species_top1_%": 100.0 * top1 / n,
-        "wrong_species_named_%": 100.0 * named_wrong / n,
+        "answer_right_%": {
+            r: 100.0 * right_at_rank[r] / labelled[r] if labelled[r] else None for r in RANKS
+        },
+        "species_top1_%": 100.0 * top1 / species_labelled if species_labelled else None,
+        "wrong_species_named_%": 100.0 * named_wrong / species_labelled
+        if species_labelled
+        else None,
         "novel_at": novel,
     }
 
 
 def learned_scores(results, truths) -> dict:
-    """The learned ranking alone: per rank, is its top taxon the true one?"""
-    return {
-        r: 100.0
-        * float(
-            np.mean(
-                [
-                    bool(res.ranks[r]) and res.ranks[r][0]["taxon"] == t[level]
-                    for res, t in zip(results, truths)
-                ]
-            )
-        )
-        for level, r in enumerate(RANKS)
-    }
+    """The learned ranking alone: per rank, is its top taxon the true one (labelled reads)?"""
+    out = {}
+    for level, r in enumerate(RANKS):
+        hits = [
+            bool(res.ranks[r]) and res.ranks[r][0]["taxon"] == t[level]
+            for res, t in zip(results, truths)
+            if _labelled(t[level])
+        ]
+        out[r] = 100.0 * float(np.mean(hits)) if hits else None
+    return out
 
 
 def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
@@ -133,14 +146,19 @@ def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
     pred.labels[better] = other.labels[better]
     pred.best_score[better] = other.best_score[better]
     right = dict.fromkeys(RANKS, 0)
+    labelled = dict.fromkeys(RANKS, 0)
     named_wrong = 0
     for i, truth in enumerate(truths):
         for level, rank in enumerate(RANKS):
+            if not _labelled(truth[level]):
+                continue
+            labelled[rank] += 1
             got = pred.labels[i, level]
             right[rank] += got >= 0 and taxonomy.name(level, int(got)) == truth[level]
         sp = pred.labels[i, 3]
         if (
-            pred.best_score[i] >= SPECIES_IDENTITY
+            _labelled(truth[3])
+            and pred.best_score[i] >= SPECIES_IDENTITY
             and sp >= 0
             and taxonomy.name(3, int(sp)) != truth[3]
         ):
@@ -148,9 +166,11 @@ def alignment_scores(index, taxonomy, ref_labels, reads, truths) -> dict:
     n = len(reads)
     return {
         "n": n,
-        "best_hit_right_%": {r: 100.0 * right[r] / n for r in RANKS},
+        "best_hit_right_%": {
+            r: 100.0 * right[r] / labelled[r] if labelled[r] else None for r in RANKS
+        },
         "below_97%_identity_%": 100.0 * float((pred.best_score < SPECIES_IDENTITY).mean()),
-        "wrong_species_named_at_97%_%": 100.0 * named_wrong / n,
+        "wrong_species_named_at_97%_%": 100.0 * named_wrong / max(labelled["species"], 1),
         "reads_per_second": n / seconds if seconds else None,
     }
 
