@@ -230,14 +230,14 @@ class ReferenceAligner:
                 continue
             candidates = self._diverse(ranked)
             identity = self._identities(read, called, candidates)
-            best = int(np.argmax(identity))
+            best = self._best(candidates, identity)
             hit = self._hit(read, int(candidates[best]))
             far = hit.identity < WIDEN_IDENTITY or hit.divergence > WIDEN_DIVERGENCE
             if self.widen and far:
                 extra = ranked[~np.isin(ranked, candidates)]
                 candidates = np.concatenate([candidates, extra])
                 identity = np.concatenate([identity, self._identities(read, called, extra)])
-                nearest = int(np.argmax(identity))
+                nearest = self._best(candidates, identity)
                 if nearest != best:
                     best, hit = nearest, self._hit(read, int(candidates[nearest]))
             rows.append((candidates, np.maximum(identity, 0.0).astype(np.float32)))
@@ -280,6 +280,16 @@ class ReferenceAligner:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+
+    def _best(self, candidates: np.ndarray, identity: np.ndarray) -> int:
+        """The most identical candidate; among exact ties, the first identified to species (a
+        reference labelled only to family says less about the read than its twin that is)."""
+        tied = np.flatnonzero(identity >= identity.max())
+        if self._species is not None and len(tied) > 1:
+            named = tied[self._species[candidates[tied]] >= 0]
+            if len(named):
+                return int(named[0])
+        return int(tied[0])
 
     def _diverse(self, ranked: np.ndarray) -> np.ndarray:
         """The first ``shortlist`` of ``ranked`` with at most ``per_species`` of one species."""
