@@ -7,6 +7,7 @@ target folder and are renamed into place, which is atomic on POSIX and Windows.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
@@ -78,7 +79,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     """Delete the temporary siblings of ``path`` that a killed run left behind (their writer's
     process id is in the name and no longer runs); returns what was removed."""
     removed = []
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
             with contextlib.suppress(OSError):
@@ -88,12 +89,6 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
                     tmp.unlink()
                 removed.append(tmp)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 def _temporary_prefix(path: Path) -> str:

@@ -25,7 +25,7 @@ from hir_edge.errors import BundleError, HirEdgeError
 from hir_edge.io import atomic_write_text
 
 SIGNATURE = "manifest.sig"
-MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"  # hir_edge.runtime.bundle.MANIFEST (not imported: no cycle)
 
 
 def _crypto():
@@ -71,8 +71,9 @@ def sign_bundle(root: Path, private_key: Path) -> Path:
     return out
 
 
-def verify_signature(root: Path, public_key: Path) -> None:
-    """Refuse a bundle that ``public_key``'s owner did not sign as it is now."""
+def verify_signature(root: Path, public_key: Path, manifest: bytes | None = None) -> None:
+    """Refuse a bundle that ``public_key``'s owner did not sign as it is now. ``manifest``:
+    the manifest's bytes as the caller read them (so what is checked is what is used)."""
     _, _, invalid = _crypto()
     key = _load_key(public_key, private=False)
     sig_path = Path(root) / SIGNATURE
@@ -83,7 +84,8 @@ def verify_signature(root: Path, public_key: Path) -> None:
     except (ValueError, UnicodeDecodeError):
         raise BundleError(f"{sig_path}: is not a base64 signature") from None
     try:
-        key.verify(signature, (Path(root) / MANIFEST).read_bytes())
+        data = manifest if manifest is not None else (Path(root) / MANIFEST).read_bytes()
+        key.verify(signature, data)
     except invalid:
         raise BundleError(
             f"{root}: its signature does not match {public_key}: the manifest changed after "

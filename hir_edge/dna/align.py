@@ -357,7 +357,7 @@ class ReferenceAligner:
         third_called = int(called_by_position[2])
         span = matches + len(at) + gaps
         # Free end gaps let a read of nothing in the library align a handful of bases
-        # perfectly (6 of 650 bases: "100% identical"). The identity is therefore taken over
+        # perfectly ("100% identical"). The identity is therefore taken over
         # at least half of the overlap the read and reference could have.
         called = len(read) - read.count("N")
         floor = MIN_COVERAGE * min(called, len(ref) - ref.count("N"))

@@ -196,15 +196,16 @@ def divergence_estimate(
 
 
 def novel_species(
-    hit: Hit, divergence: float = 0.02, identity_min: float = 0.8
+    hit: Hit, divergence: float = 0.02, identity_min: float = MIN_ESTIMABLE_IDENTITY
 ) -> tuple[bool, str]:
     """Is the read's species absent from the references? And why, in one phrase.
 
     Novel when the best hit is under ``identity_min`` (no relative, or not COI) or the
     estimated divergence exceeds ``divergence`` (BOLD's 2% convention). The barcode gap is
-    reported beside it but does not decide: on real BOLD data a read 2-5% from one species and
-    far from the rest was far more often a sister species missing from the library than a deep
-    lineage of the known one (benchmarks/results/novelty_rules.md).
+    reported beside it but does not decide: on real BOLD data a read beyond the cut-off, with a
+    large gap to every other species, was more often a sister species missing from the library
+    than a deep lineage of the known one (the 'gap' column of benchmarks/results/
+    novelty_rules.md).
     """
     by_pos = "/".join(str(m) for m in hit.mismatches_by_position)
     if hit.identity < identity_min:

@@ -69,7 +69,7 @@ def gzip_errors(path: Path) -> Iterator[None]:
         raise InputError(path, f"is a corrupt or truncated gzip file ({exc})") from exc
 
 
-def _open_binary(path: Path) -> tuple[IO[bytes], bool]:
+def _open_binary(path: Path) -> IO[bytes]:
     """The file (``-``: standard input) opened once, decompressed when gzip (by content)."""
     if str(path) == STDIN:
         raw: IO[bytes] = sys.stdin.buffer
@@ -77,7 +77,7 @@ def _open_binary(path: Path) -> tuple[IO[bytes], bool]:
         raw = open(path, "rb")  # noqa: SIM115 - the caller's iterator owns and closes it
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     gz = buffered.peek(2)[:2] == b"\x1f\x8b"
-    return (gzip.GzipFile(fileobj=buffered, mode="rb") if gz else buffered), gz
+    return gzip.GzipFile(fileobj=buffered, mode="rb") if gz else buffered
 
 
 def _head(stream: IO[bytes], path: Path) -> tuple[bytes, str]:
@@ -131,7 +131,7 @@ def detect_format(path: Path, fmt: str) -> tuple[Layout, IO[str]]:
         if path.is_dir():
             raise InputError(path, "is a directory, not a sequence file")
     try:
-        stream, _ = _open_binary(path)
+        stream = _open_binary(path)
     except PermissionError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})") from exc
     try:
@@ -158,9 +158,9 @@ def _settle_format(path: Path, fmt: str, head: str) -> Layout:
         raise InputError(path, "contains no records")
     first_line = text.splitlines()[0].strip()
     if fmt == "auto":
-        suffixes = [s.lower() for s in path.suffixes] if str(path) != STDIN else []
+        suffixes = [s.lower() for s in path.suffixes]  # none for "-" (standard input)
         suffix = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else path.suffix
-        suffix = suffix.lower() if str(path) != STDIN else ""
+        suffix = suffix.lower()
         if suffix in _FASTA_SUFFIXES:
             fmt = "fasta"
         elif suffix in _FASTQ_SUFFIXES:

@@ -44,9 +44,6 @@ MAX_K = 12  # 4**12 = 16.8 M rows is already far beyond any published k-mer mode
 _BASES = "ACGT"
 
 
-_CODES = BASE_CODE  # byte -> 0..3 for A/C/G/T (either case), -1 for anything else
-
-
 def _pad_batch(rows: Sequence[np.ndarray], length: int, pad_id: int) -> tuple[np.ndarray, ...]:
     ids = np.full((len(rows), length), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)
@@ -129,7 +126,7 @@ class KmerTokenizer:
         n_prefix = int(self.add_special_tokens)
         budget = self.max_length - n_prefix
         used = min(len(seq), (budget - 1) * self.stride + self.k)  # enough for ``budget`` k-mers
-        codes = _CODES[np.frombuffer(seq[:used].encode("ascii", "replace"), dtype=np.uint8)]
+        codes = BASE_CODE[np.frombuffer(seq[:used].encode("ascii", "replace"), dtype=np.uint8)]
         if len(codes) >= self.k:
             windows = np.lib.stride_tricks.sliding_window_view(codes, self.k)[:: self.stride]
             kmers = np.where(

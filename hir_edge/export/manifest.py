@@ -11,6 +11,7 @@ from hir_edge import __version__
 from hir_edge.data.hdf5 import read_attrs
 from hir_edge.io import atomic_write_text, sha256_file
 from hir_edge.runtime.bundle import FORMAT, MANIFEST, MODEL_CARD, PROMPTS, REFERENCES, TAXONOMY
+from hir_edge.signing import SIGNATURE
 
 
 def build_manifest(
@@ -90,7 +91,7 @@ def finalize_manifest(root: Path, manifest: dict) -> None:
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, default=str))
-    stale = root / "manifest.sig"  # signed a manifest that no longer exists: sign again
+    stale = root / SIGNATURE  # signed a manifest that no longer exists: sign again
     if stale.is_file():
         stale.unlink()
 

@@ -154,13 +154,14 @@ def open_bundle(
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{path}: not a hir-edge bundle ({MANIFEST} is missing)")
+    raw = manifest_path.read_bytes()  # read once: what is verified is what is used
     if trusted_key is not None:  # before anything in the bundle is believed
         from hir_edge.signing import verify_signature
 
-        verify_signature(root, Path(trusted_key))
+        verify_signature(root, Path(trusted_key), raw)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{manifest_path}: not valid JSON ({err})") from None
     fmt = manifest.get("format")
     if fmt != FORMAT:

@@ -20,6 +20,14 @@ from hir_edge.runtime.answer import Decision, Evidence
 from hir_edge.runtime.scoring import ScoringSettings
 
 
+def no_close(hit) -> str:
+    """The warning of a read placed at no rank."""
+    return (
+        f"no close reference: the best barcode hit is {100 * hit.identity:.1f}% identical, "
+        "too far to place the read at any rank"
+    )
+
+
 @dataclass(frozen=True)
 class AnswerRules:
     """The bundle's decision settings, with the user's overrides.
@@ -62,27 +70,15 @@ class AnswerRules:
 
     def _too_far(self, ev: Evidence) -> Decision | None:
         """In a bundle without a placement model (exported before it existed), a read whose
-        best barcode hit is under the novelty identity floor (80%: no relative in the
+        best barcode hit is under the novelty rule's identity floor (no relative in the
         library, or not COI) is placed nowhere: the learned ranking alone named genera of
-        random DNA at confidence 1.000. A placement model learns the same from its
+        random DNA with full confidence. A placement model learns the same from its
         'unrelated DNA' reads and the library's identity bands."""
         hit = ev.hit
-        floor = self.scoring.novelty_identity
-        if hit is None or hit.identity >= floor:
+        if hit is None or hit.identity >= self.scoring.novelty_identity:
             return None
-        reason = (
-            f"best reference barcode only {100 * hit.identity:.1f}% identical "
-            f"(< {100 * floor:.0f}%)"
-        )
-        return Decision(
-            -1,
-            0.0,
-            {"rank": self.ranks[0], "reason": reason},
-            [
-                f"no close reference: the best barcode hit is {100 * hit.identity:.1f}% "
-                "identical, too far to place the read at any rank"
-            ],
-        )
+        _, reason = self.scoring.novel(hit)  # the novelty rule's own words for a far hit
+        return Decision(-1, 0.0, {"rank": self.ranks[0], "reason": reason}, [no_close(hit)])
 
     def _decide_read(self, ev: Evidence) -> Decision:
         """A read with a barcode hit: the placement model's deepest reached rank."""
@@ -121,10 +117,7 @@ class AnswerRules:
             record = {"rank": rank, "reason": reason}
             warnings.append(f"novel: {rank} probably absent from the reference library ({reason})")
         if level < 0:
-            warnings.append(
-                f"no close reference: the best barcode hit is {100 * hit.identity:.1f}% identical, "
-                "too far to place the read at any rank"
-            )
+            warnings.append(no_close(hit))
         confidence = float(reach[level]) if level >= 0 else 0.0
         return Decision(level, confidence, record, warnings)
 

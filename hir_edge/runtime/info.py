@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hir_edge.io import human_size
 from hir_edge.runtime.bundle import MODEL_CARD, Bundle
+from hir_edge.signing import SIGNATURE
 
 
 def bundle_summary(b: Bundle) -> dict:
@@ -26,7 +27,7 @@ def bundle_summary(b: Bundle) -> dict:
         "scoring": {
             k: m.get("scoring", {}).get(k) for k in ("target_precision", "thresholds", "novelty")
         },
-        "signed": (b.root / "manifest.sig").is_file(),
+        "signed": (b.root / SIGNATURE).is_file(),
         "backends_here": available_backends(b),
     }
 

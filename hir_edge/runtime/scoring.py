@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hir_edge.dna.align import Hit
-from hir_edge.dna.divergence import novel_species
+from hir_edge.dna.divergence import MIN_ESTIMABLE_IDENTITY, novel_species
 from hir_edge.errors import BundleError
 from hir_edge.runtime.placement import Placement
 
@@ -288,7 +288,7 @@ class ScoringSettings:
     barcode_shortlist: int = 12
     barcode_per_species: int = 3
     novelty_divergence: float = 0.02
-    novelty_identity: float = 0.8
+    novelty_identity: float = MIN_ESTIMABLE_IDENTITY
     logit_temperatures: dict[str, list[float]] = field(default_factory=dict)
     scope: dict[str, float] = field(default_factory=dict)
     placement: Placement | None = None
@@ -322,7 +322,7 @@ class ScoringSettings:
             barcode_shortlist=int(s.get("barcode_shortlist", 12)),
             barcode_per_species=int(s.get("barcode_per_species", 3)),
             novelty_divergence=float(s.get("novelty_divergence", 0.02)),
-            novelty_identity=float(s.get("novelty_identity", 0.8)),
+            novelty_identity=float(s.get("novelty_identity", MIN_ESTIMABLE_IDENTITY)),
             logit_temperatures=per_modality("logit_temperatures", [1.0] * num_ranks),
             scope={m: float(v) for m, v in per_modality("scope", -1.0).items()},
             placement=Placement.from_dict(s["placement"]) if s.get("placement") else None,
