@@ -153,8 +153,11 @@ PRESETS: Mapping[str, DegradationPreset] = MappingProxyType(
 )
 
 
-def get_preset(name: str) -> DegradationPreset:
-    """The preset called ``name``; an unknown name lists the presets and suggests a close one."""
+def get_preset(name: str | DegradationPreset) -> DegradationPreset:
+    """The preset called ``name`` (a preset is returned as it is); an unknown name lists the
+    presets and suggests a close one."""
+    if isinstance(name, DegradationPreset):
+        return name
     if name in PRESETS:
         return PRESETS[name]
     close = difflib.get_close_matches(name, list(PRESETS), n=1)

@@ -112,11 +112,7 @@ class Evaluator:
             )
         self.model = load_model(self.checkpoint).to(options.device).eval()
         self.taxonomy = Taxonomy.load(self.checkpoint / "taxonomy.json")
-        self.preset = (
-            options.preset
-            if isinstance(options.preset, DegradationPreset)
-            else get_preset(options.preset)
-        )
+        self.preset = get_preset(options.preset)
         self.model_hash = sha256_file(self.checkpoint / "model.safetensors")[:16]
         # What the cached embeddings depend on besides the weights: architecture, preprocessing
         # and tokenizer (model_config.json), label ids (taxonomy.json), and this code's version.

@@ -11,7 +11,7 @@ is INT8), so the temperatures, thresholds and novelty cut-offs hold for what run
 * per modality and rank, the probability threshold whose assignments reach the target precision;
 * per modality and rank, a final temperature on the combined logits (prompt scores plus
   votes), by NLL: the vote weights are chosen for right answers, and a weight that wins hits
-  can make the answers overconfident (a wrong photo answer at 0.998 on EU-Moths before it);
+  can make the answers overconfident;
 * the novelty cut-offs: for photos alone, the embedding similarity of the nearest reference
   below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
   species in the library), and the lower one (``scope_quantile``) below which a photo is unlike
@@ -150,8 +150,8 @@ def fit_scoring(
                 logp = tree_log_probabilities(logits, parents, [1.0] * len(logits))
                 rank_key = (-_path_hits(logp, parents, labels), _nll(logp, labels))
                 if best is None or rank_key < best[0]:
-                    best = (rank_key, weight, barcode_weight, temps, logp, offsets)
-        (_, nll), weight, barcode_weight, temps, logp, offsets = best
+                    best = (rank_key, weight, barcode_weight, temps, offsets)
+        _, weight, barcode_weight, temps, offsets = best
         combined = [c / t + o for c, t, o in zip(cos, temps, offsets)]
         final = fit_temperatures(combined, parents, labels, grid=LOGIT_TEMPERATURE_GRID)
         logp = tree_log_probabilities(combined, parents, final)

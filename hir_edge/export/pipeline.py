@@ -39,7 +39,7 @@ class ExportOptions:
     student: str | None = None
     int8: bool = False
     # With int8: also ship the fp32 graphs of the encoders (the INT8 ones are made and checked
-    # from them either way). Off, an EfficientNet-Lite0 bundle is a quarter of the size.
+    # from them either way). Off, the bundle carries one graph per part, not two.
     keep_fp32: bool = False
     calib_data: Path | None = None
     calib_split: str = "train"

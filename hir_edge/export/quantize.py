@@ -7,8 +7,8 @@
   final normalisation stay in float, because they are where INT8 error concentrates. So do
   convolutions that see three or fewer input channels per group — an image stem (RGB) and the
   depthwise convolutions of an EfficientNet: each output channel there has 9 to 27 weights
-  and little arithmetic to save, and they carried most of the INT8 error of EfficientNet-Lite0
-  (what the INT8 bundle keeps of its teacher is in benchmarks/results/moths.md).
+  and little arithmetic to save, and quantising them degrades the embedding most (what the
+  INT8 bundle keeps of its teacher is in benchmarks/results/moths.md).
 * TensorRT (``*.int8-trt.onnx``): TensorRT's explicit quantisation needs symmetric INT8
   activations (zero point 0). With ``nvidia-modelopt`` installed, NVIDIA Model Optimizer places
   the Q/DQ nodes at export (``modelopt.onnx.quantization.quantize``, which also quantises

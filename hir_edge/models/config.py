@@ -36,7 +36,7 @@ class ClipTowerConfig:
             real-photo tower starts from ImageNet features without a model hub.
         freeze_image_stages: keep the stem and this many stages of a convolutional image tower
             fixed. Early stages hold generic edges and textures; not training them costs
-            little accuracy and halves the step time on a CPU.
+            little accuracy and saves their backward pass on a CPU.
     """
 
     name: str | None = None

@@ -6,8 +6,8 @@ open_clip checkpoint is not used. Frozen towers stay in eval mode while the rest
 frozen BioCLIP text tower never sees dropout. A pretrained convolutional image tower keeps its
 BatchNorm statistics: the taxonomy-aware sampler fills batches with same-species groups, whose
 batch statistics would leak labels between specimens (the reason MoCo shuffles BN), and a CPU
-batch is too small to estimate them anyway. Such a tower runs channels-last (about twice as
-fast on a CPU).
+batch is too small to estimate them anyway. Such a tower runs channels-last (the layout CPU
+convolution kernels prefer).
 """
 
 from __future__ import annotations

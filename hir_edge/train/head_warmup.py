@@ -7,7 +7,7 @@ backbone drifts while the head is still wrong (Kumar et al. 2022, "Fine-Tuning c
 Pretrained Features", ICLR: linear probing, then fine-tuning). Here the backbone's features of the
 unaugmented training photos are computed once, and the projection, the text tower and the scale
 are fitted on them for a few hundred cheap steps with the recipe's own objective (no image
-backbone in the loop: seconds per hundred steps on a CPU). Fine-tuning then starts from a head
+backbone in the loop, so each step is cheap). Fine-tuning then starts from a head
 that already ranks the prompts.
 """
 
