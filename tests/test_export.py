@@ -41,11 +41,8 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
         assert all(0 < t <= 1.0 for t in scoring["thresholds"][modality])
     # fitted on clean reads, 'paper'-degraded copies and 150-bp fragments of them
     assert (scoring["calibration_noise"], scoring["calibration_fragment"]) == ("paper", 150)
-    for key in ("validation_read_divergence", "validation_noisy_read_divergence"):
-        stats = scoring[key]
-        assert stats["q50"] <= stats["q99"]
-        if stats["q99"] <= scoring["novelty_divergence"]:  # 99% of reads under the cut-off
-            assert stats["flagged_novel_%"] <= 1.0 + 1e-9
+    # the divergence statistics' maths: test_divergence_stats_by_hand
+    assert set(scoring["validation_read_divergence"]) == {"q50", "q99", "flagged_novel_%"}
     assert "validation_fragment_read_divergence" in scoring
     assert manifest["provenance"]["branches"]["image"]["kind"] == "synthetic"
     assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"

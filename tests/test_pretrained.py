@@ -48,10 +48,8 @@ def test_mapped_lite0_equals_the_reference_network_on_real_photos(eu_moths, bios
     with torch.no_grad():
         ours = trunk(pixels)
         theirs = reference.extract_features(pixels).mean(dim=(2, 3))
-        logits_ours = trunk.forward_head(trunk.forward_features(pixels), pre_logits=True)
     assert ours.shape == (len(photos), 1280)
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
-    assert torch.allclose(logits_ours, theirs, atol=1e-5)
     assert float(ours.abs().max()) > 0.5  # real features, not a zero network
 
 
