@@ -134,6 +134,9 @@ def test_once(run: Path, data: Path) -> dict:
     }
 
 
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
+
+
 def main() -> None:
     from hir_edge.train.config import load_config
     from hir_edge.train.trainer import Trainer
@@ -196,9 +199,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "dna_encodings"
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(rows, indent=1))
-    print(text)
+    write_results(out, text, rows)
 
 
 if __name__ == "__main__":

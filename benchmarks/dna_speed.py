@@ -18,7 +18,6 @@ Writes benchmarks/results/dna_speed.md and .json.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -56,6 +55,9 @@ def per_read_ms(fn, items, repeat: int = 1) -> float:
         for item in items:
             fn(item)
     return 1000 * (time.perf_counter() - start) / (repeat * len(items))
+
+
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -128,9 +130,7 @@ def main() -> None:
         )
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "dna_speed"
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(rows, indent=1))
-    print(text)
+    write_results(out, text, rows)
 
 
 if __name__ == "__main__":

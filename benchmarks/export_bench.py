@@ -15,7 +15,6 @@ Writes benchmarks/results/export.md and .json.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import sys
 import time
@@ -76,6 +75,9 @@ def bundle_embeddings(backend, x, noisy: bool, preset, seed: int, indices, token
         zd = backend.embed_dna(ids[start : start + 64], mask[start : start + 64])
         out.append(backend.fuse(zi, zd)[0])
     return np.concatenate(out)
+
+
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -265,10 +267,7 @@ def write(out: Path, report: dict) -> None:
             f"{r['retention_fp32']:.3f} | {r['retention_int8']:.3f} |"
         )
     text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(report, indent=1, default=str))
-    print(text)
+    write_results(out, text, report)
 
 
 if __name__ == "__main__":

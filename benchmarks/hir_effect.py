@@ -74,11 +74,6 @@ def train(recipe: str, run: Path, overrides: list[str]) -> Path:
     return run
 
 
-def final_model(run: Path) -> Path:
-    pointer = json.loads((run / "checkpoints" / "latest.json").read_text())
-    return run / "checkpoints" / pointer["path"]
-
-
 def scores(model: Path, data: Path, cache: Path) -> dict:
     """cond -> noise seed -> setting -> {family, global} Top-1 on the test split."""
     from hir_edge.evaluation.runner import EvalOptions, Evaluator
@@ -129,6 +124,10 @@ def paired(arms: dict, cond: str, setting: str, rank: str) -> dict:
         "ci95": [mean - half, mean + half],
         "clibd_mean": float(clibd),
     }
+
+
+from reproduce import final_model  # noqa: E402
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -225,9 +224,7 @@ def write(r: dict) -> None:
         )
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "hir_effect"
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(r, indent=1, default=str))
-    print(text)
+    write_results(out, text, r)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def noisy_val(run: Path, cfg) -> dict:
     }
 
 
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
+
+
 def main() -> None:
     from hir_edge.train.config import load_config
     from hir_edge.train.trainer import Trainer
@@ -104,9 +107,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "hir_sweep"
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps({"rows": rows, "choice": choice}, indent=1))
-    print(text)
+    write_results(out, text, {"rows": rows, "choice": choice})
 
 
 if __name__ == "__main__":

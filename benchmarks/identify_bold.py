@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import resource
 import subprocess
 import sys
@@ -212,6 +211,9 @@ def open_world_sets():
         elif r["order_name"] in held["order"]:
             sets["absent family"].append(r)
     return sets
+
+
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -506,10 +508,7 @@ def write(out: Path, report: dict) -> None:
         "```",
     ]
     text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(report, indent=1, default=str))
-    print(text)
+    write_results(out, text, report)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import struct
 import subprocess
 import sys
@@ -201,6 +200,9 @@ def bad_photos(bundle: Path, good: list[bytes]) -> dict:
     }
 
 
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
+
+
 def main() -> None:
     from PIL import Image
 
@@ -337,10 +339,7 @@ def write(out: Path, r: dict) -> None:
         f"{lat['ms_per_photo_batch1']:.1f} ms per photo at batch 1, {lat['ms_per_photo_batch32']:.1f} ms at batch 32.",
     ]
     text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(r, indent=1, default=str))
-    print(text)
+    write_results(out, text, r)
 
 
 if __name__ == "__main__":

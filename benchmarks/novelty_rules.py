@@ -22,7 +22,6 @@ Writes benchmarks/results/novelty_rules.md and .json.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import zlib
 from pathlib import Path
@@ -52,6 +51,9 @@ RULES = {
         ),
     ),
 }
+
+
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main() -> None:
@@ -138,10 +140,7 @@ def write(out: Path, results: dict) -> None:
             cells = " | ".join(f"{row[n]:.1f}" for n in names)
             lines.append(f"| {label} {cond} | {row['n']} | {cells} |")
     text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(results, indent=1))
-    print(text)
+    write_results(out, text, results)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,9 @@ def terminated(work: Path) -> dict:
     return result
 
 
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hir-edge-probes-") as tmp:
         work = Path(tmp)
@@ -212,9 +215,7 @@ def main() -> None:
         )
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "probes"
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(json.dumps(results, indent=1))
-    print(text)
+    write_results(out, text, results)
 
 
 if __name__ == "__main__":
