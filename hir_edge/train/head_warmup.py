@@ -23,8 +23,10 @@ from hir_edge.images import PreprocessConfig, preprocess
 from hir_edge.progress import progress_bar
 
 
-def backbone_features(model, images: list, batch: int = 64) -> torch.Tensor:
-    """Pooled features of the image tower's frozen trunk for photos (PIL images)."""
+def backbone_features(model, images: list, batch: int = 64, load=None) -> torch.Tensor:
+    """Pooled features of the image tower's frozen trunk for photos: PIL images, or sources
+    that ``load`` decodes one batch at a time (so thousands of photos are never all decoded
+    at once)."""
     device = model.logit_scale.device
     trunk = model.visual.trunk
     was_training = trunk.training
@@ -33,7 +35,10 @@ def backbone_features(model, images: list, batch: int = 64) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch):
-            pixels = np.stack([preprocess(im, pre) for im in images[start : start + batch]])
+            chunk = images[start : start + batch]
+            if load is not None:
+                chunk = [load(source) for source in chunk]
+            pixels = np.stack([preprocess(im, pre) for im in chunk])
             x = torch.from_numpy(pixels).to(device).contiguous(memory_format=torch.channels_last)
             out.append(trunk(x).float())
     trunk.train(was_training)
@@ -128,7 +133,7 @@ def warm_up(trainer) -> None:
             "(clip.image_weights, e.g. the tiny-lite0 preset)"
         )
     base = trainer.dataset.base
-    rows = [i for i in range(len(base)) if base.store.image_bytes(i) is not None]
+    rows = np.flatnonzero(base.store.image_lengths() > 0).tolist()  # no image bytes read
     rows = [rows[int(j)] for j in np.linspace(0, len(rows) - 1, min(len(rows), 20000))]
     labels = base.labels()[rows]
     lineages = base.store.lineages()
@@ -136,7 +141,7 @@ def warm_up(trainer) -> None:
     known = labels >= 0
     levels = np.where(known.any(1), known.shape[1] - 1 - np.argmax(known[:, ::-1], 1), -1)
     clock = time.perf_counter()
-    features = backbone_features(model, [load_image(base.store.image_bytes(i)) for i in rows])
+    features = backbone_features(model, [base.store.image_bytes(i) for i in rows], load=load_image)
     device = trainer.env.device
     result = warm_head(
         model,
