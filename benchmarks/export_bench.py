@@ -111,10 +111,8 @@ def main() -> None:
 
     # sizes -------------------------------------------------------------------
     sizes = {}
-    for part, graph in bundle.manifest["graphs"].items():
-        sizes[part] = {
-            p: (bundle.root / f).stat().st_size / 2**20 for p, f in graph["files"].items()
-        }
+    for part, graph in bundle.manifest.graphs.items():
+        sizes[part] = {p: (bundle.root / f).stat().st_size / 2**20 for p, f in graph.files.items()}
     teacher_mb = (args.teacher / "model.safetensors").stat().st_size / 2**20
     teacher_field_mb = (
         sum(p.numel() * 4 for n, p in teacher.named_parameters() if not n.startswith("text_model"))
@@ -135,8 +133,8 @@ def main() -> None:
     ).run()
     store = SpecimenStore(args.data, "test")
     idx = np.arange(len(store))
-    pre = PreprocessConfig.from_dict(bundle.manifest["preprocess"])
-    tok = tokenizer_from_dict(bundle.manifest["dna_tokenizer"])
+    pre = PreprocessConfig.from_dict(bundle.manifest.preprocess)
+    tok = tokenizer_from_dict(bundle.manifest.dna_tokenizer)
     x = field_inputs(store, idx, pre, tok)
     labels = bundle.taxonomy.encode_many(store.lineages())
     masks = [bundle.taxonomy.label_mask(lv) for lv in range(4)]
@@ -165,7 +163,7 @@ def main() -> None:
     from hir_edge.models import create_model
 
     student_torch = create_model(
-        bundle.manifest["model"]["student_preset"] or teacher.config.preset,
+        bundle.manifest.model.student_preset or teacher.config.preset,
         embed_dim=teacher.embed_dim,
     ).eval()
     # Interleaved rounds: this machine's speed drifts (2x between minutes), so every backend is

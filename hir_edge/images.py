@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -95,13 +95,9 @@ class PreprocessConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PreprocessConfig:
         """Build from ``to_dict`` output; an unknown key is an error, never silently dropped."""
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown preprocessing key {key!r}; allowed keys: {', '.join(sorted(known))}"
-                )
-        return cls(**data)
+        from hir_edge.config_loader import from_mapping
+
+        return from_mapping(cls, data, "preprocessing")
 
 
 def load_image(source: str | Path | bytes, *, min_size: int | None = None) -> Image.Image:

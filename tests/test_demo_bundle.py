@@ -24,7 +24,7 @@ def test_demo_bundle_is_small_verified_and_says_what_it_is():
     bundle = open_bundle(default_bundle())  # checks every file's sha256
     assert bundle.size_bytes() <= 25 * 2**20
     assert all(name.startswith("Demo") for name in bundle.taxonomy.names("order"))
-    assert bundle.manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
+    assert bundle.manifest.provenance["branches"]["dna"]["kind"] == "synthetic"
     card = (bundle.root / "MODEL_CARD.md").read_text()
     assert "identifies nothing real" in card
 

@@ -151,7 +151,7 @@ def test_divergence_stats_by_hand():
     hits = [
         Hit(0, 0.99, 600, (0, 0, 1), 0, divergence) for divergence in (0.0, 0.01, 0.03, 0.05)
     ] + [None]  # a read without a hit does not count
-    settings = ScoringSettings.from_manifest({"scoring": {"novelty_divergence": 0.02}}, 4)
+    settings = ScoringSettings.from_section({"novelty_divergence": 0.02}, 4)
     stats = _divergence_stats(hits, settings)
     assert stats["q50"] == pytest.approx(0.02)  # midway between 0.01 and 0.03
     assert stats["flagged_novel_%"] == 50.0  # 0.03 and 0.05 are over 2%

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hir_edge.runtime.bundle import Bundle, References
+from hir_edge.runtime.bundle import FORMAT, Bundle, Manifest, References
 from hir_edge.runtime.identifier import Identifier, Specimen, prompt_cosines
 from hir_edge.runtime.scoring import assign
 from hir_edge.taxonomy import Taxonomy, fill_gaps
@@ -67,6 +67,8 @@ class StubBackend:
 
 def _identifier(thresholds=0.5, references=None, novelty=-1.0, **kw):
     manifest = {
+        "format": FORMAT,
+        "files": {},
         "model": {"embed_dim": D},
         "preprocess": {"image_size": 32},
         "dna_tokenizer": {"kind": "kmer", "k": 3, "max_length": 20},
@@ -79,7 +81,11 @@ def _identifier(thresholds=0.5, references=None, novelty=-1.0, **kw):
         },
     }
     bundle = Bundle(
-        root=None, manifest=manifest, taxonomy=TAX, prompt_banks=BANKS, references=references
+        root=None,
+        manifest=Manifest.from_dict(manifest),
+        taxonomy=TAX,
+        prompt_banks=BANKS,
+        references=references,
     )
     return Identifier(bundle, StubBackend({}), **kw)
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,29 @@ def test_mixed_batch_of_read_only_photo_only_and_paired(tiny_bundle, field_input
     assert items[ids[0]]["modalities"] == ["dna"] and items[ids[0]]["gate"] is None
     assert items[ids[1]]["modalities"] == ["image", "dna"]
     assert items[ids[2]]["modalities"] == ["image"] and items[ids[2]]["qc"] is None
+
+
+def test_each_photo_is_decoded_once(tiny_bundle, field_inputs, monkeypatch):
+    """The input stage decodes a photo into the image branch's pixels, which travel with the
+    specimen: no second decode to embed it, none to check it, none for the drawn-photo note."""
+    import hir_edge.images
+    import hir_edge.runtime.identifier
+    import hir_edge.runtime.inputs
+
+    folder, truth = field_inputs
+    decoded = []
+    real = hir_edge.images.load_image
+
+    def counting(source, **kw):
+        decoded.append(Path(source).name)
+        return real(source, **kw)
+
+    for module in (hir_edge.runtime.identifier, hir_edge.runtime.inputs):
+        monkeypatch.setattr(module, "load_image", counting)
+    result = run(["--bundle", str(tiny_bundle), "--image", str(folder), "-q", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(decoded) == sorted(f"{sid}.jpg" for sid in truth)
+    assert len(json.loads(result.stdout)) == len(truth)
 
 
 def test_bad_records_are_skipped_and_exit_code_is_1(tiny_bundle, field_inputs, tmp_path):
@@ -294,7 +318,7 @@ def test_a_changed_read_reports_which_mismatches_other_species_explain(tiny_bund
     shared = hit["mismatches_with_library_bases"]
     # the same count from the aligner itself, built on the bundle's barcodes and species
     opened = open_bundle(tiny_bundle)
-    scoring = opened.manifest["scoring"]
+    scoring = opened.manifest.scoring
     rows = [
         (b.decode() if isinstance(b, bytes) else str(b), int(c))
         for b, c in zip(opened.references.barcodes, opened.references.labels[:, -1])

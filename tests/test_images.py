@@ -332,7 +332,9 @@ def test_config_round_trips_through_json():
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
-    with pytest.raises(ConfigError, match="unknown preprocessing key 'crop_pct'"):
+    with pytest.raises(
+        ConfigError, match=r"preprocessing: unknown key 'crop_pct' \(allowed: image_size"
+    ):
         PreprocessConfig.from_dict({"image_size": 224, "crop_pct": 0.9})
     with pytest.raises(ConfigError, match="interpolation 'lanczos' is not supported"):
         PreprocessConfig(interpolation="lanczos")

@@ -42,7 +42,10 @@ def last_checkpoint(run: Path) -> Path:
 
 # --------------------------------------------------------------------------- config
 def test_unknown_keys_and_bad_values_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"config.train: unknown key 'epoch'; allowed: .*epochs"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config.train: unknown key 'epoch'; did you mean 'epochs'\? \(allowed: .*epochs",
+    ):
         load_config(None, ["data.path=x.h5", "train.epoch=3"])
     with pytest.raises(
         ConfigError, match=r"loss.variant: 'hir2'; choose one of clibd, hir, hir-fuse"

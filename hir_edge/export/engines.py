@@ -48,8 +48,8 @@ def add_engines(bundle_path: Path, device_name: str | None = None, quiet: bool =
     bundle = open_bundle(bundle_path)
     if bundle._tmp is not None:
         raise HirEdgeError(f"{bundle_path}: extract the .tar first; engines are added to a folder")
-    manifest = bundle.manifest
-    precision = manifest["model"].get("default_precision", "fp32")
+    manifest = bundle.manifest.to_dict()  # the form finalize_manifest checks and writes
+    precision = bundle.manifest.model.default_precision
     root = bundle.root
     if precision == "int8" and derive_tensorrt_graphs(root, manifest["graphs"]):
         finalize_manifest(root, manifest)

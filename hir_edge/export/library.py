@@ -78,11 +78,11 @@ def write_references(
     (with their cleaned barcodes); returns how many. Labels outside the bundle's taxonomy (a
     species only in a validation split) are kept down to the deepest rank it holds."""
     from hir_edge.runtime.backends import OnnxRuntimeBackend
-    from hir_edge.runtime.bundle import Bundle
+    from hir_edge.runtime.bundle import Bundle, Manifest
     from hir_edge.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(out / TAXONOMY)
-    bundle = Bundle(out, json.loads((out / MANIFEST).read_text()), taxonomy, [])
+    bundle = Bundle(out, Manifest.from_dict(json.loads((out / MANIFEST).read_text())), taxonomy, [])
     backend = OnnxRuntimeBackend(bundle, precision, device="cpu")
     with_dna = bundle.has_part("dna")
     ids, labels, dna, image, barcodes = [], [], [], [], []

@@ -10,7 +10,15 @@ from pathlib import Path
 from hir_edge import __version__
 from hir_edge.data.hdf5 import read_attrs
 from hir_edge.io import atomic_write_text, sha256_file
-from hir_edge.runtime.bundle import FORMAT, MANIFEST, MODEL_CARD, PROMPTS, REFERENCES, TAXONOMY
+from hir_edge.runtime.bundle import (
+    FORMAT,
+    MANIFEST,
+    MODEL_CARD,
+    PROMPTS,
+    REFERENCES,
+    TAXONOMY,
+    Manifest,
+)
 from hir_edge.signing import SIGNATURE
 
 
@@ -66,6 +74,7 @@ def build_manifest(
             "export_command": " ".join(options.argv) if options.argv else None,
             "host": platform.platform(),
         },
+        "files": {},  # filled by finalize_manifest once every file is written
     }
 
 
@@ -82,7 +91,9 @@ def bundle_files(root: Path, manifest: dict) -> list[str]:
 
 
 def finalize_manifest(root: Path, manifest: dict) -> None:
-    """Record the size and sha256 of every bundle file and write the manifest atomically."""
+    """Record the size and sha256 of every bundle file and write the manifest atomically, once
+    it reads back as a :class:`~hir_edge.runtime.bundle.Manifest` (the one check of every
+    manifest hir-edge writes)."""
     files = {}
     for rel in bundle_files(root, manifest):
         path = root / rel
@@ -90,6 +101,7 @@ def finalize_manifest(root: Path, manifest: dict) -> None:
             raise FileNotFoundError(f"{root}: bundle file {rel} was not written")
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest["files"] = files
+    Manifest.from_dict(json.loads(json.dumps(manifest, default=str)), root / MANIFEST)
     atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=1, default=str))
     stale = root / SIGNATURE  # signed a manifest that no longer exists: sign again
     if stale.is_file():
@@ -153,11 +165,16 @@ def model_card(manifest: dict) -> str:
                 else f"the shipped library holds {calibrated['library_then']}"
             )
         )
+        if calibrated.get("outgroups"):
+            lines.append(
+                "- read placement also fitted on outgroups: the barcodes of "
+                f"{calibrated['outgroups']} whose taxa the library lacks (asked, never references)"
+            )
     open_set = manifest.get("scoring", {}).get("open_set")
     if open_set:
         lines += [
             "",
-            "## Open-set calibration (reads whose taxon was taken out of the library)",
+            "## Open-set calibration (reads of taxa the library lacks: hidden, or outgroups)",
             "",
             "| reads | n | answered at order / family / genus / species | right at that rank |",
             "|---|---|---|---|",

@@ -7,11 +7,11 @@ override never goes silently unused.
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hir_edge.config_loader import from_mapping
 from hir_edge.errors import ConfigError
 
 
@@ -114,7 +114,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model config") -> ModelConfig:
-        return _from_dict(cls, data, where)
+        return from_mapping(cls, data, where)
 
     def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
         """A copy with dotted-key overrides applied (``{"dna.freeze": True}``) and recorded."""
@@ -123,31 +123,6 @@ class ModelConfig:
             set_dotted(data, key, value, where="model override")
         data["overrides"] = {**self.overrides, **overrides}
         return ModelConfig.from_dict(data)
-
-
-_NESTED = {
-    "clip": ClipTowerConfig,
-    "dna": DnaTowerConfig,
-    "fusion": FusionConfig,
-}
-
-
-def _from_dict(cls: type, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for key, value in data.items():
-        nested = _NESTED.get(key) if cls is ModelConfig else None
-        kwargs[key] = (
-            _from_dict(nested, value, f"{where}.{key}") if nested else copy.deepcopy(value)
-        )
-    return cls(**kwargs)
 
 
 def set_dotted(data: dict, key: str, value: Any, where: str = "override") -> None:

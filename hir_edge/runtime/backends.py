@@ -155,7 +155,7 @@ def engine_tag() -> dict:
 
 def engine_files(bundle: Bundle, precision: str) -> dict[str, Path]:
     """Engines in the bundle for ``precision`` whose tag matches this device (else an error)."""
-    engines = bundle.manifest.get("engines", {})
+    engines = bundle.manifest.engines
     if not engines:
         return {}
     tag = engine_tag()
@@ -199,8 +199,7 @@ class TensorRTBackend:
         # A part without an engine runs in ONNX Runtime; batches are cut to the engine's profile.
         self._onnx = OnnxRuntimeBackend(bundle, precision, "auto")
         self.max_batch = {
-            p: int(bundle.manifest["engines"][p][precision]["tag"].get("max_batch", 64))
-            for p in files
+            p: int(bundle.manifest.engines[p][precision]["tag"].get("max_batch", 64)) for p in files
         }
 
     def _run(self, part: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -352,10 +351,7 @@ def select_backend(
     if backend not in BACKENDS:
         raise HirEdgeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "tensorrt" or (
-        backend == "auto"
-        and device != "cpu"
-        and tensorrt_available()
-        and bundle.manifest.get("engines")
+        backend == "auto" and device != "cpu" and tensorrt_available() and bundle.manifest.engines
     ):
         try:
             return TensorRTBackend(bundle, precision)

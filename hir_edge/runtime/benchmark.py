@@ -27,8 +27,8 @@ def _backends(bundle: Bundle) -> list:
     for precision in ("int8", "fp32"):
         if bundle.graph_path("image", precision) is not None:
             out.append(OnnxRuntimeBackend(bundle, precision, device="cpu"))
-    if tensorrt_available() and bundle.manifest.get("engines"):
-        precision = bundle.manifest["model"].get("default_precision", "fp32")
+    if tensorrt_available() and bundle.manifest.engines:
+        precision = bundle.manifest.model.default_precision
         try:
             out.append(TensorRTBackend(bundle, precision))
         except Exception:  # engines for another device are not timed here
@@ -57,8 +57,8 @@ def run_benchmark(
     TensorRT when its engines match this device); a training checkpoint passes its torch one.
     """
     rng = np.random.default_rng(0)
-    size = bundle.manifest["preprocess"]["image_size"]
-    tok = tokenizer_from_dict(bundle.manifest["dna_tokenizer"], root=bundle.root)
+    size = bundle.manifest.preprocess["image_size"]
+    tok = tokenizer_from_dict(bundle.manifest.dna_tokenizer, root=bundle.root)
     rows = []
     for backend in backends if backends is not None else _backends(bundle):
         for batch in batches:

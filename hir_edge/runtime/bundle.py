@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,104 @@ def default_bundle() -> Path:
     from importlib.resources import files
 
     return Path(str(files("hir_edge") / "bundles" / "demo"))
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One exported part (image, dna, fusion): its ONNX file per precision, and its I/O."""
+
+    files: dict[str, str]
+    inputs: dict[str, list] = field(default_factory=dict)
+    outputs: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The manifest's ``model`` section: what was exported, at what size."""
+
+    embed_dim: int
+    teacher_preset: str | None = None
+    student_preset: str | None = None
+    ranks: list[str] = field(default_factory=list)
+    taxa: dict[str, int] = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
+    default_precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``manifest.json``, typed: every reader goes through :meth:`from_dict`, which refuses an
+    unknown or missing key by name. Sections with loaders of their own stay plain dicts here:
+    ``preprocess`` (PreprocessConfig), ``dna_tokenizer`` (tokenizer_from_dict), ``scoring``
+    (ScoringSettings); so do the records for people (provenance, measurements, export log)."""
+
+    format: str
+    model: ModelInfo
+    graphs: dict[str, Graph]
+    files: dict[str, dict]
+    preprocess: dict
+    name: str = ""
+    description: str = ""
+    created: str = ""
+    hir_edge_version: str | None = None
+    dna_tokenizer: dict | None = None
+    provenance: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)
+    engines: dict = field(default_factory=dict)
+    measurements: dict = field(default_factory=dict)
+    export_log: list = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str | Path = MANIFEST) -> Manifest:
+        """Check the layout before anything reads it, and type it.
+
+        Raises:
+            BundleError: naming ``where`` and the key that is missing, unknown or of the wrong
+                type.
+        """
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}: is not a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise BundleError(
+                f"{where}: unknown key {unknown[0]!r}; the bundle is from another hir-edge: "
+                "upgrade hir-edge or re-export the bundle"
+            )
+        for key, kind in (("model", dict), ("graphs", dict), ("files", dict), ("preprocess", dict)):
+            if not isinstance(data.get(key), kind):
+                found = "missing" if key not in data else f"a {type(data[key]).__name__}"
+                raise BundleError(
+                    f"{where}: '{key}' is {found}, expected a {kind.__name__}; "
+                    "the manifest is incomplete or not from hir-edge export"
+                )
+        model = data["model"]
+        embed_dim = model.get("embed_dim")
+        if not isinstance(embed_dim, int) or embed_dim < 1:
+            raise BundleError(f"{where}: model.embed_dim is {embed_dim!r}, expected a count")
+        graphs = {}
+        for part, graph in data["graphs"].items():
+            if not isinstance(graph, dict) or not isinstance(graph.get("files"), dict):
+                raise BundleError(f"{where}: graph {part!r} lists no files")
+            graphs[part] = _typed(Graph, graph, f"{where}: graph {part!r}")
+        return cls(
+            **{
+                **data,
+                "model": _typed(ModelInfo, model, f"{where}: model"),
+                "graphs": graphs,
+            }
+        )
+
+    def to_dict(self) -> dict:
+        """The JSON form (what :meth:`from_dict` reads back)."""
+        return asdict(self)
+
+
+def _typed(kind, data: dict, where: str):
+    """``kind`` from ``data`` by the project's one strict loader (an unknown key is refused by
+    name)."""
+    from hir_edge.config_loader import from_mapping
+
+    return from_mapping(kind, data, where, error=BundleError, coerce=False)
 
 
 @dataclass
@@ -72,7 +170,7 @@ class Bundle:
     """An opened, verified bundle."""
 
     root: Path
-    manifest: dict
+    manifest: Manifest
     taxonomy: Taxonomy
     prompt_banks: list[np.ndarray]
     references: References | None = None
@@ -80,28 +178,28 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        return self.manifest.get("name", self.root.name)
+        return self.manifest.name or self.root.name
 
     @property
     def embed_dim(self) -> int:
-        return int(self.manifest["model"]["embed_dim"])
+        return self.manifest.model.embed_dim
 
     def graph_path(self, part: str, precision: str) -> Path | None:
         """The ONNX file of ``part`` (image, dna, fusion) at ``precision`` (int8, fp32), if any."""
-        graph = self.manifest["graphs"].get(part)
-        if not graph or precision not in graph["files"]:
+        graph = self.manifest.graphs.get(part)
+        if graph is None or precision not in graph.files:
             return None
-        return self.root / graph["files"][precision]
+        return self.root / graph.files[precision]
 
     def precisions(self, part: str) -> list[str]:
-        graph = self.manifest["graphs"].get(part)
-        return sorted(graph["files"]) if graph else []
+        graph = self.manifest.graphs.get(part)
+        return sorted(graph.files) if graph else []
 
     def has_part(self, part: str) -> bool:
-        return part in self.manifest["graphs"]
+        return part in self.manifest.graphs
 
     def size_bytes(self) -> int:
-        return sum(int(f["bytes"]) for f in self.manifest["files"].values())
+        return sum(int(f["bytes"]) for f in self.manifest.files.values())
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -109,9 +207,9 @@ class Bundle:
             self._tmp = None
 
 
-def _verify(root: Path, manifest: dict) -> None:
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
+def _verify(root: Path, manifest: Manifest) -> None:
+    files = manifest.files
+    if not files:
         raise BundleError(f"{root / MANIFEST}: lists no files; the bundle is incomplete")
     for rel, info in files.items():
         path = (root / rel).resolve()
@@ -160,16 +258,22 @@ def open_bundle(
 
         verify_signature(root, Path(trusted_key), raw)
     try:
-        manifest = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{manifest_path}: not valid JSON ({err})") from None
-    fmt = manifest.get("format")
+    fmt = data.get("format") if isinstance(data, dict) else None
     if fmt != FORMAT:
         raise BundleError(
             f"{manifest_path}: bundle format {fmt!r} is not supported by this hir-edge "
             f"(it reads {FORMAT!r}); upgrade hir-edge or re-export the bundle"
         )
-    _check_structure(manifest_path, manifest)
+    manifest = Manifest.from_dict(data, manifest_path)
+    for core in (TAXONOMY, PROMPTS):  # read on every run: never unchecked
+        if core not in manifest.files:
+            raise BundleError(
+                f"{manifest_path}: {core} is not among the checked files; the bundle may "
+                "have been edited: rebuild or re-copy it"
+            )
     if verify:
         _verify(root, manifest)
     try:
@@ -179,7 +283,7 @@ def open_bundle(
     with _npz(root / PROMPTS) as data:
         banks = [data[f"rank{level}"].astype(np.float32) for level in range(taxonomy.num_ranks)]
     references = None
-    listed = manifest.get("files", {})
+    listed = manifest.files
     if REFERENCES in listed or (not verify and (root / REFERENCES).is_file()):
         with _npz(root / REFERENCES) as data:
             references = References(
@@ -191,35 +295,6 @@ def open_bundle(
             )
     _check_shapes(root, manifest, taxonomy, banks, references)
     return Bundle(root, manifest, taxonomy, banks, references, tmp)
-
-
-# What every manifest must hold, and of what type: a bundle that lacks one is refused by name.
-_REQUIRED = {"model": dict, "graphs": dict, "files": dict, "preprocess": dict}
-
-
-def _check_structure(manifest_path: Path, manifest: object) -> None:
-    """The manifest's top-level layout, checked before anything reads it by key."""
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path}: is not a JSON object")
-    for key, kind in _REQUIRED.items():
-        if not isinstance(manifest.get(key), kind):
-            found = "missing" if key not in manifest else f"a {type(manifest[key]).__name__}"
-            raise BundleError(
-                f"{manifest_path}: '{key}' is {found}, expected a {kind.__name__}; "
-                "the manifest is incomplete or not from hir-edge export"
-            )
-    embed_dim = manifest["model"].get("embed_dim")
-    if not isinstance(embed_dim, int) or embed_dim < 1:
-        raise BundleError(f"{manifest_path}: model.embed_dim is {embed_dim!r}, expected a count")
-    for part, graph in manifest["graphs"].items():
-        if not isinstance(graph, dict) or not isinstance(graph.get("files"), dict):
-            raise BundleError(f"{manifest_path}: graph {part!r} lists no files")
-    for core in (TAXONOMY, PROMPTS):  # read on every run: never unchecked
-        if core not in manifest["files"]:
-            raise BundleError(
-                f"{manifest_path}: {core} is not among the checked files; the bundle may "
-                "have been edited: rebuild or re-copy it"
-            )
 
 
 @contextlib.contextmanager
@@ -234,11 +309,11 @@ def _npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
         raise BundleError(f"{path}: cannot be read as plain arrays ({err})") from None
 
 
-def version_note(manifest: dict) -> str | None:
+def version_note(manifest: Manifest) -> str | None:
     """A word when the bundle was made by another hir-edge release than this one."""
     from hir_edge import __version__
 
-    made_by = manifest.get("hir_edge_version")
+    made_by = manifest.hir_edge_version
     if made_by is None or made_by == __version__:
         return None
     return (
@@ -247,9 +322,9 @@ def version_note(manifest: dict) -> str | None:
     )
 
 
-def _check_shapes(root: Path, manifest: dict, taxonomy: Taxonomy, banks, references) -> None:
+def _check_shapes(root: Path, manifest: Manifest, taxonomy: Taxonomy, banks, references) -> None:
     """Parts that disagree with each other are refused with what disagrees, not a traceback."""
-    d = int(manifest["model"]["embed_dim"])
+    d = manifest.model.embed_dim
     for level, (rank, bank) in enumerate(zip(taxonomy.ranks, banks)):
         if bank.shape != (taxonomy.size(level), d):
             raise BundleError(
@@ -267,7 +342,7 @@ def _check_shapes(root: Path, manifest: dict, taxonomy: Taxonomy, banks, referen
             emb = getattr(references, name)
             if emb is not None and emb.shape != (len(labels), d):
                 raise BundleError(f"{root}: reference {name} embeddings are {emb.shape}")
-    for part, graph in manifest.get("graphs", {}).items():
-        for rel in graph["files"].values():
-            if manifest.get("files") and rel not in manifest["files"]:
+    for part, graph in manifest.graphs.items():
+        for rel in graph.files.values():
+            if manifest.files and rel not in manifest.files:
                 raise BundleError(f"{root}: the {part} graph {rel} is not among the checked files")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hir_edge.runtime.backends import TorchBackend
-from hir_edge.runtime.bundle import FORMAT, Bundle
+from hir_edge.runtime.bundle import FORMAT, Bundle, Manifest, ModelInfo
 from hir_edge.taxonomy import Taxonomy
 
 
@@ -34,17 +34,17 @@ def bundle_from_checkpoint(folder: Path, device: str = "auto"):
         ]
     t = 1.0 / float(model.scale().item())
     n = taxonomy.num_ranks
-    manifest = {
-        "format": FORMAT,
-        "name": f"checkpoint {folder}",
-        "model": {"embed_dim": model.embed_dim, "default_precision": "fp32"},
-        "preprocess": model.preprocess.to_dict(),
-        "dna_tokenizer": model.config.dna.tokenizer,
-        "graphs": {},
-        "scoring": {
+    manifest = Manifest(
+        format=FORMAT,
+        name=f"checkpoint {folder}",
+        model=ModelInfo(embed_dim=model.embed_dim, default_precision="fp32"),
+        preprocess=model.preprocess.to_dict(),
+        dna_tokenizer=model.config.dna.tokenizer,
+        graphs={},
+        scoring={
             "temperatures": {m: [t] * n for m in ("image", "dna", "fused")},
             "thresholds": {m: [0.5] * n for m in ("image", "dna", "fused")},
         },
-        "files": {},
-    }
+        files={},
+    )
     return Bundle(Path(folder), manifest, taxonomy, banks), TorchBackend(model, dev)

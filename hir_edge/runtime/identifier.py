@@ -33,7 +33,7 @@ from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
 from hir_edge.runtime.bundle import Bundle
 from hir_edge.runtime.decide import AnswerRules
 from hir_edge.runtime.placement import placement_features
-from hir_edge.runtime.schema import Identification, Specimen
+from hir_edge.runtime.schema import Identification, Photo, Specimen
 from hir_edge.runtime.scoring import (
     ScoringSettings,
     assign,
@@ -81,9 +81,9 @@ class Identifier:
         self.top_k = top_k
         self.taxonomy = bundle.taxonomy
         self.ranks = self.taxonomy.ranks
-        self.preprocess = PreprocessConfig.from_dict(bundle.manifest["preprocess"])
-        self.tokenizer = tokenizer_from_dict(bundle.manifest["dna_tokenizer"], root=bundle.root)
-        self.scoring = ScoringSettings.from_manifest(bundle.manifest, len(self.ranks))
+        self.preprocess = PreprocessConfig.from_dict(bundle.manifest.preprocess)
+        self.tokenizer = tokenizer_from_dict(bundle.manifest.dna_tokenizer, root=bundle.root)
+        self.scoring = ScoringSettings.from_section(bundle.manifest.scoring, len(self.ranks))
         if novel_divergence is not None:
             self.scoring = replace(self.scoring, novelty_divergence=novel_divergence)
         self.min_confidence = min_confidence
@@ -94,13 +94,19 @@ class Identifier:
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
         self.library = LibraryBarcodes(bundle.references, self.scoring, workers)
-        branches = bundle.manifest.get("provenance", {}).get("branches", {})
+        branches = bundle.manifest.provenance.get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
     # ------------------------------------------------------------------ embeddings
+    def decode_photo(self, source: Path | bytes) -> Photo:
+        """Decode a photo once: the image branch's pixels, and whether hir-edge drew it (from
+        the first kilobytes of the file, where JPEG keeps its comment)."""
+        image = load_image(source, min_size=2 * self.preprocess.image_size)
+        return Photo(preprocess(image, self.preprocess), _is_synthetic_photo(source))
+
     def _pixels(self, specimen: Specimen) -> np.ndarray:
-        image = load_image(specimen.image, min_size=2 * self.preprocess.image_size)
-        return preprocess(image, self.preprocess)
+        photo = specimen.photo or self.decode_photo(specimen.image)
+        return photo.pixels
 
     def unusable_read(self, sequence: str | None) -> str | None:
         """Why a read carries no DNA evidence (None when it does, or when there is no read).
@@ -360,7 +366,9 @@ class Identifier:
         if (
             "image" in modalities
             and self.synthetic_image_branch
-            and not _is_synthetic_photo(specimen.image)
+            and not (
+                specimen.photo.drawn if specimen.photo else _is_synthetic_photo(specimen.image)
+            )
         ):
             warnings.append(
                 "this bundle's image branch was trained on drawn photos: the photo's evidence is "

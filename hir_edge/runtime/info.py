@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from hir_edge.io import human_size
 from hir_edge.runtime.bundle import MODEL_CARD, Bundle
 from hir_edge.signing import SIGNATURE
@@ -13,20 +15,16 @@ def bundle_summary(b: Bundle) -> dict:
     return {
         "name": b.name,
         "path": str(b.root),
-        "format": m["format"],
-        "created": m.get("created"),
-        "hir_edge_version": m.get("hir_edge_version"),
-        "model": m["model"],
+        "format": m.format,
+        "created": m.created or None,
+        "hir_edge_version": m.hir_edge_version,
+        "model": asdict(m.model),
         "size": human_size(b.size_bytes()),
-        "graphs": {p: g["files"] for p, g in m["graphs"].items()},
-        "engines": {
-            p: {k: v["tag"] for k, v in e.items()} for p, e in m.get("engines", {}).items()
-        },
+        "graphs": {p: g.files for p, g in m.graphs.items()},
+        "engines": {p: {k: v["tag"] for k, v in e.items()} for p, e in m.engines.items()},
         "references": None if b.references is None else len(b.references.ids),
-        "branches": m.get("provenance", {}).get("branches"),
-        "scoring": {
-            k: m.get("scoring", {}).get(k) for k in ("target_precision", "thresholds", "novelty")
-        },
+        "branches": m.provenance.get("branches"),
+        "scoring": {k: m.scoring.get(k) for k in ("target_precision", "thresholds", "novelty")},
         "signed": (b.root / SIGNATURE).is_file(),
         "backends_here": available_backends(b),
     }
@@ -42,10 +40,10 @@ def bundle_text(b: Bundle, summary: dict) -> str:
     if card.is_file():
         lines += [card.read_text(encoding="utf-8").rstrip(), ""]
     lines.append(
-        f"bundle: {b.root} ({summary['size']}, format {m['format']}, hir-edge "
-        f"{m.get('hir_edge_version')}{', signed' if summary['signed'] else ''})"
+        f"bundle: {b.root} ({summary['size']}, format {m.format}, hir-edge "
+        f"{m.hir_edge_version}{', signed' if summary['signed'] else ''})"
     )
-    lines.append(f"taxa: {m['model']['taxa']}; reference specimens: {summary['references'] or 0}")
+    lines.append(f"taxa: {m.model.taxa}; reference specimens: {summary['references'] or 0}")
     for part, files in summary["graphs"].items():
         sizes = ", ".join(
             f"{p} {human_size((b.root / f).stat().st_size)}" for p, f in files.items()
@@ -70,9 +68,9 @@ def available_backends(bundle: Bundle) -> list[str]:
     from hir_edge.runtime.backends import engine_files, tensorrt_available
 
     out = []
-    if tensorrt_available() and bundle.manifest.get("engines"):
+    if tensorrt_available() and bundle.manifest.engines:
         try:
-            precision = bundle.manifest["model"].get("default_precision", "fp32")
+            precision = bundle.manifest.model.default_precision
             if engine_files(bundle, precision):
                 out.append(f"tensorrt ({precision} engines match this GPU)")
         except Exception as err:  # a mismatching engine: say why it will not run

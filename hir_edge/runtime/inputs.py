@@ -15,7 +15,7 @@ line naming the file and the record) and skipped, and the rest still run.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from hir_edge.dna.io import ReadReport, read_sequences
 from hir_edge.dna.qc import clean_read
 from hir_edge.errors import InputError
 from hir_edge.images import IMAGE_SUFFIXES, load_image
-from hir_edge.runtime.schema import Specimen
+from hir_edge.runtime.schema import Photo, Specimen
 
 MANIFEST_ID = ("specimen_id", "id", "processid", "sampleid")
 
@@ -57,16 +57,25 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _checked_image(path: Path, problems: Problems) -> Path | None:
+def check_photo(path: Path) -> None:
+    """Decode ``path`` small enough to be quick, only to know that it decodes."""
+    load_image(path, min_size=16)
+
+
+def _checked_image(
+    path: Path, problems: Problems, decode: Callable[[Path], Photo | None]
+) -> tuple[Path | None, Photo | None]:
+    """(``path``, its decoded photo) when it decodes, else (None, None) with the problem
+    recorded: a bad photo costs itself, never the run."""
     try:
-        load_image(path, min_size=16)
+        photo = decode(path)
     except InputError as err:
         problems.add(err)
-        return None
+        return None, None
     except Exception as err:  # a decoder bug must cost one photo, never the run
         problems.add(InputError(path, f"could not be decoded ({type(err).__name__}: {err})"))
-        return None
-    return path
+        return None, None
+    return path, photo
 
 
 def specimens_from_files(
@@ -74,8 +83,12 @@ def specimens_from_files(
     images: Sequence[Path],
     problems: Problems,
     report: ReadReport,
+    decode: Callable[[Path], Photo | None] = check_photo,
 ) -> Iterator[Specimen]:
-    """Specimens from a reads file and photos, paired as the module docstring says."""
+    """Specimens from a reads file and photos, paired as the module docstring says.
+
+    ``decode`` reads each photo once as it is reached (``Identifier.decode_photo``: the pixels
+    travel with the specimen); the default only checks that it decodes."""
     by_stem: dict[str, Path] = {}
     for path in images:
         if path.stem in by_stem:
@@ -99,7 +112,7 @@ def specimens_from_files(
             specimen = Specimen(read.id, read.sequence, read.qc, source=read.source)
             if photo is not None:
                 used.add(read.id)
-                specimen.image = _checked_image(photo, problems)
+                specimen.image, specimen.photo = _checked_image(photo, problems, decode)
                 specimen.image_name = photo.name
             if single_pair and count == 1:
                 first = specimen  # held back until we know the file has one record
@@ -112,15 +125,15 @@ def specimens_from_files(
             if first.image is None and images:
                 photo = images[0]
                 used.add(photo.stem)
-                first.image = _checked_image(photo, problems)
+                first.image, first.photo = _checked_image(photo, problems, decode)
                 first.image_name = photo.name
             yield first
     for stem, path in by_stem.items():
         if stem in used:
             continue
-        checked = _checked_image(path, problems)
+        checked, photo = _checked_image(path, problems, decode)
         if checked is not None:
-            yield Specimen(stem, image=checked, image_name=path.name)
+            yield Specimen(stem, image=checked, image_name=path.name, photo=photo)
 
 
 def _sheet_rows(sheet: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -150,9 +163,14 @@ def _sheet_rows(sheet: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def specimens_from_manifest(
-    sheet: Path, reads: Path | None, problems: Problems, report: ReadReport
+    sheet: Path,
+    reads: Path | None,
+    problems: Problems,
+    report: ReadReport,
+    decode: Callable[[Path], Photo | None] = check_photo,
 ) -> Iterator[Specimen]:
-    """Specimens described row by row in a CSV/TSV sheet.
+    """Specimens described row by row in a CSV/TSV sheet (photos read by ``decode``, as
+    :func:`specimens_from_files` does).
 
     Only the reads the sheet names are kept in memory (a first pass over the sheet collects
     their ids while the reads file streams by); reads of the file the sheet does not name are
@@ -216,7 +234,7 @@ def specimens_from_manifest(
             if not path.exists():
                 problems.add(InputError(sheet, f"image {image} not found", record=sid, line=line))
             else:
-                specimen.image = _checked_image(path, problems)
+                specimen.image, specimen.photo = _checked_image(path, problems, decode)
                 specimen.image_name = path.name
         if specimen.sequence or specimen.image is not None:
             yield specimen

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
 
 FEATURES = ("log_odds", "identity", "divergence", "rank_gap", "hit_agrees", "called")
@@ -80,10 +81,7 @@ class Placement:
                 f"placement model uses features {list(features)}; this hir-edge reads "
                 f"{list(FEATURES)}: re-export the bundle or upgrade hir-edge"
             )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BundleError(f"placement model: unknown key {unknown[0]!r}")
+        check_keys(data, {f.name for f in fields(cls)}, "placement model", BundleError)
         for key in ("ranks", "thresholds", "bands"):
             data[key] = tuple(data[key])
         for key in ("mean", "scale", "weights"):

@@ -113,11 +113,19 @@ class IdentifyRun:
         images = expand_images(self.images)
         if self.sheet:
             specimens = specimens_from_manifest(
-                Path(self.sheet), Path(self.reads) if self.reads else None, problems, report
+                Path(self.sheet),
+                Path(self.reads) if self.reads else None,
+                problems,
+                report,
+                identifier.decode_photo,
             )
         else:
             specimens = specimens_from_files(
-                Path(self.reads) if self.reads else None, images, problems, report
+                Path(self.reads) if self.reads else None,
+                images,
+                problems,
+                report,
+                identifier.decode_photo,
             )
         writer = Writer(stream, fmt, self.top_k)
         stack.callback(writer.close)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from hir_edge.dna.qc import ReadQC
 
 RANKS = ("order", "family", "genus", "species")
@@ -44,6 +46,16 @@ class Specimen:
     image_name: str | None = None
     source: str | None = None  # the file the read came from (for error messages)
     line: int | None = None  # its line there, when known
+    photo: Photo | None = None  # ``image`` decoded once, when the input stage did it
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo decoded once, as the image branch takes it: [3, S, S] normalised pixels, and
+    whether ``hir-edge data synth`` drew it (its JPEG comment says so)."""
+
+    pixels: np.ndarray
+    drawn: bool
 
 
 @dataclass

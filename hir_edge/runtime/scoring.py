@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hir_edge.config_loader import check_keys
 from hir_edge.dna.align import Hit
 from hir_edge.dna.divergence import MIN_ESTIMABLE_IDENTITY, novel_species
 from hir_edge.errors import BundleError
@@ -294,17 +295,13 @@ class ScoringSettings:
     placement: Placement | None = None
 
     @classmethod
-    def from_manifest(cls, manifest: dict, num_ranks: int) -> ScoringSettings:
+    def from_section(cls, section: dict, num_ranks: int) -> ScoringSettings:
         """The runtime's settings from a manifest's ``scoring`` section (absent keys take
         their defaults; an unknown key is refused, naming it)."""
-        s = dict(manifest.get("scoring", {}))
+        s = dict(section)
         allowed = {f for f in cls.__dataclass_fields__} | RECORDED_KEYS
-        unknown = sorted(k for k in s if k not in allowed and not k.startswith("validation_"))
-        if unknown:
-            raise BundleError(
-                f"manifest scoring: unknown key {unknown[0]!r}; this hir-edge reads "
-                f"{', '.join(sorted(allowed))}"
-            )
+        read = {k: v for k, v in s.items() if not k.startswith("validation_")}
+        check_keys(read, allowed, "manifest scoring", BundleError)
 
         def per_modality(key: str, default):
             return {m: s.get(key, {}).get(m, default) for m in MODALITIES}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
+from hir_edge.config_loader import from_mapping
 from hir_edge.degrade import get_preset
 from hir_edge.errors import ConfigError
 
@@ -248,64 +249,6 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- loading
-def _build(cls: type, data: Any, where: str):
-    if data is None:
-        return cls()
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        section = _section_type(hint)
-        if section is not None and (value is not None or hint is section):
-            kwargs[key] = _build(section, value, f"{where}.{key}")
-        elif isinstance(value, list) and "tuple" in str(hint):
-            kwargs[key] = tuple(value)
-        else:
-            kwargs[key] = _coerce(value, hint, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Numbers and booleans as their field says (YAML reads ``1e-4`` as a string)."""
-    types = getattr(hint, "__args__", (hint,))
-    if value is None and type(None) in types:
-        return None
-    if float in types and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if int in types and not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if bool in types and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _section_type(hint) -> type | None:
-    for candidate in (
-        ModelSection,
-        SynthSection,
-        AugmentSection,
-        ReadAugmentSection,
-        DataSection,
-        LossSection,
-        SamplerSection,
-        TrainSection,
-    ):
-        if hint is candidate or candidate in getattr(hint, "__args__", ()):
-            return candidate
-    return None
-
-
 def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars: 3 → int, 1e-4 → float, true → bool, null → None."""
     import yaml
@@ -349,7 +292,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, text = item.split("=", 1)
         apply_override(data, key.strip(), parse_value(text))
     where = str(path) if path is not None else "config"
-    return _build(TrainConfig, data, where).validate()
+    return from_mapping(TrainConfig, data, where).validate()
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -156,16 +156,11 @@ class SynthConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SynthConfig:
         """Build a config from plain data (YAML/JSON); unknown keys raise, naming the key."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"synth settings must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                import difflib
+        from hir_edge.config_loader import check_keys, from_mapping
 
-                close = difflib.get_close_matches(str(key), sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"unknown synth setting {key!r}{hint}")
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"synth settings: expected a mapping, got {type(data).__name__}")
+        check_keys(data, {f.name for f in fields(cls)}, "synth settings")
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key in _RANGE_FIELDS or key == "divergence":
@@ -179,7 +174,7 @@ class SynthConfig:
             if key == "barcodes" and value is not None:
                 value = str(value)
             values[key] = value
-        return cls(**values)
+        return from_mapping(cls, values, "synth settings")
 
     @classmethod
     def from_file(cls, path: str | Path) -> SynthConfig:
