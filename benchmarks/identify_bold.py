@@ -10,8 +10,10 @@ references). Read classes:
 
 * known species: the held-out test reads of the 100 library species;
 * absent species, genus present / absent genus, family present / absent family, order present:
-  records of bold_coi_1826sp.tsv by what the library holds of their lineage — taxa no part of
-  the bundle (training, calibration) has ever seen;
+  records of bold_coi_1826sp.tsv by what the library holds of their lineage, split in two
+  halves by genus (by family for absent families): one half may calibrate the bundle's read
+  placement as outgroups (``--write-outgroups``, build_bold_bundle.sh), the other is measured
+  here — taxa no part of the bundle (training, calibration) has ever seen;
 
 each clean, degraded (`paper`, `severe`) and cut to fragments (300, 150, 100 bp for known
 species; 150 bp for the others). For each: the rank `identify` answers at, how often that answer
@@ -31,6 +33,7 @@ import resource
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -191,26 +194,60 @@ def fragments(reads, length: int, seed: int, needed: int):
     return [fragment_seeded(field_read(r)[0], length, seed, i, needed) for i, r in enumerate(reads)]
 
 
-def open_world_sets():
-    """Records of bold_coi_1826sp.tsv by the rank of their lineage the library lacks."""
+MEASURED, CALIBRATION = 1, 0  # the halves of the taxa the library lacks
+
+
+def half(record: dict, klass: str) -> int:
+    """Which half a record of an absent taxon falls in: by its family for absent families and
+    orders, else by its genus, so the measured taxa are never the calibration's."""
+    key = (
+        record["family_name"]
+        if klass in ("absent family", "absent order")
+        else record["genus_name"]
+    )
+    return zlib.crc32(key.encode()) % 2
+
+
+def open_world_sets(which: int = MEASURED) -> tuple[list[str], dict[str, list[dict]]]:
+    """The header of bold_coi_1826sp.tsv and its records by the rank of their lineage the
+    library lacks (absent order too), in half ``which``."""
     with (SHARED / "bold_coi" / "bold_coi_100sp.tsv").open() as handle:
         lib = list(csv.DictReader(handle, delimiter="\t"))
     with (SHARED / "bold_coi" / "bold_coi_1826sp.tsv").open() as handle:
-        other = list(csv.DictReader(handle, delimiter="\t"))
+        reader = csv.DictReader(handle, delimiter="\t")
+        other = list(reader)
+        header = list(reader.fieldnames or [])
     held = {
         rank: {r[f"{rank}_name"] for r in lib} for rank in ("order", "family", "genus", "species")
     }
-    sets: dict[str, list[dict]] = {c: [] for c in CLASSES}
+    sets: dict[str, list[dict]] = {c: [] for c in (*CLASSES, "absent order")}
     for r in other:
         if r["species_name"] in held["species"]:
             continue
         if r["genus_name"] in held["genus"]:
-            sets["absent species"].append(r)
+            klass = "absent species"
         elif r["family_name"] in held["family"]:
-            sets["absent genus"].append(r)
+            klass = "absent genus"
         elif r["order_name"] in held["order"]:
-            sets["absent family"].append(r)
-    return sets
+            klass = "absent family"
+        else:
+            klass = "absent order"
+        if half(r, klass) == which:
+            sets[klass].append(r)
+    return header, sets
+
+
+def write_outgroups(path: Path) -> None:
+    """The calibration half of the absent taxa, as a BOLD table for ``export --outgroups``."""
+    header, sets = open_world_sets(CALIBRATION)
+    rows = [r for klass in sets for r in sets[klass]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, header, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    counts = ", ".join(f"{klass} {len(v)}" for klass, v in sets.items())
+    print(f"wrote {len(rows)} outgroup records to {path} ({counts})", file=sys.stderr)
 
 
 from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
@@ -228,7 +265,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument(
+        "--write-outgroups",
+        type=Path,
+        default=None,
+        help="Only write the calibration half of the absent taxa (a BOLD TSV) to this path",
+    )
     parser.add_argument(
         "--data", type=Path, default=ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
     )
@@ -237,12 +280,17 @@ def main() -> None:
         "--max-per-class",
         type=int,
         default=600,
-        help="Reads per open-world class (a seeded sample; 0: all 4,113): each read is "
+        help="Reads per open-world class (a seeded sample; 0: all of the measured half): each read is "
         "identified four ways, twice",
     )
     args = parser.parse_args()
     if not (SHARED / "bold_coi").is_dir():
         sys.exit(f"{SHARED} is absent: this benchmark needs the real BOLD barcodes")
+    if args.write_outgroups is not None:
+        write_outgroups(args.write_outgroups)
+        return
+    if args.bundle is None:
+        parser.error("--bundle is required")
     bundle = open_bundle(args.bundle)
     train = SpecimenStore(args.data, "train")
     train_ids = set(train.processids())
@@ -298,7 +346,9 @@ def main() -> None:
     report["kmer_best_hit_reads_per_second"] = kmer_rate(test_codes, ref_clean)
 
     sample = np.random.default_rng(0)
-    for klass, rows in open_world_sets().items():
+    for klass, rows in open_world_sets(MEASURED)[1].items():
+        if klass not in CLASSES:
+            continue
         report.setdefault("open_world_records", {})[klass] = len(rows)
         report["max_per_class"] = args.max_per_class
         if args.max_per_class and len(rows) > args.max_per_class:
@@ -442,7 +492,8 @@ def write(out: Path, report: dict) -> None:
         "",
         "## Taxa absent from the library (bold_coi_1826sp.tsv records, never seen by training or calibration)",
         "",
-        "Records of each class: "
+        "Records of each class (the measured half: genera, and families for absent families, "
+        "that the calibration's outgroups do not hold): "
         + ", ".join(f"{k} {v:,}" for k, v in report.get("open_world_records", {}).items())
         + "; each class is a seeded sample of at most "
         + f"{report.get('max_per_class') or 'all'} of them (column n).",

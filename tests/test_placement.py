@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 from hir_edge.errors import BundleError
-from hir_edge.export.open_set import CLASSES, _thresholds, fit_placement, read_class
+from hir_edge.export.open_set import (
+    CLASSES,
+    NO_TAXON,
+    _thresholds,
+    fit_placement,
+    outgroup_class,
+    outgroup_labels,
+    queries,
+    read_class,
+    read_outgroups,
+)
 from hir_edge.runtime.placement import FEATURES, Placement, fit_logistic, placement_features
+from hir_edge.taxonomy import Taxonomy
 
 RANKS = ("order", "family", "genus", "species")
 
@@ -106,6 +117,81 @@ def test_read_class_is_the_deepest_rank_left_in_the_library():
     assert read_class(np.array([0, 0, 1, 2]), (3, 2), library) == "absent genus"  # monotypic
     assert read_class(read, (1, 0), library) == "absent family"
     assert read_class(np.array([0, 1, 2, 3]), (1, 1), library) == "absent family"
+
+
+def _two_family_taxonomy() -> tuple[Taxonomy, np.ndarray]:
+    taxonomy = Taxonomy.from_lineages(
+        [
+            ("Diptera", "Muscidae", "Musca", "Musca domestica"),
+            ("Diptera", "Muscidae", "Musca", "Musca autumnalis"),
+            ("Diptera", "Syrphidae", "Eristalis", "Eristalis tenax"),
+        ]
+    )
+    # the library holds two of the three species: Musca autumnalis is in the taxonomy only
+    library = taxonomy.encode_many(
+        [
+            ("Diptera", "Muscidae", "Musca", "Musca domestica"),
+            ("Diptera", "Syrphidae", "Eristalis", "Eristalis tenax"),
+        ]
+    )
+    return taxonomy, library
+
+
+def test_outgroup_labels_mark_absent_taxa_wrong_and_unnamed_ranks_unjudged():
+    taxonomy, library = _two_family_taxonomy()
+    absent_genus = outgroup_labels(
+        ("Diptera", "Muscidae", "Fannia", "Fannia canicularis"), taxonomy
+    )
+    assert absent_genus.tolist() == [0, 0, NO_TAXON, NO_TAXON]
+    assert outgroup_class(absent_genus, library) == "absent genus"
+    absent_family = outgroup_labels(("Diptera", "Tipulidae", None, None), taxonomy)
+    assert absent_family.tolist() == [0, NO_TAXON, -1, -1]
+    assert outgroup_class(absent_family, library) == "absent family"
+    absent_order = outgroup_labels(("Coleoptera", "Carabidae", "Carabus", None), taxonomy)
+    assert outgroup_class(absent_order, library) == "absent order"
+    # in the taxonomy, not in the library: a species the library lacks
+    unheld = outgroup_labels(("Diptera", "Muscidae", "Musca", "Musca autumnalis"), taxonomy)
+    assert unheld.tolist() == list(
+        taxonomy.encode(("Diptera", "Muscidae", "Musca", "Musca autumnalis"))
+    )
+    assert unheld[3] >= 0 and unheld[3] not in library[:, 3]
+    assert outgroup_class(unheld, library) == "absent species"
+    # a library species, and a record without an order, are not outgroups
+    held = outgroup_labels(("Diptera", "Muscidae", "Musca", "Musca domestica"), taxonomy)
+    assert outgroup_class(held, library) is None
+    assert (
+        outgroup_class(outgroup_labels((None, "Muscidae", None, None), taxonomy), library) is None
+    )
+
+
+def test_outgroups_are_read_from_a_bold_table_and_asked_in_groups_of_their_own(tmp_path):
+    taxonomy, library = _two_family_taxonomy()
+    read = "ACGT" * 100
+    table = tmp_path / "outgroups.tsv"
+    table.write_text(
+        "processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides\n"
+        f"A1\tDiptera\tMuscidae\tFannia\tFannia canicularis\t{read}\n"
+        f"A2\tDiptera\tMuscidae\tMusca\tMusca domestica\t{read}\n"  # a library species
+        f"A3\tDiptera\tTipulidae\tTipula\tTipula paludosa\t{read}\n"
+        "A4\tDiptera\tTipulidae\tTipula\tTipula oleracea\t\n"  # no barcode
+    )
+    outgroups = read_outgroups(table, taxonomy, library)
+    assert [(klass, labels.tolist()) for _, labels, klass in outgroups] == [
+        ("absent genus", [0, 0, NO_TAXON, NO_TAXON]),
+        ("absent family", [0, NO_TAXON, NO_TAXON, NO_TAXON]),
+    ]
+    asked = queries(
+        [read],
+        library[:1],
+        [],
+        library[:0],
+        library,
+        {"clean": lambda r, i: r},
+        outgroups=outgroups,
+    )
+    outside = sorted(q.group for q in asked if q.source == "outgroups")
+    assert outside == ["absent family, outgroups|clean", "absent genus, outgroups|clean"]
+    assert {q.group for q in asked if q.source == "library"} >= {"known|clean"}
 
 
 def test_thresholds_keep_every_group_precise():

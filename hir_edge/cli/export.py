@@ -65,6 +65,21 @@ from hir_edge.cli.common import force_option, quiet_option
     "thresholds are also fitted on (0: none).",
 )
 @click.option(
+    "--outgroups",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Labelled barcodes of taxa the library lacks (a BOLD export of a wider region, say): "
+    "asked too when the read placement is fitted, so that reads of absent genera and families "
+    "are placed no deeper than such reads support. Never references.",
+)
+@click.option(
+    "--placement-rows",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the open-set rows the read placement was fitted on (features, truth, "
+    "read groups) to this .npz, to study the fit.",
+)
+@click.option(
     "--references/--no-references",
     default=True,
     show_default=True,
@@ -112,6 +127,8 @@ def export(
     val_split,
     calib_noise,
     calib_fragment,
+    outgroups,
+    placement_rows,
     references,
     max_references,
     distill_epochs,
@@ -171,6 +188,8 @@ def export(
         val_split=val_split,
         calibration_noise=None if calib_noise == "none" else calib_noise,
         calibration_fragment=calib_fragment or None,
+        outgroups=outgroups,
+        placement_rows=placement_rows,
         reference_split=calib_split if references else None,
         max_references=max_references,
         engine=engine,

@@ -14,6 +14,14 @@ Reads that belong nowhere join them: validation reads with their bases shuffled 
 composition, no homology), for which every answer is wrong — junk DNA, a contaminant, a
 different gene must get no taxon.
 
+Hiding taxa of the library itself teaches only the distances the library holds: a family hidden
+from a library of 100 species still has its order's other families close by, so its reads look
+placeable at order far more often than reads of a family no export ever held (measured:
+identify_bold.md). *Outgroups* close that gap: labelled barcodes of taxa the library lacks (a
+BOLD export of a wider region, say), asked as they are, each in the class of the coarsest rank
+of its lineage the library does not hold. They form groups of their own, so the thresholds must
+hold for them too.
+
 Each rank's model is a logistic regression on the read's evidence (weighted so each class counts
 equally), and each rank's threshold the lowest that keeps the answers at that rank right at
 least ``target_precision`` of the time in every class and read kind. The bands are the 1% low
@@ -45,15 +53,26 @@ MIN_GROUP = 20  # a (class, read kind) group needs this many answers at a rank t
 BAND_QUANTILE = 0.01
 
 
+OUTGROUP = "outgroups"  # the source of reads from outside the library
+
+
 @dataclass
 class Query:
-    """One calibration read: its labels, the taxon hidden for it, its class and kind."""
+    """One calibration read: its labels, the taxon hidden for it, its class, kind and source
+    (``library``: a library read, perhaps with its taxon hidden; :data:`OUTGROUP`)."""
 
     read: str
     labels: np.ndarray
     hidden: tuple[int, int] | None
     klass: str
     kind: str
+    source: str = "library"
+
+    @property
+    def group(self) -> str:
+        """The calibration group the thresholds must hold for: class (and source) | kind."""
+        klass = self.klass if self.source == "library" else f"{self.klass}, {self.source}"
+        return f"{klass}|{self.kind}"
 
 
 def read_class(labels: np.ndarray, hidden: tuple[int, int] | None, library: np.ndarray) -> str:
@@ -72,6 +91,61 @@ def read_class(labels: np.ndarray, hidden: tuple[int, int] | None, library: np.n
     return CLASSES[len(labels) - 1 - deepest] if deepest < len(labels) - 1 else CLASSES[0]
 
 
+def outgroup_labels(lineage, taxonomy) -> np.ndarray:
+    """Label ids of an outgroup lineage: a named taxon the taxonomy lacks is :data:`NO_TAXON`
+    (every answer at that rank is wrong), and an unnamed rank ends what can be judged (-1 from
+    there down)."""
+    from hir_edge.taxonomy import MISSING, is_placeholder
+
+    names = tuple(lineage) + (None,) * (taxonomy.num_ranks - len(lineage))
+    ids = np.array(taxonomy.encode(names[: taxonomy.num_ranks]), dtype=np.int64)
+    named = True
+    for level, name in enumerate(names[: taxonomy.num_ranks]):
+        named = named and name is not None and not is_placeholder(name)
+        if not named:
+            ids[level] = MISSING
+        elif ids[level] < 0:
+            ids[level] = NO_TAXON
+    return ids
+
+
+def outgroup_class(labels: np.ndarray, library: np.ndarray) -> str | None:
+    """The class of an outgroup read: "absent <rank>" for the coarsest rank whose taxon the
+    library does not hold; None when it holds every judged rank (a known species) or the first
+    rank is not judged."""
+    levels = len(labels)
+    for level, taxon in enumerate(labels):
+        if taxon == -1:
+            return None
+        if taxon == NO_TAXON or not (library[:, level] == taxon).any():
+            return CLASSES[levels - level]
+    return None
+
+
+def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """(read, labels, class) of each record of a labelled table (BOLD TSV, BIOSCAN metadata)
+    whose lineage reaches a taxon the library lacks; records of library species, without a
+    usable barcode or without an order are skipped."""
+    from hir_edge.data.metadata import iter_metadata
+    from hir_edge.dna.qc import clean_read
+
+    out = []
+    for row in iter_metadata(path, problems=[]):
+        if not row.barcode:
+            continue
+        labels = outgroup_labels(row.lineage, taxonomy)
+        klass = outgroup_class(labels, library)
+        if klass is None:
+            continue
+        try:
+            read = clean_read(row.barcode, orient=True)[0]
+        except ValueError:
+            continue
+        if read:
+            out.append((read, labels, klass))
+    return out
+
+
 def queries(
     val_reads: list[str],
     val_labels: np.ndarray,
@@ -81,12 +155,17 @@ def queries(
     kinds: dict,
     per_group: int = 250,
     seed: int = 0,
+    outgroups: list[tuple[str, np.ndarray, str]] = (),
 ) -> list[Query]:
-    """Known reads (validation) and hidden-taxon reads (validation and training), every kind.
+    """Known reads (validation), hidden-taxon reads (validation and training) and outgroup
+    reads, every kind.
 
     Args:
         kinds: read kind -> function (read, index) -> field copy of the read.
-        per_group: at most this many reads per (class, kind), spread over the candidates.
+        per_group: at most this many reads per (class, source, kind), spread over the
+            candidates.
+        outgroups: (read, labels, class) of reads of taxa the library lacks
+            (:func:`read_outgroups`).
     """
     rng = np.random.default_rng(seed)
     pool: dict[str, list[tuple[str, np.ndarray, tuple[int, int] | None]]] = defaultdict(list)
@@ -109,13 +188,17 @@ def queries(
             bases = np.array(list(read))
             shuffled = "".join(bases[rng.permutation(len(bases))])
             pool[CLASSES[-1]].append((shuffled, np.full_like(labels, NO_TAXON), None))
+    outside: dict[str, list[tuple[str, np.ndarray, None]]] = defaultdict(list)
+    for read, labels, klass in outgroups:
+        outside[klass].append((read, labels, None))
     out = []
-    for klass, items in pool.items():
-        chosen = rng.permutation(len(items))[:per_group]
-        for kind, make in kinds.items():
-            for n, i in enumerate(sorted(chosen)):
-                read, labels, hidden = items[i]
-                out.append(Query(make(read, n), labels, hidden, klass, kind))
+    for source, groups in (("library", pool), (OUTGROUP, outside)):
+        for klass, items in groups.items():
+            chosen = rng.permutation(len(items))[:per_group]
+            for kind, make in kinds.items():
+                for n, i in enumerate(sorted(chosen)):
+                    read, labels, hidden = items[i]
+                    out.append(Query(make(read, n), labels, hidden, klass, kind, source))
     return out
 
 
@@ -279,9 +362,12 @@ def calibrate_placement(
         kinds[f"{length} bp"] = lambda r, i: fragment_seeded(r, length, 5, i, needed)
     refs = bundle.references
     library = refs.labels[[bool(b) for b in refs.barcodes]]
-    asked = queries(val_reads, val_labels, train_reads, train_labels, library, kinds)
+    outgroups = read_outgroups(options.outgroups, taxonomy, library) if options.outgroups else []
+    asked = queries(
+        val_reads, val_labels, train_reads, train_labels, library, kinds, outgroups=outgroups
+    )
     rows = {"features": [], "correct": [], "usable": [], "identity": [], "present": []}
-    meta: list[tuple[str, str]] = []
+    meta: list[Query] = []
     for start in range(0, len(asked), 64):
         chunk = asked[start : start + 64]
         specimens = [Specimen(str(start + k), q.read) for k, q in enumerate(chunk)]
@@ -299,17 +385,25 @@ def calibrate_placement(
             # ranks the reduced library still holds: all for known reads, down to the class's
             held = len(truth) - CLASSES.index(q.klass) if q.klass != CLASSES[-1] else 0
             rows["present"].append(np.arange(len(truth)) < held)
-            meta.append((q.klass, q.kind))
+            meta.append(q)
     identifier.close()
     bundle.close()
+    arrays = {
+        "features": np.concatenate(rows["features"]),
+        **{key: np.array(rows[key]) for key in ("correct", "usable", "identity", "present")},
+        "groups": np.array([q.group for q in meta]),
+        "classes": np.array([f"{q.klass}|{q.source}" for q in meta]),
+    }
+    if options.placement_rows is not None:  # for study: the rows the fit saw
+        np.savez_compressed(options.placement_rows, **arrays)
     placement, report = fit_placement(
-        np.concatenate(rows["features"]),
-        np.array(rows["correct"]),
-        np.array(rows["usable"]),
-        np.array(rows["identity"]),
-        np.array(rows["present"]),
-        [f"{c}|{k}" for c, k in meta],
-        [c for c, _ in meta],
+        arrays["features"],
+        arrays["correct"],
+        arrays["usable"],
+        arrays["identity"],
+        arrays["present"],
+        arrays["groups"].tolist(),
+        arrays["classes"].tolist(),
         tuple(taxonomy.ranks),
         options.target_precision,
     )
@@ -322,6 +416,9 @@ __all__ = [
     "Query",
     "calibrate_placement",
     "fit_placement",
+    "outgroup_class",
+    "outgroup_labels",
     "queries",
     "read_class",
+    "read_outgroups",
 ]

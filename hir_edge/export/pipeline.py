@@ -51,6 +51,11 @@ class ExportOptions:
     # ... and so are windows of this many bases of each validation read: a short read's prompt
     # ranking is easily thrown off, and the fit must learn to trust its alignment instead.
     calibration_fragment: int | None = 150
+    # Labelled barcodes of taxa the library lacks: extra open-set reads for the placement fit
+    # (hir_edge.export.open_set), never references.
+    outgroups: Path | None = None
+    # Where to keep the open-set rows the placement was fitted on (.npz), for study.
+    placement_rows: Path | None = None
     reference_split: str | None = "train"
     # After calibration, the library holds every specimen of the calibration data (its
     # validation and test splits too): a user's every record is a reference. False keeps

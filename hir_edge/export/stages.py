@@ -282,6 +282,8 @@ def calibration(ctx: ExportContext) -> tuple[str, None]:
         "thresholds": f"split {options.val_split!r} of {ctx.calib_path.name}",
         "library_then": f"split {options.reference_split!r}",
     }
+    if options.outgroups is not None and "placement" in scoring:
+        scoring["calibrated_on"]["outgroups"] = options.outgroups.name
     ctx.manifest["scoring"] = scoring
     shown = next((m for m in ("fused", "dna", "image") if m in scoring["validation"]), None)
     accuracy = scoring["validation"].get(shown, {}).get("path_accuracy")
