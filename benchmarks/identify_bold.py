@@ -415,7 +415,7 @@ def command_demo(bundle: Path, held_out: set[str]) -> dict:
             for r in csv.DictReader(handle, delimiter="\t")
             if r["order_name"] == "Diptera" and r["processid"] in held_out
         )
-    absent = open_world_sets()["absent genus"][0]
+    absent = open_world_sets(MEASURED)[1]["absent genus"][0]
     reads = work / "two.fa"
     reads.write_text(
         f">{row['processid']}\n{row['nucleotides']}\n>{absent['processid']}\n{absent['nucleotides']}\n"

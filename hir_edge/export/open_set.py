@@ -271,15 +271,20 @@ def _assigned(probs, usable, thresholds) -> np.ndarray:
 
 def _thresholds(probs, correct, usable, groups, target) -> list[float]:
     """Per rank, the lowest threshold at which answers at that rank are right at least
-    ``target`` of the time in every group (coordinate passes, coarse to fine)."""
+    ``target`` of the time in every group.
+
+    Coordinate passes, coarse to fine, until nothing moves. Thresholds only rise: raising a
+    finer rank's threshold sends its reads up to coarser ranks, whose thresholds may then have
+    to rise too, never fall; so the passes end, and every rank holds the target at the end."""
     levels = probs.shape[1]
     thresholds = [float(THRESHOLD_GRID[0])] * levels
     names = sorted(set(groups))
     group_of = np.array([names.index(g) for g in groups])
-    for _ in range(4):
+    grid = [*THRESHOLD_GRID, 1.01]
+    while True:
         before = list(thresholds)
         for level in range(levels):
-            for t in [*THRESHOLD_GRID, 1.01]:
+            for t in (t for t in grid if t >= thresholds[level]):
                 trial = [*thresholds[:level], float(t), *thresholds[level + 1 :]]
                 at = _assigned(probs, usable, trial) == level
                 fine = True
