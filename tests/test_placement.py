@@ -117,6 +117,7 @@ def test_a_reference_not_named_at_a_rank_is_neither_inside_nor_outside_it():
     names = dict(zip(FEATURES, f.T))
     assert names["named_gap"] == pytest.approx([0.1, 0.09])
     assert names["named_hit_agrees"].tolist() == [1.0, 1.0]
+    assert names["path_identity"].tolist() == [1.0, 0.99]
     # a path through genus 1 is behind the named reference of genus 0
     f = placement_features(
         np.array([[0.9, 0.9]]),
@@ -130,6 +131,7 @@ def test_a_reference_not_named_at_a_rank_is_neither_inside_nor_outside_it():
     )[0]
     names = dict(zip(FEATURES, f.T))
     assert names["named_gap"][1] == pytest.approx(-0.09)
+    assert names["path_identity"].tolist() == [1.0, 0.90]
     assert names["named_hit_agrees"].tolist() == [1.0, 0.0]
 
 
@@ -252,8 +254,8 @@ def test_thresholds_hold_every_group_at_every_rank_at_the_end():
     for level in range(levels):
         for g in sorted(set(groups)):
             rows = (at == level) & (np.array(groups) == g)
-            if rows.sum() >= 20:
-                assert correct[rows, level].mean() >= 0.95
+            wrong = rows.sum() - correct[rows, level].sum()
+            assert wrong <= max(0.05 * rows.sum(), 1.0)  # few answers: at most one wrong
 
 
 def test_fit_placement_separates_near_from_far_reads():

@@ -49,7 +49,7 @@ NO_TAXON = -2  # the label of an unrelated read at every rank: no taxon is right
 THRESHOLD_GRID = np.round(
     np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
 )
-MIN_GROUP = 20  # a (class, read kind) group needs this many answers at a rank to constrain it
+MIN_GROUP = 20  # below this many answers at a rank, a (class, kind) group may be wrong once
 BAND_QUANTILE = 0.01
 
 
@@ -290,7 +290,10 @@ def _thresholds(probs, correct, usable, groups, target) -> list[float]:
                 fine = True
                 for g in range(len(names)):
                     rows = at & (group_of == g)
-                    if rows.sum() >= MIN_GROUP and correct[rows, level].mean() < target:
+                    # a group with few answers at this rank may still not be wrong in bulk:
+                    # its errors are counted as if it had MIN_GROUP answers (one allowed)
+                    wrong = int(rows.sum() - correct[rows, level].sum())
+                    if wrong > (1 - target) * max(int(rows.sum()), MIN_GROUP) + 1e-9:
                         fine = False
                         break
                 if fine:

@@ -12,6 +12,7 @@ path), from evidence the runtime has for every read with a barcode hit:
 * ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
   barcode votes: :mod:`hir_edge.runtime.scoring`), as log-odds;
 * ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.dna.align`);
+* ``path_identity``: identity of the nearest aligned reference inside the path's taxon at r;
 * ``named_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
   that of the nearest one named at r outside it — a barcode gap at every rank;
 * ``named_hit_agrees``: whether the nearest aligned reference *named at r* sits in the path's
@@ -43,7 +44,15 @@ import numpy as np
 from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
 
-FEATURES = ("log_odds", "identity", "divergence", "named_gap", "named_hit_agrees", "called")
+FEATURES = (
+    "log_odds",
+    "identity",
+    "path_identity",
+    "divergence",
+    "named_gap",
+    "named_hit_agrees",
+    "called",
+)
 FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
 MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
 
@@ -142,8 +151,8 @@ def placement_features(
     p = np.clip(path_probs, 1e-6, 1 - 1e-6)
     out[..., 0] = np.log(p / (1 - p))
     out[..., 1] = identity[:, None]
-    out[..., 2] = divergence[:, None]
-    out[..., 5] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
+    out[..., 3] = divergence[:, None]
+    out[..., 6] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
     for i in range(n):
         labels = candidate_labels[candidate_ids[i]]  # [c, L]
         ident = candidate_identity[i]
@@ -152,8 +161,9 @@ def placement_features(
             outside = (labels[:, level] >= 0) & ~inside  # named at this rank, another taxon
             best_in = ident[inside].max() if inside.any() else 0.0
             best_out = ident[outside].max() if outside.any() else best_in - 0.1
-            out[i, level, 3] = np.clip(best_in - best_out, -0.3, 0.3)
-            out[i, level, 4] = inside.any() and best_in >= best_out
+            out[i, level, 2] = best_in
+            out[i, level, 4] = np.clip(best_in - best_out, -0.3, 0.3)
+            out[i, level, 5] = inside.any() and best_in >= best_out
     return out
 
 
