@@ -228,6 +228,16 @@ def test_outgroups_are_read_from_a_bold_table_and_asked_in_groups_of_their_own(t
     assert {q.group for q in asked if q.source == "library"} >= {"known|clean"}
 
 
+def test_a_hidden_read_hides_the_coarsest_absent_taxon_once():
+    """Family 0 holds one genus of one species: taking out the species, the genus or the family
+    leaves the same library, a read of an absent family; it is asked once, with the family (and
+    so its genus's and species' prompts) hidden."""
+    library = np.array([[0, 0, 0, 0], [0, 1, 1, 1]])
+    asked = queries([], library[:0], ["ACGT" * 50], library[:1], library, {"clean": lambda r, i: r})
+    hidden = [(q.klass, q.hidden) for q in asked if q.hidden is not None]
+    assert hidden == [("absent family", (1, 0))]
+
+
 def test_thresholds_keep_every_group_precise():
     """Group a is right whenever P > 0.7; group b only when P > 0.9: the rank's threshold
     rises until both groups' answers are 95% right."""

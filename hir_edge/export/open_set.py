@@ -176,12 +176,20 @@ def queries(
         for read, labels in zip(reads, labels_all):
             if not read:
                 continue
+            asked: set[tuple[int, int]] = set()
             for level in range(len(labels) - 1, 0, -1):
                 if labels[level] < 0:
                     continue
-                hidden = (level, int(labels[level]))
-                klass = read_class(labels, hidden, library)
-                if klass != CLASSES[0]:
+                klass = read_class(labels, (level, int(labels[level])), library)
+                if klass == CLASSES[0]:
+                    continue
+                # Hide the coarsest taxon the class says is absent, not the one taken out: a
+                # genus of one species is absent with it, and its prompt must go too, or the
+                # genus is still answerable while its reads are counted as of an absent genus
+                absent = len(labels) - CLASSES.index(klass)
+                hidden = (absent, int(labels[absent]))
+                if hidden not in asked:
+                    asked.add(hidden)
                     pool[klass].append((read, labels, hidden))
     for read, labels in zip(val_reads, val_labels):
         if read:
