@@ -49,7 +49,7 @@ NO_TAXON = -2  # the label of an unrelated read at every rank: no taxon is right
 THRESHOLD_GRID = np.round(
     np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
 )
-MIN_GROUP = 20  # below this many answers at a rank, a (class, kind) group may be wrong once
+MIN_GROUP = 20  # a (class, read kind) group needs this many answers at a rank to constrain it
 BAND_QUANTILE = 0.01
 
 
@@ -176,20 +176,12 @@ def queries(
         for read, labels in zip(reads, labels_all):
             if not read:
                 continue
-            asked: set[tuple[int, int]] = set()
             for level in range(len(labels) - 1, 0, -1):
                 if labels[level] < 0:
                     continue
-                klass = read_class(labels, (level, int(labels[level])), library)
-                if klass == CLASSES[0]:
-                    continue
-                # Hide the coarsest taxon the class says is absent, not the one taken out: a
-                # genus of one species is absent with it, and its prompt must go too, or the
-                # genus is still answerable while its reads are counted as of an absent genus
-                absent = len(labels) - CLASSES.index(klass)
-                hidden = (absent, int(labels[absent]))
-                if hidden not in asked:
-                    asked.add(hidden)
+                hidden = (level, int(labels[level]))
+                klass = read_class(labels, hidden, library)
+                if klass != CLASSES[0]:
                     pool[klass].append((read, labels, hidden))
     for read, labels in zip(val_reads, val_labels):
         if read:
@@ -279,29 +271,21 @@ def _assigned(probs, usable, thresholds) -> np.ndarray:
 
 def _thresholds(probs, correct, usable, groups, target) -> list[float]:
     """Per rank, the lowest threshold at which answers at that rank are right at least
-    ``target`` of the time in every group.
-
-    Coordinate passes, coarse to fine, until nothing moves. Thresholds only rise: raising a
-    finer rank's threshold sends its reads up to coarser ranks, whose thresholds may then have
-    to rise too, never fall; so the passes end, and every rank holds the target at the end."""
+    ``target`` of the time in every group (coordinate passes, coarse to fine)."""
     levels = probs.shape[1]
     thresholds = [float(THRESHOLD_GRID[0])] * levels
     names = sorted(set(groups))
     group_of = np.array([names.index(g) for g in groups])
-    grid = [*THRESHOLD_GRID, 1.01]
-    while True:
+    for _ in range(4):
         before = list(thresholds)
         for level in range(levels):
-            for t in (t for t in grid if t >= thresholds[level]):
+            for t in [*THRESHOLD_GRID, 1.01]:
                 trial = [*thresholds[:level], float(t), *thresholds[level + 1 :]]
                 at = _assigned(probs, usable, trial) == level
                 fine = True
                 for g in range(len(names)):
                     rows = at & (group_of == g)
-                    # a group with few answers at this rank may still not be wrong in bulk:
-                    # its errors are counted as if it had MIN_GROUP answers (one allowed)
-                    wrong = int(rows.sum() - correct[rows, level].sum())
-                    if wrong > (1 - target) * max(int(rows.sum()), MIN_GROUP) + 1e-9:
+                    if rows.sum() >= MIN_GROUP and correct[rows, level].mean() < target:
                         fine = False
                         break
                 if fine:

@@ -264,6 +264,7 @@ class Identifier:
             np.stack([ev.path for ev in evidence]),
             np.array([ev.hit.identity for ev in evidence]),
             np.array([ev.hit.divergence for ev in evidence]),
+            refs.labels[[ev.hit.reference for ev in evidence]],
             [np.flatnonzero(row > 0) for row in sims],
             [row[row > 0] for row in sims],
             refs.labels,

@@ -12,16 +12,9 @@ path), from evidence the runtime has for every read with a barcode hit:
 * ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
   barcode votes: :mod:`hir_edge.runtime.scoring`), as log-odds;
 * ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.dna.align`);
-* ``path_identity``: identity of the nearest aligned reference inside the path's taxon at r;
-* ``named_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
-  that of the nearest one named at r outside it — a barcode gap at every rank;
-* ``named_hit_agrees``: whether the nearest aligned reference *named at r* sits in the path's
-  taxon at r (ties count).
-
-A reference identified only to family says nothing about the genus: were it counted as
-"outside" the path's genus, its identical twin of another record would make a read of a known
-species look like one of an absent genus (measured on the real-DNA bundle's open-set rows: a
-quarter of known reads stopped at family for that reason alone).
+* ``rank_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
+  that of the nearest one outside it — a barcode gap at every rank;
+* ``hit_agrees``: whether the best hit sits in the path's taxon at r;
 * ``called``: the read's called bases, as a share of a full barcode.
 
 The models are fitted at export on open-set read sets (:mod:`hir_edge.export.open_set`): reads
@@ -44,15 +37,7 @@ import numpy as np
 from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
 
-FEATURES = (
-    "log_odds",
-    "identity",
-    "path_identity",
-    "divergence",
-    "named_gap",
-    "named_hit_agrees",
-    "called",
-)
+FEATURES = ("log_odds", "identity", "divergence", "rank_gap", "hit_agrees", "called")
 FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
 MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
 
@@ -132,6 +117,7 @@ def placement_features(
     path_ids: np.ndarray,
     identity: np.ndarray,
     divergence: np.ndarray,
+    hit_labels: np.ndarray,
     candidate_ids: list[np.ndarray],
     candidate_identity: list[np.ndarray],
     candidate_labels: np.ndarray,
@@ -142,6 +128,7 @@ def placement_features(
     Args:
         path_probs, path_ids: [N, L] the answer path's probabilities and taxa.
         identity, divergence: [N] of the best hit.
+        hit_labels: [N, L] the best hit's taxon per rank (-1 unknown).
         candidate_ids, candidate_identity: per read, the aligned references and identities.
         candidate_labels: [M, L] the label ids of every reference.
         called: [N] called bases of each read.
@@ -151,19 +138,17 @@ def placement_features(
     p = np.clip(path_probs, 1e-6, 1 - 1e-6)
     out[..., 0] = np.log(p / (1 - p))
     out[..., 1] = identity[:, None]
-    out[..., 3] = divergence[:, None]
-    out[..., 6] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
+    out[..., 2] = divergence[:, None]
+    out[..., 4] = hit_labels == path_ids
+    out[..., 5] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
     for i in range(n):
         labels = candidate_labels[candidate_ids[i]]  # [c, L]
         ident = candidate_identity[i]
         for level in range(levels):
             inside = labels[:, level] == path_ids[i, level]
-            outside = (labels[:, level] >= 0) & ~inside  # named at this rank, another taxon
             best_in = ident[inside].max() if inside.any() else 0.0
-            best_out = ident[outside].max() if outside.any() else best_in - 0.1
-            out[i, level, 2] = best_in
-            out[i, level, 4] = np.clip(best_in - best_out, -0.3, 0.3)
-            out[i, level, 5] = inside.any() and best_in >= best_out
+            best_out = ident[~inside].max() if (~inside).any() else best_in - 0.1
+            out[i, level, 3] = np.clip(best_in - best_out, -0.3, 0.3)
     return out
 
 
