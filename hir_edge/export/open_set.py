@@ -16,11 +16,11 @@ different gene must get no taxon.
 
 Hiding taxa of the library itself teaches only the distances the library holds: a family hidden
 from a library of 100 species still has its order's other families close by, so its reads look
-placeable at order far more often than reads of a family no export ever held (measured:
-identify_bold.md). *Outgroups* close that gap: labelled barcodes of taxa the library lacks (a
-BOLD export of a wider region, say), asked as they are, each in the class of the coarsest rank
-of its lineage the library does not hold. They form groups of their own, so the thresholds must
-hold for them too.
+placeable at order far more often than reads of a family no export ever held (the bundle's
+model card lists both kinds of group). *Outgroups* close that gap: labelled barcodes of taxa
+the library lacks (a BOLD export of a wider region, say), asked as they are, each in the class
+of the coarsest rank of its lineage the library does not hold. They form groups of their own,
+so the thresholds must hold for them too.
 
 Each rank's model is a logistic regression on the read's evidence (weighted so each class counts
 equally), and each rank's threshold the lowest that keeps the answers at that rank right at
@@ -127,23 +127,27 @@ def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.nd
     whose lineage reaches a taxon the library lacks; records of library species, without a
     usable barcode or without an order are skipped."""
     from hir_edge.data.metadata import iter_metadata
-    from hir_edge.dna.qc import clean_read
 
     out = []
     for row in iter_metadata(path, problems=[]):
-        if not row.barcode:
-            continue
         labels = outgroup_labels(row.lineage, taxonomy)
         klass = outgroup_class(labels, library)
-        if klass is None:
-            continue
-        try:
-            read = clean_read(row.barcode, orient=True)[0]
-        except ValueError:
-            continue
+        read = _cleaned(row.barcode) if klass is not None else ""
         if read:
             out.append((read, labels, klass))
     return out
+
+
+def _cleaned(barcode: str) -> str:
+    """A barcode cleaned and put on its coding strand; "" when there is none or it is not DNA."""
+    from hir_edge.dna.qc import clean_read
+
+    if not barcode:
+        return ""
+    try:
+        return clean_read(barcode, orient=True)[0]
+    except ValueError:
+        return ""
 
 
 def queries(
@@ -324,7 +328,6 @@ def calibrate_placement(
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
     from hir_edge.dna.align import min_called_bases
-    from hir_edge.dna.qc import clean_read
     from hir_edge.export.library import spread_indices
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
@@ -339,12 +342,7 @@ def calibrate_placement(
         store = SpecimenStore(calib_path, split)
         idx = spread_indices(len(store), count)
         barcodes, lineages = store.barcodes(), store.lineages()
-        seqs = []
-        for i in idx:
-            try:
-                seqs.append(clean_read(barcodes[int(i)], orient=True)[0] if barcodes[i] else "")
-            except ValueError:
-                seqs.append("")
+        seqs = [_cleaned(barcodes[int(i)]) for i in idx]
         return seqs, taxonomy.encode_many(lineages[int(i)] for i in idx)
 
     val_reads, val_labels = reads_of(options.val_split, 2000)

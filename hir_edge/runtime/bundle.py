@@ -208,10 +208,8 @@ class Bundle:
 
 
 def _verify(root: Path, manifest: Manifest) -> None:
-    files = manifest.files
-    if not files:
-        raise BundleError(f"{root / MANIFEST}: lists no files; the bundle is incomplete")
-    for rel, info in files.items():
+    # open_bundle has checked that the core files are listed: the list is never empty here
+    for rel, info in manifest.files.items():
         path = (root / rel).resolve()
         if not path.is_relative_to(root.resolve()):
             raise BundleError(f"{root / MANIFEST}: file entry {rel!r} points outside the bundle")
