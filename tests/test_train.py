@@ -72,7 +72,11 @@ def test_shipped_recipes_load():
         assert cfg.loss.variant in ("clibd", "hir", "hir-fuse")
     weights_of = {v: load_config(root / f"tiny-{v}.yaml") for v in ("clibd", "hir", "hir-fuse")}
     assert (weights_of["clibd"].hir_weight, weights_of["clibd"].fusion_weight) == (0.0, 0.0)
-    assert (weights_of["hir"].hir_weight, weights_of["hir"].fusion_weight) == (1.0, 0.0)
+    # tiny-hir's λ is the one benchmarks/hir_sweep.py chose on the validation split
+    chosen = json.loads((root.parent / "benchmarks/results/hir_sweep.json").read_text())["choice"]
+    hir = weights_of["hir"]
+    assert (hir.hir_weight, hir.fusion_weight) == (chosen["hir_weight"], 0.0)
+    assert hir.loss.hir_temperature == chosen["hir_temperature"]
     assert (weights_of["hir-fuse"].hir_weight, weights_of["hir-fuse"].fusion_weight) == (1.0, 1.0)
 
 
