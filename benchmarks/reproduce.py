@@ -1,6 +1,7 @@
 """Reproduction study on real barcodes: CLIBD vs CLIBD-HiR vs CLIBD-HiR-Fuse, plus baselines.
 
-From a clean checkout, on 2 CPU cores (about 60 minutes; ``--quick`` about 10):
+From a clean checkout, on 2 CPU cores (about 4 hours, 2½ of them the six EU-Moths runs;
+``--quick`` about 15 minutes):
 
     python benchmarks/reproduce.py            # 3 variants × 3 seeds, alignment baselines, EU-Moths
     python benchmarks/reproduce.py --quick    # one seed, fewer steps
@@ -396,6 +397,9 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     timings: dict[str, list[dict]] = {}
     data = None
+    # Real photos first: each of their runs is the longest (≈25 min), and a study stopped part
+    # way keeps its finished runs for the next start.
+    moth = None if args.skip_moths else moths(work, seeds, args.quick)
     for variant in VARIANTS:
         for seed in seeds:
             run = train(variant, seed, work, extra)
@@ -405,7 +409,6 @@ def main() -> None:
             say(f"evaluating {run.name}")
             results.setdefault(variant, []).append(evaluate(run / "best", data, work))
     base = baselines(data)
-    moth = None if args.skip_moths else moths(work, seeds, args.quick)
     write_report(args, results, timings, base, moth, seeds, time.perf_counter() - start)
 
 
