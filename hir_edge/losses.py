@@ -319,14 +319,11 @@ class FusionLoss(nn.Module):
             return fused.sum() * 0.0 if value is None else value
         if labels is None or prompt_bank is None:
             raise ValueError("prompt_ce fusion loss needs labels and a prompt bank")
-        total = fused.new_zeros(())
-        for level, bank in enumerate(prompt_bank):
-            y = labels[:, level]
-            keep = y >= 0 if mask is None else (y >= 0) & mask.bool()
-            if keep.any():
-                logits = scale * fused[keep] @ bank.T
-                total = total + F.cross_entropy(logits, y[keep])
-        return total
+        rows = labels if mask is None else labels.masked_fill(~mask.bool()[:, None], -1)
+        every = [
+            torch.ones(len(bank), dtype=torch.bool, device=bank.device) for bank in prompt_bank
+        ]
+        return prompt_bank_loss(fused, rows, prompt_bank, every, scale, reduction="sum")
 
 
 # --------------------------------------------------------------------------- prompt bank
@@ -337,6 +334,7 @@ def prompt_bank_loss(
     candidates: list[torch.Tensor],
     scale: torch.Tensor,
     label_smoothing: float = 0.0,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """L_P: per-rank cross-entropy of s·<z_i, T_l> over *every* taxon's prompt at rank l.
 
@@ -353,6 +351,7 @@ def prompt_bank_loss(
         candidates: per rank, [n_l] bool: taxa that are answers (not placeholders).
         scale: s.
         label_smoothing: spread over the rank's candidates.
+        reduction: ``"mean"`` over the ranks that have a term, or ``"sum"`` (Eq. 11's L_F).
     """
     terms = []
     for level, (prompts, allowed) in enumerate(zip(bank, candidates)):
@@ -368,7 +367,8 @@ def prompt_bank_loss(
         terms.append(F.cross_entropy(logits, y[keep], label_smoothing=label_smoothing))
     if not terms:
         return embeddings.sum() * 0.0
-    return torch.stack(terms).mean()
+    stacked = torch.stack(terms)
+    return stacked.sum() if reduction == "sum" else stacked.mean()
 
 
 # --------------------------------------------------------------------------- objective

@@ -59,6 +59,36 @@ def test_opened_bundle_matches_the_taxonomy(tiny_bundle):
     assert bundle.references is not None and bundle.references.dna.shape[1] == bundle.embed_dim
 
 
+def test_shipped_library_is_every_record_embedded_once(tiny_bundle, tiny_run, tiny_world, tmp_path):
+    """The full library reuses the reference split's rows embedded before calibration: the
+    result is what embedding every split afresh gives, row for row."""
+    import shutil
+
+    from hir_edge.data.hdf5 import SpecimenStore
+    from hir_edge.export.library import write_references
+    from hir_edge.models import load_model
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    splits = ["test", "train", "val"]
+    count = write_references(
+        copy,
+        ExportOptions(tiny_run, copy),
+        load_model(tiny_run / "best"),
+        "int8",
+        tiny_world,
+        splits,
+    )
+    assert count == sum(len(SpecimenStore(tiny_world, s)) for s in splits)
+    with (
+        np.load(tiny_bundle / "references.npz") as shipped,
+        np.load(copy / "references.npz") as fresh,
+    ):
+        assert sorted(shipped.files) == sorted(fresh.files)
+        for key in shipped.files:
+            assert np.array_equal(shipped[key], fresh[key]), key
+
+
 def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_path):
     base = dict(checkpoint=tiny_run / "best", output=tmp_path / "b", calib_data=tiny_world)
     teacher = r"--student 'tiny' is a teacher preset; students: edge-s, edge-m"

@@ -299,6 +299,12 @@ def test_fusion_prompt_ce_matches_per_rank_cross_entropy():
     r0 = F.cross_entropy(s * fused[:3] @ bank[0].T, labels[:3, 0])
     r1 = F.cross_entropy(s * fused[:2] @ bank[1].T, labels[:2, 1])
     assert got.item() == pytest.approx((r0 + r1).item(), abs=1e-12)
+    # specimens without all three modalities (mask False) are left out of every rank
+    mask = torch.tensor([True, False, True, True])
+    got = FusionLoss("prompt_ce")(fused, s, mask=mask, labels=labels, prompt_bank=bank)
+    r0 = F.cross_entropy(s * fused[[0, 2]] @ bank[0].T, labels[[0, 2], 0])
+    r1 = F.cross_entropy(s * fused[:1] @ bank[1].T, labels[:1, 1])
+    assert got.item() == pytest.approx((r0 + r1).item(), abs=1e-12)
 
 
 def test_objective_variants_combine_weights():

@@ -72,11 +72,20 @@ def batches(arrays: dict[str, np.ndarray], batch: int = 32) -> list[dict[str, np
 
 
 def write_references(
-    out: Path, options, field_model, precision: str, calib_path: Path, splits: list[str]
+    out: Path,
+    options,
+    field_model,
+    precision: str,
+    calib_path: Path,
+    splits: list[str],
+    embedded: str | None = None,
 ) -> int:
     """Embed the specimens of ``splits`` through the shipped graphs as the reference library
     (with their cleaned barcodes); returns how many. Labels outside the bundle's taxonomy (a
-    species only in a validation split) are kept down to the deepest rank it holds."""
+    species only in a validation split) are kept down to the deepest rank it holds.
+
+    ``embedded`` names the split the bundle's current library already holds (the same
+    specimens, through the same graphs): its rows are taken from there, not embedded again."""
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import Bundle, Manifest
     from hir_edge.taxonomy import Taxonomy
@@ -87,6 +96,15 @@ def write_references(
     with_dna = bundle.has_part("dna")
     ids, labels, dna, image, barcodes = [], [], [], [], []
     for split in splits:
+        if split == embedded:
+            with np.load(out / REFERENCES) as done:
+                ids += done["ids"].tolist()
+                labels.append(done["labels"])
+                image.append(done["image"])
+                if with_dna:
+                    dna.append(done["dna"])
+                    barcodes += done["barcodes"].tolist()
+            continue
         store = SpecimenStore(calib_path, split)
         idx = spread_indices(len(store), options.max_references)
         for start in range(0, len(idx), 128):

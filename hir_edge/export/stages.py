@@ -303,7 +303,13 @@ def full_library(ctx: ExportContext) -> tuple[str, Path]:
     """Every record of the calibration data becomes a reference, once calibrated."""
     every = list_splits(ctx.calib_path)
     count = write_references(
-        ctx.out, ctx.options, ctx.field_model, ctx.precision, ctx.calib_path, every
+        ctx.out,
+        ctx.options,
+        ctx.field_model,
+        ctx.precision,
+        ctx.calib_path,
+        every,
+        embedded=ctx.options.reference_split,
     )
     ctx.manifest["scoring"]["calibrated_on"]["library_shipped"] = every
     return f"every record is a reference: {count} specimens of {', '.join(every)}", (
