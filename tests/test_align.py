@@ -316,6 +316,40 @@ def test_simd_scores_equal_biopython_scores_on_degraded_reads():
         assert scorer.scores(read, candidates).tolist() == slow.scores(read, candidates).tolist()
 
 
+def test_the_best_hit_alignment_is_biopythons_on_the_diagonal_and_off_it():
+    """The diagonal shortcut gives Biopython's own alignment where it applies (substituted
+    reads, fragments, overhanging ends) and stands aside where another alignment of equal
+    score could exist (an indel; a mismatch in the last columns)."""
+    from hir_edge.dna.align import CLEAN_ENDS, _ungapped
+
+    rng = np.random.default_rng(11)
+    ref = coding(rng, 215)
+    aligner = ReferenceAligner([ref], k=6)
+    scorer = aligner._scorer
+
+    def substituted(seq: str, at: list[int]) -> str:
+        out = list(seq)
+        for i in at:
+            out[i] = "A" if out[i] != "A" else "C"
+        return "".join(out)
+
+    cases = {
+        "substitutions": (substituted(ref, [40, 200, 333, 500]), True),
+        "N and substitution": (substituted(ref[:300] + "NNN" + ref[303:], [90]), True),
+        "fragment": (ref[120:270], True),
+        "read overhangs the reference": (coding(rng, 10) + ref[:400], True),
+        "deletion": (ref[:300] + ref[302:], False),
+        "insertion": (ref[:300] + "GAT" + ref[300:], False),
+        "mismatch near the end": (substituted(ref, [len(ref) - CLEAN_ENDS + 2]), False),
+    }
+    for name, (read, on_diagonal) in cases.items():
+        score = float(scorer.scores(read, np.array([0]))[0])
+        got = scorer.blocks(read, 0, score)
+        expected = aligner._aligner.align(read, ref)[0].aligned
+        assert (_ungapped(read, ref, score) is not None) == on_diagonal, name
+        np.testing.assert_array_equal(np.asarray(got).reshape(2, -1, 2), expected, err_msg=name)
+
+
 def test_a_few_perfectly_aligned_bases_are_no_identical_hit():
     # free end gaps let a random read align a handful of bases perfectly to some reference:
     # the identity counts at least half of the possible overlap, so it stays low

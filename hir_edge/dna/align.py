@@ -13,10 +13,12 @@ Each hit also carries the barcode gap (``Hit.gap``): how much closer the read is
 species than to the next one, which a taxonomist reads beside the identity.
 
 Search is two-step: the k-mer profile cosine (:mod:`hir_edge.dna.kmers`) shortlists references,
-at most a few per species so that the nearest other species is aligned too, then Biopython's
-pairwise aligner (a C implementation, already a base dependency) scores each
-candidate with free end gaps (a truncated read or reference costs nothing) and N as a wildcard.
-numpy + Biopython only: it runs on the field kit.
+at most a few per species so that the nearest other species is aligned too, then each
+candidate is scored with free end gaps (a truncated read or reference costs nothing) and N as
+a wildcard: by Opal's SIMD aligner (pyopal) when installed, else by Biopython's pairwise
+aligner, with the same scores. Only the best hit is aligned base by base, for its counts: on
+its diagonal when the read has no indel against it, else by Biopython.
+numpy + Biopython (+ pyopal): it runs on the field kit.
 """
 
 from __future__ import annotations
@@ -229,24 +231,28 @@ class ReferenceAligner:
                 hits.append(None)
                 continue
             candidates = self._diverse(ranked)
-            identity = self._identities(read, called, candidates)
+            scores = self._scorer.scores(read, candidates)
+            identity = self._identities(called, candidates, scores)
             best = self._best(candidates, identity)
-            hit = self._hit(read, int(candidates[best]))
+            hit = self._hit(read, int(candidates[best]), scores[best])
             far = hit.identity < WIDEN_IDENTITY or hit.divergence > WIDEN_DIVERGENCE
             if self.widen and far:
                 extra = ranked[~np.isin(ranked, candidates)]
+                more = self._scorer.scores(read, extra)
                 candidates = np.concatenate([candidates, extra])
-                identity = np.concatenate([identity, self._identities(read, called, extra)])
+                scores = np.concatenate([scores, more])
+                identity = np.concatenate([identity, self._identities(called, extra, more)])
                 nearest = self._best(candidates, identity)
                 if nearest != best:
-                    best, hit = nearest, self._hit(read, int(candidates[nearest]))
+                    best = nearest
+                    hit = self._hit(read, int(candidates[best]), scores[best])
             rows.append((candidates, np.maximum(identity, 0.0).astype(np.float32)))
             hits.append(replace(hit, gap=self._gap(candidates, identity, best)))
         return rows, hits
 
-    def _identities(self, read: str, called: int, candidates: np.ndarray) -> np.ndarray:
-        """Identity of ``read`` to each candidate, from the alignment score alone."""
-        scores = self._scorer.scores(read, candidates)
+    def _identities(self, called: int, candidates: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Identity of a read with ``called`` bases to each candidate, from its alignment
+        score alone."""
         spans = np.minimum(called, [len(self.references[j]) for j in candidates])
         return 0.5 * (scores / spans + 1.0)
 
@@ -325,15 +331,15 @@ class ReferenceAligner:
             return None
         return float(identity[best] - identity[others].max())
 
-    def _hit(self, read: str, j: int) -> Hit:
-        """Exact counts of the best alignment of ``read`` to reference ``j``."""
+    def _hit(self, read: str, j: int, score: float) -> Hit:
+        """Exact counts of the best alignment of ``read`` to reference ``j`` (whose alignment
+        score is ``score``)."""
         ref = self.references[j]
-        alignment = self._aligner.align(read, ref)[0]
+        blocks_read, blocks_ref = self._scorer.blocks(read, j, score)
         frame = int(self._frames[j])
         called_by_position = np.zeros(3, dtype=np.int64)
         wrong_at, wrong_bases = [], []
         matches = gaps = 0
-        blocks_read, blocks_ref = alignment.aligned
         for (r0, r1), (f0, f1) in zip(blocks_read, blocks_ref):
             a = base_codes(read[r0:r1])
             b = base_codes(ref[f0:f1])
@@ -408,6 +414,22 @@ class CandidateScorer:
     def simd(self) -> bool:
         return self._opal is not None
 
+    def blocks(self, read: str, j: int, score: float) -> tuple[list, list]:
+        """The gapless blocks of an optimal alignment of ``read`` to reference ``j``, as
+        Biopython's ``Alignment.aligned``: [(start, end)] in the read and in the reference.
+
+        ``score`` is the optimal score (from :meth:`scores`). A read with no indel against the
+        reference (most clean reads) aligns on one diagonal: when that diagonal's score is the
+        optimum, it is the alignment, found in microseconds. Otherwise Biopython's traceback
+        chooses it: Opal's is faster but, among alignments of equal score, often places the
+        gaps elsewhere, which changes the counts (benchmarks/results/dna_speed.md).
+        """
+        ref = self._references[j]
+        diagonal = _ungapped(read, ref, score)
+        if diagonal is not None:
+            return diagonal
+        return self._fallback.align(read, ref)[0].aligned
+
     def scores(self, read: str, candidates: np.ndarray) -> np.ndarray:
         """The alignment score of ``read`` to each reference in ``candidates``."""
         if not len(candidates):
@@ -420,6 +442,44 @@ class CandidateScorer:
         for result in self._opal.align(read, subset, mode="score", algorithm="ov"):
             out[result.target_index] = result.score
         return out
+
+
+ANCHOR = 16  # bases of an exact seed that place a read on a diagonal of its reference
+# The diagonal is taken only when these first and last columns hold no mismatch: with one
+# there, a short gap and a shifted end can score the same, and which of two equal alignments
+# is "the" alignment must stay Biopython's (the counts, and so the answers, unchanged).
+CLEAN_ENDS = 8
+
+
+def _ungapped(read: str, ref: str, score: float) -> tuple[list, list] | None:
+    """The one-diagonal alignment of ``read`` to ``ref`` when its score is ``score`` (the
+    optimum), else None. The diagonal comes from exact seeds at both ends of the read; with
+    free end gaps, the alignment covers the whole overlap of that diagonal."""
+    offsets = set()
+    for at in (0, len(read) - ANCHOR, len(read) // 2):
+        seed = read[at : at + ANCHOR]
+        if len(seed) < ANCHOR or "N" in seed:
+            continue
+        found = ref.find(seed)
+        if found < 0 or ref.find(seed, found + 1) >= 0:
+            continue  # absent, or not unique: no diagonal from it
+        offsets.add(found - at)
+    if len(offsets) != 1:
+        return None
+    shift = offsets.pop()  # reference position of read[0]
+    r0, f0 = max(0, -shift), max(0, shift)
+    length = min(len(read) - r0, len(ref) - f0)
+    if length <= 0:
+        return None
+    a = base_codes(read[r0 : r0 + length])
+    b = base_codes(ref[f0 : f0 + length])
+    called = (a >= 0) & (b >= 0)
+    wrong = called & (a != b)
+    if wrong[:CLEAN_ENDS].any() or wrong[-CLEAN_ENDS:].any():
+        return None  # a mismatch near an end: a gap and a shifted end may score the same
+    if int(called.sum()) - 2 * int(wrong.sum()) != score:
+        return None
+    return [(r0, r0 + length)], [(f0, f0 + length)]
 
 
 _WORKER_ALIGNER: ReferenceAligner | None = None
