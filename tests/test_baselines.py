@@ -70,6 +70,18 @@ def test_kmer_query_cosine_by_hand():
 # ----------------------------------------------------------------------------- alignment
 
 
+def test_stable_top_is_the_head_of_the_stable_order():
+    from hir_edge.dna.kmers import stable_top
+
+    rng = np.random.default_rng(3)
+    # many ties (scores on a coarse grid), the cut falling inside a run of equal scores
+    for scores in (rng.integers(0, 5, 200).astype(np.float32), rng.random(50), np.ones(7)):
+        full = np.argsort(-scores, kind="stable")
+        for count in (0, 1, 3, 17, len(scores), len(scores) + 5):
+            np.testing.assert_array_equal(stable_top(scores, count), full[:count])
+    assert stable_top(np.array([0.2, 0.9, 0.9, 0.1]), 2).tolist() == [1, 2]
+
+
 def test_identity_by_hand():
     index = AlignmentIndex([REF], prefilter=None)
     queries = [

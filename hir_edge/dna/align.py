@@ -24,7 +24,7 @@ numpy + Biopython (+ pyopal): it runs on the field kit.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -117,6 +117,8 @@ class ReferenceAligner:
         widen: a read whose best hit is far (``WIDEN_DIVERGENCE``, ``WIDEN_IDENTITY``) is also
             aligned to the rest of its k-mer candidates (4 × ``shortlist`` with species, one
             species may fill them); reads of known species rarely pay for it.
+        kmer_index: build the k-mer index (False in worker processes, which align the
+            shortlists ranked by their parent's).
     """
 
     def __init__(
@@ -129,14 +131,19 @@ class ReferenceAligner:
         workers: int = 1,
         min_parallel: int = 16,
         widen: bool = True,
+        kmer_index: bool = True,
     ):
         from Bio.Align import PairwiseAligner
 
         self.workers = max(1, workers)
         self.min_parallel = min_parallel
         self._pool = None
-        self._index = KmerIndex(barcodes, k)
-        self.references = self._index.sequences
+        self.k = k
+        # Worker processes align shortlists ranked here: they need no k-mer index of their own.
+        self._index = KmerIndex(barcodes, k) if kmer_index else None
+        self.references = (
+            self._index.sequences if self._index else clean_sequences(list(barcodes), "reference")
+        )
         self.shortlist = max(1, shortlist)
         if species is not None and len(species) != len(self.references):
             raise ValueError(f"{len(species)} species labels for {len(self.references)} barcodes")
@@ -181,22 +188,37 @@ class ReferenceAligner:
         ``workers`` > 1 and enough reads, chunks of reads go to worker processes (the aligner
         holds the GIL, so threads would not help); the answers are the same.
         """
+        return self.start_search(reads, exclude)()
+
+    def start_search(
+        self, reads: Sequence[str], exclude: Sequence[np.ndarray | None] | None = None
+    ) -> Callable[[], tuple[np.ndarray, list[Hit | None]]]:
+        """:meth:`search`, started: call the result for its answer. With worker processes the
+        reads are aligned while the caller goes on (with the DNA encoder, say); in this
+        process they are aligned when the answer is asked for."""
         reads = clean_sequences(list(reads), "read")
         exclude = [None] * len(reads) if exclude is None else list(exclude)
+        ranked = self._ranked(reads, exclude)
         if self.workers > 1 and len(reads) >= self.min_parallel:
             size = -(-len(reads) // self.workers)
-            chunks = [
-                (reads[i : i + size], exclude[i : i + size]) for i in range(0, len(reads), size)
+            pool = self._worker_pool()
+            futures = [
+                pool.submit(_search_in_worker, (reads[i : i + size], ranked[i : i + size]))
+                for i in range(0, len(reads), size)
             ]
-            parts = list(self._worker_pool().map(_search_in_worker, chunks))
-            rows = [row for part in parts for row in part[0]]
-            hits = [hit for part in parts for hit in part[1]]
+            parts = lambda: [f.result() for f in futures]  # noqa: E731
         else:
-            rows, hits = self._search_rows(reads, exclude)
-        out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
-        for i, (candidates, identity) in enumerate(rows):
-            out[i, candidates] = identity
-        return out, hits
+            parts = lambda: [self._search_rows(reads, ranked)]  # noqa: E731
+
+        def answer() -> tuple[np.ndarray, list[Hit | None]]:
+            done = parts()
+            rows = [row for part in done for row in part[0]]
+            out = np.zeros((len(reads), len(self.references)), dtype=np.float32)
+            for i, (candidates, identity) in enumerate(rows):
+                out[i, candidates] = identity
+            return out, [hit for part in done for hit in part[1]]
+
+        return answer
 
     def prefers_reverse(self, reads: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per read, whether its reverse complement is the more library-like strand, and
@@ -212,21 +234,27 @@ class ReferenceAligner:
         forward, reverse = cosine[: len(reads), 0], cosine[len(reads) :, 0]
         return reverse > forward, reverse != forward
 
-    def _search_rows(
-        self, reads: list[str], exclude: list[np.ndarray | None] | None = None
-    ) -> tuple[list, list[Hit | None]]:
-        """Per read, (shortlisted references, their identities clipped at 0) and the best hit."""
+    def _ranked(self, reads: list[str], exclude: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Per read, the references by k-mer cosine, best first, without its excluded ones:
+        as many as the widest search aligns. One matrix product for the whole batch (here,
+        not in the workers: it streams every reference profile once per call)."""
         wide = self.shortlist if self._species is None else 4 * self.shortlist
-        exclude = exclude or [None] * len(reads)
         hidden = max((len(e) for e in exclude if e is not None), default=0)
         top, _ = self._index.query(reads, wide + hidden)
+        return [
+            (row if e is None else row[~np.isin(row, e)])[:wide] for row, e in zip(top, exclude)
+        ]
+
+    def _search_rows(
+        self, reads: list[str], ranked_all: list[np.ndarray]
+    ) -> tuple[list, list[Hit | None]]:
+        """Per read, (shortlisted references, their identities clipped at 0) and the best hit,
+        from its k-mer ranking (:meth:`_ranked`)."""
         rows: list = []
         hits: list[Hit | None] = []
-        for i, read in enumerate(reads):
+        for read, ranked in zip(reads, ranked_all):
             called = len(read) - read.count("N")
-            ranked = top[i] if exclude[i] is None else top[i][~np.isin(top[i], exclude[i])]
-            ranked = ranked[:wide]
-            if called < min_called_bases(self._index.k) or not len(ranked):
+            if called < min_called_bases(self.k) or not len(ranked):
                 rows.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
                 hits.append(None)
                 continue
@@ -267,7 +295,8 @@ class ReferenceAligner:
                 species = [None if c < 0 else int(c) for c in self._species]
             settings = {
                 "barcodes": self.references,
-                "k": self._index.k,
+                "k": self.k,
+                "kmer_index": False,
                 "shortlist": self.shortlist,
                 "species": species,
                 "per_species": self.per_species,

@@ -74,6 +74,23 @@ def _stable_order(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")
 
 
+def stable_top(scores: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` indices of the stable best-first order of a 1-D ``scores`` (equal
+    scores: the lower index first), without sorting all of it: the same indices as
+    ``np.argsort(-scores, kind="stable")[:count]``."""
+    n = len(scores)
+    if count >= n:
+        return np.argsort(-scores, kind="stable")
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    neg = -scores
+    cut = np.partition(neg, count - 1)[count - 1]  # the count-th best score (negated)
+    better = np.flatnonzero(neg < cut)
+    tied = np.flatnonzero(neg == cut)[: count - len(better)]
+    chosen = np.concatenate([better, tied])
+    return chosen[np.argsort(neg[chosen], kind="stable")]
+
+
 class KmerIndex:
     """K-mer cosine search over a reference library of barcodes.
 
@@ -119,7 +136,7 @@ class KmerIndex:
         indices = np.zeros((len(queries), top), dtype=np.int64)
         cosine = np.zeros((len(queries), top), dtype=np.float32)
         for start, scores in self._score_chunks(queries):
-            order = _stable_order(scores)[:, :top]
+            order = np.stack([stable_top(row, top) for row in scores])
             rows = slice(start, start + len(scores))
             indices[rows] = order
             cosine[rows] = np.take_along_axis(scores, order, axis=1)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hir_edge.dna.align import Hit
+from hir_edge.dna.kmers import stable_top
 from hir_edge.runtime.bundle import References
 from hir_edge.taxonomy import Taxonomy, is_placeholder
 
@@ -110,7 +111,7 @@ def nearest_references(
     list agrees with ``best_hit`` when several references tie."""
     if sims is None:
         return []
-    order = [int(j) for j in np.argsort(-sims, kind="stable")]
+    order = [int(j) for j in stable_top(sims, count + 1)]
     if first is not None:
         order = [first] + [j for j in order if j != first]
     return [

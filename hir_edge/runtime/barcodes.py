@@ -6,7 +6,7 @@ The aligner over the barcodes is built on first use: a photo-only run never pays
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -95,9 +95,16 @@ class LibraryBarcodes:
         keep identity 0; hits point at rows of the whole reference library. ``hidden`` removes
         a taxon's references from a read's search (open-set calibration).
         """
+        return self.start_alignments(sequences, hidden)()
+
+    def start_alignments(
+        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
+    ) -> Callable[[], tuple[np.ndarray | None, list[Hit | None] | None]]:
+        """:meth:`barcode_alignments`, started (worker processes align while the caller goes
+        on): call the result for the answer."""
         aligner = self.aligner()
         if aligner is None:
-            return None, None
+            return lambda: (None, None)
         exclude = None
         if hidden is not None:
             position = {int(j): k for k, j in enumerate(self._barcoded)}
@@ -107,14 +114,18 @@ class LibraryBarcodes:
                 else np.array([position[j] for j in self.hidden_references(h) if j in position])
                 for h in hidden
             ]
-        sims, hits = aligner.search(sequences, exclude)
-        full = np.zeros((len(sims), len(self.references.barcodes)), dtype=np.float32)
-        full[:, self._barcoded] = sims
-        hits = [
-            None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
-            for h in hits
-        ]
-        return full, hits
+        pending = aligner.start_search(sequences, exclude)
+
+        def answer() -> tuple[np.ndarray, list[Hit | None]]:
+            sims, hits = pending()
+            full = np.zeros((len(sims), len(self.references.barcodes)), dtype=np.float32)
+            full[:, self._barcoded] = sims
+            return full, [
+                None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
+                for h in hits
+            ]
+
+        return answer
 
     def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
         level, taxon = hidden

@@ -18,7 +18,7 @@ numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without tor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -184,9 +184,15 @@ class Identifier:
     def barcode_alignments(
         self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
-        return (
-            self.library.barcode_alignments(sequences, hidden) if self.alignment else (None, None)
-        )
+        return self.start_alignments(sequences, hidden)()
+
+    def start_alignments(
+        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
+    ) -> Callable[[], tuple[np.ndarray | None, list[Hit | None] | None]]:
+        """:meth:`barcode_alignments`, started: call the result for the answer."""
+        if not self.alignment or not sequences:
+            return lambda: (None, None)
+        return self.library.start_alignments(sequences, hidden)
 
     def _hidden_taxa(self, hidden: tuple[int, int]) -> list[np.ndarray]:
         """Per rank, the taxa under a hidden taxon (itself at its rank, none above it)."""
@@ -213,19 +219,22 @@ class Identifier:
         queries: np.ndarray,
         modality: str,
         reference_queries: np.ndarray | None,
-        sequences: Sequence[str] | None = None,
+        aligned: tuple[np.ndarray | None, list | None] = (None, None),
         hidden: Sequence[Hidden] | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None, list | None]:
         """Per-rank logits — prompt cosine / T, plus w × the embedding-neighbour log-vote, plus
         w_b × the aligned-barcode log-vote, over the rank's logit temperature — the embedding
         similarities and barcode identities to the references, and each read's best barcode
-        hit (None where not available). ``hidden`` takes a taxon out of a query's library: its
-        prompts, references and barcodes (the export's open-set calibration).
+        hit (None where not available). ``aligned``: the queries' barcode identities and hits
+        (:meth:`barcode_alignments`, with the same ``hidden``). ``hidden`` takes a taxon out
+        of a query's library: its prompts, references and barcodes (the export's open-set
+        calibration).
 
         The export's calibration fits T, w and w_b through the same pieces.
         """
         cos = self.prompt_cosines(queries)
-        sims = votes = barcode_sims = barcode_votes = hits = None
+        sims = votes = barcode_votes = None
+        barcode_sims, hits = aligned
         refs = self._reference_matrix(modality)
         weight = self.scoring.reference_weight[modality]
         if refs is not None and reference_queries is not None and len(refs):
@@ -235,8 +244,6 @@ class Identifier:
                     sims[row, self.library.hidden_references(h)] = -2.0  # below any cosine
             if weight > 0:
                 votes = self.reference_votes(sims, self.scoring.reference_temperature)
-        if sequences is not None:
-            barcode_sims, hits = self.barcode_alignments(sequences, hidden)
         barcode_weight = self.scoring.barcode_weight[modality]
         if barcode_weight > 0 and barcode_sims is not None:
             barcode_votes = self.reference_votes(barcode_sims, self.scoring.barcode_temperature)
@@ -279,7 +286,17 @@ class Identifier:
         uncertain strand put on the library's strand first. ``hidden``: per specimen, a taxon
         to take out of the library for it (open-set calibration), or None."""
         specimens = self.strand_from_library(specimens)
+        # Alignment starts first: its worker processes align while the encoders run here.
+        reads = [
+            i for i, s in enumerate(specimens) if s.sequence and not self.unusable_read(s.sequence)
+        ]
+        pending = self.start_alignments(
+            [specimens[i].sequence for i in reads],
+            None if hidden is None else [hidden[i] for i in reads],
+        )
         emb = self.embed(specimens)
+        barcode_sims, hits = pending()
+        row_of = {i: row for row, i in enumerate(reads)}
         out: list[Evidence | None] = [None] * len(specimens)
         groups = {
             "fused": emb["both"],
@@ -294,8 +311,12 @@ class Identifier:
             ref_queries = emb["image"][idx] if modality == "image" else emb["dna"][idx]
             seqs = None if modality == "image" else [specimens[i].sequence for i in idx]
             hid = None if hidden is None else [hidden[i] for i in idx]
-            logits, sims, barcode_sims, hits = self.scores(
-                queries, modality, ref_queries, seqs, hid
+            aligned = (None, None)
+            if seqs is not None and hits is not None:
+                rows = [row_of[i] for i in idx]
+                aligned = (barcode_sims[rows], [hits[r] for r in rows])
+            logits, sims, group_sims, group_hits = self.scores(
+                queries, modality, ref_queries, aligned, hid
             )
             probs = self.probabilities(logits)
             path_ids, path_p = greedy_paths(probs, self.parents)
@@ -313,8 +334,8 @@ class Identifier:
                     path_p=path_p[row],
                     level=int(levels[row]),
                     ref_sims=None if sims is None else sims[row],
-                    barcode_sims=None if barcode_sims is None else barcode_sims[row],
-                    hit=None if hits is None else hits[row],
+                    barcode_sims=None if group_sims is None else group_sims[row],
+                    hit=None if group_hits is None else group_hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
                 )
             placement = self.scoring.placement
