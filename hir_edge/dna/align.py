@@ -468,7 +468,9 @@ class CandidateScorer:
             return np.array([self._fallback.score(read, refs[j]) for j in candidates], float)
         subset = self._database.extract([int(j) for j in candidates])
         out = np.zeros(len(candidates), dtype=float)
-        for result in self._opal.align(read, subset, mode="score", algorithm="ov"):
+        for result in self._opal.align(
+            read, subset, mode="score", algorithm="ov", overflow="buckets"
+        ):
             out[result.target_index] = result.score
         return out
 
