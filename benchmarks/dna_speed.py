@@ -1,6 +1,7 @@
 """Where a read's time goes in the alignment evidence, and how fast it runs.
 
     python benchmarks/dna_speed.py     # about 2 minutes on 2 cores
+    python benchmarks/dna_speed.py --bundle benchmarks/work/bold/bold100-teacher.bundle
 
 Real BOLD barcodes (bold_coi_100sp.tsv): the first 80% of each species' records are the
 library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. On one core, per read:
@@ -14,6 +15,10 @@ library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. O
 * the whole search (shortlist, scores, traceback, the wider search for far reads) as
   ``identify`` runs it, in reads per second;
 * the plain best hits it is compared with: k-mer cosine and edlib (when installed).
+
+With ``--bundle`` (the real-DNA teacher bundle of build_bold_bundle.sh, asked with its
+training records as the library, as identify_bold.py asks it): whole ``identify`` evidence and
+answers on 2 cores, reads per second by read set, with 1 and with 2 alignment workers.
 
 Writes benchmarks/results/dna_speed.md and .json.
 """
@@ -29,6 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 BARCODES = ROOT.parent / "shared" / "data" / "bold_coi" / "bold_coi_100sp.tsv"
 
 
@@ -88,9 +94,64 @@ def per_read_ms(fn, items, repeat: int = 1) -> float:
 from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
+def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
+    """Reads per second through ``Identifier.identify`` in batches of 32 (as ``identify``
+    runs), by read set and number of alignment workers."""
+    import identify_bold as ib
+
+    from hir_edge.data.hdf5 import SpecimenStore
+    from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.dna.align import min_called_bases
+    from hir_edge.runtime.backends import select_backend
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.identifier import Identifier
+    from hir_edge.runtime.schema import Specimen
+
+    bundle = open_bundle(bundle_path)
+    train = set(SpecimenStore(data, "train").processids())
+    keep = np.array([str(i) in train for i in bundle.references.ids])
+    bundle.references = bundle.references.subset(keep)
+    backend = select_backend(bundle)
+    test = SpecimenStore(data, "test").barcodes()[:per_set]
+    clean = [ib.field_read(r)[0] for r in test]
+    absent = ib.open_world_sets(ib.MEASURED)[1]["absent species"][:per_set]
+    needed = min_called_bases(6)
+    sets = {
+        "known, clean": clean,
+        "known, paper": [
+            degrade_dna_seeded(r, get_preset("paper").dna, 0, i) for i, r in enumerate(clean)
+        ],
+        "known, 150 bp": ib.fragments(test, 150, 0, needed),
+        "absent species, clean": [ib.field_read(r["nucleotides"])[0] for r in absent],
+    }
+    out: dict = {"library": int(keep.sum()), "backend": backend.describe()}
+    for workers in (1, 2):
+        identifier = Identifier(bundle, backend, workers=workers)
+        identifier.identify([Specimen("warm", *ib.field_read(test[0]))] * 32)  # start-up
+        for name, reads in sets.items():
+            specimens = [Specimen(str(i), *ib.field_read(r)) for i, r in enumerate(reads)]
+            start = time.perf_counter()
+            for at in range(0, len(specimens), 32):
+                identifier.identify(specimens[at : at + 32])
+            rate = len(specimens) / (time.perf_counter() - start)
+            out.setdefault(name, {})[f"workers_{workers}"] = rate
+            print(f"identify {name}, {workers} worker(s): {rate:.0f} reads/s", file=sys.stderr)
+        identifier.close()
+    return out
+
+
 def main() -> None:
+    import argparse
+
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
     from hir_edge.dna.align import CandidateScorer, ReferenceAligner, min_called_bases
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / ".cache/hir-edge/synth-bold100/specimens.h5"
+    )
+    args = parser.parse_args()
 
     library, species, reads = load()
     noise = get_preset("paper").dna
@@ -199,6 +260,21 @@ def main() -> None:
             f"{r['opal_differs']} of {n} | {r['traceback_identify']:.2f} | "
             f"{r['diagonal_%']:.0f}% | {r['identify_differs']} of {n} |"
         )
+    if args.bundle is not None:
+        speed = identify_speed(args.bundle, args.data)
+        rows["identify"] = speed
+        lines += [
+            "",
+            f"Whole `identify` evidence and answers, 2 cores, batches of 32: reads per second "
+            f"(bundle {args.bundle.name}, {speed['backend']}; library: its "
+            f"{speed['library']:,} training records; 600 reads per set).",
+            "",
+            "| Reads | 1 alignment worker | 2 workers |",
+            "|---|---|---|",
+        ]
+        for name, rate in speed.items():
+            if isinstance(rate, dict):
+                lines.append(f"| {name} | {rate['workers_1']:.0f} | {rate['workers_2']:.0f} |")
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "dna_speed"
     write_results(out, text, rows)
