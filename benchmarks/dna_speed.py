@@ -94,6 +94,32 @@ def per_read_ms(fn, items, repeat: int = 1) -> float:
 from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 
+def cold_start(bundle: Path, data: Path, runs: int = 5) -> float:
+    """Median seconds of the whole command for one held-out read and one real photo (a
+    BIOSCAN Diptera), from a fresh Python each time."""
+    import subprocess
+    import tempfile
+
+    from hir_edge.data.hdf5 import SpecimenStore
+
+    test = SpecimenStore(data, "test")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        name = str(test.processids()[0])
+        (work / "one.fa").write_text(f">{name}\n{test.barcodes()[0]}\n")
+        photo = ROOT.parent / "shared" / "data" / "bioscan_photos" / "Diptera.jpg"
+        (work / f"{name}.jpg").write_bytes(photo.read_bytes())
+        cmd = [sys.executable, "-m", "hir_edge", "identify", "--bundle", str(bundle)]
+        cmd += ["--fasta", str(work / "one.fa"), "--image", str(work / f"{name}.jpg")]
+        cmd += ["-q", "-o", str(work / "out.tsv"), "--force"]
+        seconds = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
 def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
     """Reads per second through ``Identifier.identify`` in batches of 32 (as ``identify``
     runs), by read set and number of alignment workers."""
@@ -124,7 +150,11 @@ def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
         "known, 150 bp": ib.fragments(test, 150, 0, needed),
         "absent species, clean": [ib.field_read(r["nucleotides"])[0] for r in absent],
     }
-    out: dict = {"library": int(keep.sum()), "backend": backend.describe()}
+    out: dict = {
+        "library": int(keep.sum()),
+        "backend": backend.describe(),
+        "cold_start_s": cold_start(bundle_path, data),
+    }
     for workers in (1, 2):
         identifier = Identifier(bundle, backend, workers=workers)
         identifier.identify([Specimen("warm", *ib.field_read(test[0]))] * 32)  # start-up
@@ -267,7 +297,8 @@ def main() -> None:
             "",
             f"Whole `identify` evidence and answers, 2 cores, batches of 32: reads per second "
             f"(bundle {args.bundle.name}, {speed['backend']}; library: its "
-            f"{speed['library']:,} training records; 600 reads per set).",
+            f"{speed['library']:,} training records; 600 reads per set). Cold start of the "
+            f"command for one read and one photo: {speed['cold_start_s']:.2f} s (median of 5).",
             "",
             "| Reads | 1 alignment worker | 2 workers |",
             "|---|---|---|",

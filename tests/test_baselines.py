@@ -59,6 +59,23 @@ def test_kmer_profile_columns_and_n_skipping():
     assert not profiles[3].any()
 
 
+def test_kmer_profiles_of_a_batch_are_each_sequences_own():
+    """Counted in joined chunks (300 sequences span two): row i is sequence i's profile alone."""
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 60, 300)]
+    batch = kmer_profiles(seqs, k=6)  # 256 sequences a chunk at k=6
+    for i, seq in enumerate(seqs):
+        np.testing.assert_array_equal(batch[i], kmer_profiles([seq], k=6)[0])
+        counts = np.zeros(4096)
+        for j in range(len(seq) - 5):
+            if "N" not in seq[j : j + 6]:
+                counts[
+                    sum("ACGT".index(b) * 4 ** (5 - p) for p, b in enumerate(seq[j : j + 6]))
+                ] += 1
+        norm = np.linalg.norm(counts)
+        np.testing.assert_allclose(batch[i], counts / norm if norm else counts, rtol=1e-6)
+
+
 def test_kmer_query_cosine_by_hand():
     index = KmerIndex(["CCCCCCC", "AAAAAAA", "AAAAAAC"], k=6)
     idx, cos = index.query(["AAAAAAC"], top=5)  # capped at the 3 references

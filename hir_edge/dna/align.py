@@ -159,7 +159,8 @@ class ReferenceAligner:
         )
         self.per_species = max(1, per_species)
         self.widen = widen
-        self._frames = np.array([coding_frame(r) for r in self.references])
+        # each reference's coding frame, found when it is first a best hit (-1: not yet)
+        self._frames = np.full(len(self.references), -1, dtype=np.int64)
         self.sites = SiteProfile(self.references, self._species)
         aligner = PairwiseAligner()
         aligner.mode = "global"
@@ -365,6 +366,8 @@ class ReferenceAligner:
         score is ``score``)."""
         ref = self.references[j]
         blocks_read, blocks_ref = self._scorer.blocks(read, j, score)
+        if self._frames[j] < 0:
+            self._frames[j] = coding_frame(ref)
         frame = int(self._frames[j])
         called_by_position = np.zeros(3, dtype=np.int64)
         wrong_at, wrong_bases = [], []
