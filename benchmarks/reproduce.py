@@ -1,11 +1,11 @@
 """Reproduction study on real barcodes: CLIBD vs CLIBD-HiR vs CLIBD-HiR-Fuse, plus baselines.
 
-From a clean checkout, on 2 CPU cores (about 4 hours, 2½ of them the six EU-Moths runs;
-``--quick`` about 15 minutes):
+From a clean checkout, on 2 CPU cores (several hours: each EU-Moths run is the longest;
+``--quick`` is one seed and fewer steps):
 
     python benchmarks/reproduce.py            # 3 variants × 3 seeds, alignment baselines, EU-Moths
     python benchmarks/reproduce.py --quick    # one seed, fewer steps
-    python benchmarks/reproduce.py --only-moths --moth-epochs 8   # EU-Moths only (≈80 min)
+    python benchmarks/reproduce.py --only-moths --moth-epochs 8   # EU-Moths only
 
 1. ``hir-edge data synth`` on ../shared/data/bold_coi/bold_coi_100sp.tsv: the real taxonomy and
    the real COI barcodes of 5,000 BOLD specimens (100 species), each paired with a drawn photo,
