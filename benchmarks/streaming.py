@@ -1,0 +1,100 @@
+"""Does `identify` stream? Peak memory and throughput as the number of reads grows.
+
+    python benchmarks/streaming.py                      # 10^3, 10^4, 10^5 reads (≈10 min)
+    python benchmarks/streaming.py --sizes 1000000      # 10^6 reads (≈1.5 h on 2 cores)
+
+Reads are copies of the shipped demo bundle's own reference barcodes with `paper` noise (a
+different seed for each copy), written to one FASTA file; the command is the README's
+(`hir-edge identify --fasta reads.fa -o out.tsv`, the demo bundle, default workers). For each
+size: wall time, reads per second, the peak RSS of the largest process (the command or one of
+its alignment workers, from the operating system's own accounting) and the rows written.
+
+Writes benchmarks/results/streaming.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from results_file import write_results  # noqa: E402
+
+# Run in a fresh interpreter per size: the largest descendant's peak RSS, in MB.
+MEASURE = (
+    "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(json.dumps({'code': code, 'seconds': time.perf_counter() - t, "
+    "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+)
+
+
+def write_reads(path: Path, count: int) -> None:
+    """``count`` degraded copies of the demo bundle's reference barcodes, streamed to FASTA."""
+    from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.runtime.bundle import default_bundle
+
+    with np.load(default_bundle() / "references.npz") as refs:
+        barcodes = [b.decode("ascii") for b in refs["barcodes"] if len(b)]
+    noise = get_preset("paper").dna
+    with path.open("w") as handle:
+        for i in range(count):
+            read = degrade_dna_seeded(barcodes[i % len(barcodes)], noise, 1, i)
+            handle.write(f">read{i}\n{read}\n")
+
+
+def run(count: int, work: Path) -> dict:
+    reads = work / f"reads{count}.fa"
+    write_reads(reads, count)
+    out = work / f"out{count}.tsv"
+    cmd = [sys.executable, "-m", "hir_edge", "identify", "--fasta", str(reads)]
+    cmd += ["-o", str(out), "--format", "tsv", "-q", "--force"]
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, check=True
+    )
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    with out.open() as handle:
+        row["rows_written"] = sum(1 for _ in handle) - 1  # the header
+    row["reads"] = count
+    row["reads_per_second"] = count / row["seconds"]
+    reads.unlink()
+    out.unlink()
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/streaming")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run(n, Path(tmp)) for n in args.sizes]
+    lines = [
+        "# Streaming: `identify` memory and speed as the reads grow",
+        "",
+        "Demo bundle (shipped), `paper`-degraded copies of its reference barcodes, 2 cores, "
+        "default alignment workers; peak RSS of the largest process (the command or a worker).",
+        "",
+        "| reads | wall s | reads/s | peak RSS MB | rows written | exit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['reads']:,} | {r['seconds']:.1f} | {r['reads_per_second']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['rows_written']:,} | {r['code']} |"
+        )
+    write_results(args.out, "\n".join(lines) + "\n", rows)
+
+
+if __name__ == "__main__":
+    main()
