@@ -1,7 +1,7 @@
 """Does `identify` stream? Peak memory and throughput as the number of reads grows.
 
-    python benchmarks/streaming.py                      # 10^3, 10^4, 10^5 reads (≈10 min)
-    python benchmarks/streaming.py --sizes 1000000      # 10^6 reads (≈1.5 h on 2 cores)
+    python benchmarks/streaming.py                      # 10^3, 10^4, 10^5 reads
+    python benchmarks/streaming.py --sizes 1000000      # 10^6 reads (ten 10^5 runs' time)
 
 Reads are copies of the shipped demo bundle's own reference barcodes with `paper` noise (a
 different seed for each copy), written to one FASTA file; the command is the README's
