@@ -174,7 +174,8 @@ def main() -> None:
     import argparse
 
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
-    from hir_edge.dna.align import CandidateScorer, ReferenceAligner, min_called_bases
+    from hir_edge.dna.align import ReferenceAligner, min_called_bases
+    from hir_edge.dna.pairwise import CandidateScorer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, default=None)

@@ -298,7 +298,7 @@ def test_worker_processes_give_the_same_answers():
 
 def test_simd_scores_equal_biopython_scores_on_degraded_reads():
     from hir_edge.degrade import degrade_dna_seeded, get_preset
-    from hir_edge.dna.align import CandidateScorer
+    from hir_edge.dna.pairwise import CandidateScorer
 
     pytest.importorskip("pyopal")
     rng = np.random.default_rng(7)
@@ -320,7 +320,7 @@ def test_the_best_hit_alignment_is_biopythons_on_the_diagonal_and_off_it():
     """The diagonal shortcut gives Biopython's own alignment where it applies (substituted
     reads, fragments, overhanging ends) and stands aside where another alignment of equal
     score could exist (an indel; a mismatch in the last columns)."""
-    from hir_edge.dna.align import CLEAN_ENDS, _ungapped
+    from hir_edge.dna.pairwise import CLEAN_ENDS, _ungapped
 
     rng = np.random.default_rng(11)
     ref = coding(rng, 215)

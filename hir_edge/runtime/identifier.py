@@ -126,16 +126,23 @@ class Identifier:
             f"at least {needed} are needed"
         )
 
-    def embed(self, specimens: Sequence[Specimen]) -> dict[str, np.ndarray]:
-        """Image, DNA and fused embeddings (zero rows where a modality is absent) and gates."""
+    def usable_reads(self, specimens: Sequence[Specimen]) -> np.ndarray:
+        """[N] bool: the specimen has a read that carries DNA evidence."""
+        return np.array(
+            [bool(s.sequence) and not self.unusable_read(s.sequence) for s in specimens],
+            dtype=bool,
+        )
+
+    def embed(
+        self, specimens: Sequence[Specimen], has_dna: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Image, DNA and fused embeddings (zero rows where a modality is absent) and gates;
+        ``has_dna``: :meth:`usable_reads`, when the caller has it already."""
         n, d = len(specimens), self.bundle.embed_dim
         image = np.zeros((n, d), np.float32)
         dna = np.zeros((n, d), np.float32)
         has_image = np.array([s.image is not None for s in specimens], dtype=bool)
-        has_dna = np.array(
-            [bool(s.sequence) and not self.unusable_read(s.sequence) for s in specimens],
-            dtype=bool,
-        )
+        has_dna = self.usable_reads(specimens) if has_dna is None else has_dna
         if has_image.any():
             idx = np.flatnonzero(has_image)
             pixels = np.stack([self._pixels(specimens[i]) for i in idx])
@@ -287,14 +294,13 @@ class Identifier:
         to take out of the library for it (open-set calibration), or None."""
         specimens = self.strand_from_library(specimens)
         # Alignment starts first: its worker processes align while the encoders run here.
-        reads = [
-            i for i, s in enumerate(specimens) if s.sequence and not self.unusable_read(s.sequence)
-        ]
+        has_dna = self.usable_reads(specimens)
+        reads = np.flatnonzero(has_dna).tolist()
         pending = self.start_alignments(
             [specimens[i].sequence for i in reads],
             None if hidden is None else [hidden[i] for i in reads],
         )
-        emb = self.embed(specimens)
+        emb = self.embed(specimens, has_dna)
         barcode_sims, hits = pending()
         row_of = {i: row for row, i in enumerate(reads)}
         out: list[Evidence | None] = [None] * len(specimens)
