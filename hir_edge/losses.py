@@ -157,11 +157,13 @@ class ContrastiveLoss(nn.Module):
         has_text: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         text_levels: torch.Tensor | None = None,
+        known: dict[str, torch.Tensor | None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Args ``labels`` ([B, L], -1 missing) and ``text_levels`` ([B]: the rank each text
         names) mark known positives: specimens of one species for (I,D) and specimens of the
         taxon a text names for the pairs with T (:func:`same_group`, :func:`lineage_members`).
-        None treats every off-diagonal pair as a negative."""
+        None treats every off-diagonal pair as a negative. ``known``: those pairs already
+        computed (:func:`known_positives`), so a caller with several losses builds them once."""
         emb = {
             "I": None if image is None else gather_with_grad(image),
             "D": None if dna is None else gather_with_grad(dna),
@@ -172,7 +174,8 @@ class ContrastiveLoss(nn.Module):
             "D": None if has_dna is None else gather_no_grad(has_dna.bool()),
             "T": None if has_text is None else gather_no_grad(has_text.bool()),
         }
-        known = known_positives(labels, text_levels)
+        if known is None:
+            known = known_positives(labels, text_levels)
         parts: dict[str, torch.Tensor] = {}
         for x, y in (("I", "D"), ("I", "T"), ("D", "T")):
             mask = _both(has[x], has[y])
@@ -308,13 +311,14 @@ class FusionLoss(nn.Module):
         labels: torch.Tensor | None = None,
         prompt_bank: list[torch.Tensor] | None = None,
         text_levels: torch.Tensor | None = None,
+        known: dict[str, torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         if self.mode == "contrastive":
             if text is None:
                 raise ValueError("contrastive fusion loss needs text embeddings")
             fused_all, text_all = gather_with_grad(fused), gather_with_grad(text)
             mask_all = None if mask is None else gather_no_grad(mask.bool())
-            known = known_positives(labels, text_levels)["T"]
+            known = (known_positives(labels, text_levels) if known is None else known)["T"]
             value = _pair_loss(fused_all, text_all, mask_all, scale, known)
             return fused.sum() * 0.0 if value is None else value
         if labels is None or prompt_bank is None:
@@ -419,8 +423,9 @@ class HirObjective(nn.Module):
         a negative (METHOD.md §1 read literally). ``prompt_bank`` and ``prompt_candidates``
         (per rank: every taxon's prompt embedding, and which taxa are answers) feed L_P."""
         known_labels = labels if mask_known_positives else None
+        known = known_positives(known_labels, text_levels)  # once, for L_con and L_F
         parts = self.contrastive(
-            scale, image, dna, text, has_image, has_dna, has_text, known_labels, text_levels
+            scale, image, dna, text, has_image, has_dna, has_text, known_labels, text_levels, known
         )
         total = parts["con"]
         if self.weights.hir > 0 and image is not None:
@@ -453,6 +458,7 @@ class HirObjective(nn.Module):
                 known_labels if self.fusion.mode == "contrastive" else labels,
                 prompt_bank,
                 text_levels,
+                known,
             )
             total = total + self.weights.fusion * parts["fusion"]
         parts["loss"] = total

@@ -326,6 +326,24 @@ def test_objective_variants_combine_weights():
     )
 
 
+def test_objective_builds_known_positives_once_with_the_same_losses():
+    """The objective hands one set of known positives to L_con and L_F: each term equals the
+    loss module computing its own from labels and text ranks."""
+    torch.manual_seed(5)
+    zi, zd, zt, zf = (unit(torch.randn(6, 4)) for _ in range(4))
+    y = torch.tensor([[0, 0], [0, 0], [0, 1], [0, 1], [1, 2], [1, 2]])
+    levels = torch.tensor([0, 1, 1, 0, 1, 0])  # texts naming the order or the genus
+    s = torch.tensor(3.0)
+    parts = HirObjective(LossWeights(hir=0.0, fusion=1.0))(
+        s, zi, zd, zt, y, fused=zf, text_levels=levels
+    )
+    con = ContrastiveLoss()(s, zi, zd, zt, labels=y, text_levels=levels)
+    fusion = FusionLoss()(zf, s, zt, labels=y, text_levels=levels)
+    assert parts["con"].item() == pytest.approx(con["con"].item())
+    assert parts["fusion"].item() == pytest.approx(fusion.item())
+    assert fusion.item() != pytest.approx(symmetric_info_nce(zf, zt, s).item())  # masks bite
+
+
 # --------------------------------------------------------------------------- distributed
 def _free_port() -> int:
     with socket.socket() as sock:
