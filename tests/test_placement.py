@@ -93,12 +93,35 @@ def test_features_by_hand():
     )[0]
     names = dict(zip(FEATURES, f.T))
     assert names["log_odds"] == pytest.approx([np.log(9), 0.0])
-    assert names["identity"].tolist() == [0.97, 0.97]
+    assert names["labelled_identity"].tolist() == [0.97, 0.97]
     assert names["divergence"].tolist() == [0.01, 0.01]
     # order: every candidate inside, the gap falls back to 0.1; genus: 0.97 - 0.90
-    assert names["rank_gap"] == pytest.approx([0.1, 0.07])
-    assert names["hit_agrees"].tolist() == [1.0, 1.0]
+    assert names["labelled_gap"] == pytest.approx([0.1, 0.07])
+    assert names["labelled_hit_agrees"].tolist() == [1.0, 1.0]
     assert names["called"].tolist() == [0.5, 0.5]
+    assert names["hit_unnamed"].tolist() == [0.0, 0.0]
+
+
+def test_a_reference_named_only_to_a_coarser_rank_says_nothing_about_the_finer_one():
+    """The nearest reference (0.99) is named to order only: at genus, the nearest *named*
+    reference decides identity, agreement and gap, as if the unnamed one were not there."""
+    labels = np.array([[0, -1], [0, 0], [0, 1]])
+    f = placement_features(
+        path_probs=np.array([[0.9, 0.5]]),
+        path_ids=np.array([[0, 0]]),
+        identity=np.array([0.99]),
+        divergence=np.array([0.0]),
+        hit_labels=np.array([[0, -1]]),
+        candidate_ids=[np.array([0, 1, 2])],
+        candidate_identity=[np.array([0.99, 0.96, 0.90])],
+        candidate_labels=labels,
+        called=np.array([650]),
+    )[0]
+    names = dict(zip(FEATURES, f.T))
+    assert names["labelled_identity"] == pytest.approx([0.99, 0.96])
+    assert names["labelled_hit_agrees"].tolist() == [1.0, 1.0]  # the best hit alone: [1, 0]
+    assert names["labelled_gap"] == pytest.approx([0.1, 0.06])  # counting it: [0.1, -0.03]
+    assert names["hit_unnamed"].tolist() == [0.0, 1.0]
 
 
 def test_logistic_fit_recovers_a_known_slope():
@@ -206,6 +229,23 @@ def test_thresholds_keep_every_group_precise():
     assert 0.88 <= thresholds[0] <= 0.91
 
 
+def test_a_small_group_answered_wrongly_every_time_holds_the_threshold_up():
+    """Five reads of an absent order, all placed at order with P 0.92 and all wrong: too few
+    to measure a precision, but five wrong in five is not a 95% group (one wrong in 20 is)."""
+    p = np.concatenate([np.linspace(0.5, 1.0, 200), np.full(5, 0.92)])
+    correct = np.concatenate([np.ones(200, bool), np.zeros(5, bool)])
+    groups = ["known"] * 200 + ["absent order"] * 5
+    thresholds = _thresholds(
+        p[:, None], correct[:, None], np.ones((205, 1), bool), groups, target=0.95
+    )
+    assert thresholds[0] == pytest.approx(0.95)  # the first grid step above 0.92
+    one_wrong = np.concatenate([np.ones(200, bool), [False, True, True, True, True]])
+    thresholds = _thresholds(
+        p[:, None], one_wrong[:, None], np.ones((205, 1), bool), groups, target=0.95
+    )
+    assert thresholds[0] == pytest.approx(0.5)
+
+
 def test_fit_placement_separates_near_from_far_reads():
     """Known reads (identity ~0.99) are right at every rank; reads of absent genera (identity
     ~0.85) are right at family only: the genus answer needs a near hit, and the genus band
@@ -237,3 +277,34 @@ def test_fit_placement_separates_near_from_far_reads():
     assert placement.bands[2] > 0.95
     assert report["absent genus|clean"]["precision_%"] >= 95.0
     assert CLASSES[2] == "absent genus"
+
+
+def test_the_table_says_ranks_below_the_answer_are_not_placed():
+    """A read placed at order: its genus line shows the calibrated chance, never the library's
+    100% ranking of its nearest genus."""
+    from hir_edge.runtime.report import table_block
+    from hir_edge.runtime.schema import Identification
+
+    lineage = ("Lepidoptera", "Gelechiidae", "Dichomeris", "Dichomeris ochripalpella")
+    item = Identification(
+        id="r1",
+        assigned={"rank": "order", "taxon": "Lepidoptera", "confidence": 0.95, "lineage": []},
+        ranks={r: [{"taxon": t, "probability": 1.0}] for r, t in zip(RANKS, lineage)},
+        modalities=["dna"],
+        gate=None,
+        qc=None,
+        novel={"rank": "genus", "reason": "far"},
+        placement={
+            r: {"taxon": t, "p_right": p} for r, t, p in zip(RANKS, lineage, (0.95, 0.6, 0.3, 0))
+        },
+    )
+    lines = table_block(item, top_k=3).splitlines()
+    assert lines[0] == "r1: Order Lepidoptera (95%), genus not in the library"
+    assert lines[2] == "  order    Lepidoptera 100%"
+    assert lines[3] == (
+        "  family   not placed (nearest in the library: Gelechiidae, right 60% of the time)"
+    )
+    assert lines[4] == (
+        "  genus    not placed (nearest in the library: Dichomeris, right 30% of the time)"
+    )
+    assert item.to_dict()["placement"]["genus"] == {"taxon": "Dichomeris", "p_right": 0.3}

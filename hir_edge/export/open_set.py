@@ -49,7 +49,7 @@ NO_TAXON = -2  # the label of an unrelated read at every rank: no taxon is right
 THRESHOLD_GRID = np.round(
     np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
 )
-MIN_GROUP = 20  # a (class, read kind) group needs this many answers at a rank to constrain it
+MIN_GROUP = 20  # a group's answers at a rank are judged as if there were at least this many
 BAND_QUANTILE = 0.01
 
 
@@ -273,9 +273,17 @@ def _assigned(probs, usable, thresholds) -> np.ndarray:
     return np.cumprod(ok, axis=1).astype(bool).sum(axis=1) - 1
 
 
+def _too_many_wrong(answers: int, right: int, target: float) -> bool:
+    """More wrong answers than ``target`` allows, a group with few answers counted as if it
+    had :data:`MIN_GROUP` (so one wrong answer in 20 is allowed, five wrong in five are not)."""
+    allowed = int((1.0 - target) * max(answers, MIN_GROUP) + 1e-9)
+    return answers - right > allowed
+
+
 def _thresholds(probs, correct, usable, groups, target) -> list[float]:
     """Per rank, the lowest threshold at which answers at that rank are right at least
-    ``target`` of the time in every group (coordinate passes, coarse to fine)."""
+    ``target`` of the time in every group (:func:`_too_many_wrong`; coordinate passes, coarse
+    to fine)."""
     levels = probs.shape[1]
     thresholds = [float(THRESHOLD_GRID[0])] * levels
     names = sorted(set(groups))
@@ -289,7 +297,7 @@ def _thresholds(probs, correct, usable, groups, target) -> list[float]:
                 fine = True
                 for g in range(len(names)):
                     rows = at & (group_of == g)
-                    if rows.sum() >= MIN_GROUP and correct[rows, level].mean() < target:
+                    if _too_many_wrong(int(rows.sum()), int(correct[rows, level].sum()), target):
                         fine = False
                         break
                 if fine:

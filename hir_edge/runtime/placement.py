@@ -11,11 +11,13 @@ path), from evidence the runtime has for every read with a barcode hit:
 
 * ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
   barcode votes: :mod:`hir_edge.runtime.scoring`), as log-odds;
-* ``identity`` and ``divergence`` of the best hit (:mod:`hir_edge.dna.align`);
-* ``rank_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
+* ``labelled_identity``: the identity of the nearest aligned reference named at r (of the
+  best hit when none is), and ``divergence`` of the best hit (:mod:`hir_edge.dna.align`);
+* ``labelled_gap``: identity of the nearest aligned reference inside the path's taxon at r minus
   that of the nearest one outside it — a barcode gap at every rank;
-* ``hit_agrees``: whether the best hit sits in the path's taxon at r;
-* ``called``: the read's called bases, as a share of a full barcode.
+* ``labelled_hit_agrees``: whether the nearest aligned reference sits in the path's taxon at r;
+* ``called``: the read's called bases, as a share of a full barcode;
+* ``hit_unnamed``: whether the best hit is a record not named at r.
 
 The models are fitted at export on open-set read sets (:mod:`hir_edge.export.open_set`): reads
 of known species, and reads whose species, genus or family was removed from the library, clean,
@@ -24,6 +26,12 @@ coarser rank's, passes that rank's threshold — chosen so that answers at it we
 ``target_precision`` of the time for every read class — and its confidence is that probability.
 Each rank's identity band (how identical the library's own references are to their nearest
 relative of another taxon at that rank) says which rank of a far read is probably absent.
+
+The ``labelled_*`` features look only at references *named* at r: BOLD holds many records named
+to family alone, and such a record, however close, says nothing about a read's genus. (Counted
+as "another genus", it held reads of known species back at family.) ``hit_unnamed`` says when
+the nearest record is such a one: a read whose species is in the library only as records named
+to family is close to them, and its genus may still be told by the prompts, or not.
 
 numpy only (this runs in the field).
 """
@@ -37,7 +45,15 @@ import numpy as np
 from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
 
-FEATURES = ("log_odds", "identity", "divergence", "rank_gap", "hit_agrees", "called")
+FEATURES = (
+    "log_odds",
+    "labelled_identity",
+    "divergence",
+    "labelled_gap",
+    "labelled_hit_agrees",
+    "called",
+    "hit_unnamed",
+)
 FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
 MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
 
@@ -127,8 +143,10 @@ def placement_features(
 
     Args:
         path_probs, path_ids: [N, L] the answer path's probabilities and taxa.
-        identity, divergence: [N] of the best hit.
-        hit_labels: [N, L] the best hit's taxon per rank (-1 unknown).
+        identity, divergence: [N] of the best hit (a rank the best hit is not named at takes
+            the identity of the nearest aligned reference that is, if one is).
+        hit_labels: [N, L] the best hit's taxon per rank (-1 unknown); the agreement of a
+            rank that no aligned reference is labelled at.
         candidate_ids, candidate_identity: per read, the aligned references and identities.
         candidate_labels: [M, L] the label ids of every reference.
         called: [N] called bases of each read.
@@ -137,18 +155,26 @@ def placement_features(
     out = np.zeros((n, levels, len(FEATURES)))
     p = np.clip(path_probs, 1e-6, 1 - 1e-6)
     out[..., 0] = np.log(p / (1 - p))
-    out[..., 1] = identity[:, None]
+    out[..., 1] = identity[:, None]  # kept where the best hit is named at r
     out[..., 2] = divergence[:, None]
-    out[..., 4] = hit_labels == path_ids
+    out[..., 4] = hit_labels == path_ids  # kept where no aligned reference is named at r
     out[..., 5] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
+    out[..., 6] = hit_labels < 0
     for i in range(n):
         labels = candidate_labels[candidate_ids[i]]  # [c, L]
         ident = candidate_identity[i]
         for level in range(levels):
-            inside = labels[:, level] == path_ids[i, level]
-            best_in = ident[inside].max() if inside.any() else 0.0
-            best_out = ident[~inside].max() if (~inside).any() else best_in - 0.1
+            named = labels[:, level] >= 0  # a record named to a coarser rank says nothing here
+            if not named.any():
+                continue
+            if hit_labels[i, level] < 0:  # the best hit is not named at r: the nearest that is
+                out[i, level, 1] = ident[named].max()
+            taxa, near = labels[named, level], ident[named]
+            inside = taxa == path_ids[i, level]
+            best_in = near[inside].max() if inside.any() else 0.0
+            best_out = near[~inside].max() if (~inside).any() else best_in - 0.1
             out[i, level, 3] = np.clip(best_in - best_out, -0.3, 0.3)
+            out[i, level, 4] = taxa[np.argmax(near)] == path_ids[i, level]
     return out
 
 
