@@ -67,6 +67,20 @@ def rank_lists(
     return out
 
 
+def placement_record(taxonomy: Taxonomy, path: np.ndarray, reach: np.ndarray | None) -> dict | None:
+    """Per rank: the path's taxon and the calibrated probability that it is right (None without
+    a placement model's answer for this specimen)."""
+    if reach is None:
+        return None
+    return {
+        rank: {
+            "taxon": taxonomy.name(lv, int(path[lv])) if path[lv] >= 0 else None,
+            "p_right": round(float(reach[lv]), 4),
+        }
+        for lv, rank in enumerate(taxonomy.ranks)
+    }
+
+
 def assigned_taxon(taxonomy: Taxonomy, level: int, taxon_id: int, confidence: float) -> dict:
     if level < 0:
         return {"rank": None, "taxon": None, "confidence": 0.0, "lineage": []}

@@ -422,6 +422,7 @@ class Identifier:
             best_hit=None
             if ev.hit is None
             else fmt.best_hit_record(self.taxonomy, self.labels_mask, refs, ev.hit),
+            placement=fmt.placement_record(self.taxonomy, ev.path, ev.reach),
         )
 
 

@@ -87,9 +87,16 @@ def table_block(item: Identification, top_k: int) -> str:
             f"  read: {qc['clean_length']} bp, {100 * qc['n_fraction']:.1f}% N, strand {strand}, "
             f"flags: {flags}\n"
         )
-    for rank in RANKS:
-        cands = (item.ranks.get(rank) or [])[:top_k]
-        text = ", ".join(f"{c['taxon']} {100 * c['probability']:.0f}%" for c in cands) or "–"
+    depth = RANKS.index(a["rank"]) if a.get("rank") in RANKS else -1
+    for level, rank in enumerate(RANKS):
+        placed = (item.placement or {}).get(rank)
+        if placed and level > depth:
+            # beyond the answer, the library's ranking only says which taxon is nearest
+            near, right = placed["taxon"] or "–", 100 * placed["p_right"]
+            text = f"not placed (nearest in the library: {near}, right {right:.0f}% of the time)"
+        else:
+            cands = (item.ranks.get(rank) or [])[:top_k]
+            text = ", ".join(f"{c['taxon']} {100 * c['probability']:.0f}%" for c in cands) or "–"
         out.write(f"  {rank:<8} {text}\n")
     hit = item.best_hit
     if hit:

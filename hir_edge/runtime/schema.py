@@ -65,6 +65,11 @@ class Identification:
     ``novel`` is None, or says which rank of the specimen is probably absent from the
     reference library: ``{"rank": "genus", "reason": "..."}`` for a read whose genus the
     library probably lacks (its answer then stops above that rank).
+
+    ``placement`` (reads with a barcode hit, in a bundle with a placement model): per rank, the
+    library's best taxon there and the calibrated probability that it is right. The ranks
+    listed in ``ranks`` are probabilities *within the library*: below the assigned rank they
+    say which taxon is nearest, not that the read belongs to it.
     """
 
     id: str
@@ -77,6 +82,7 @@ class Identification:
     nearest: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     best_hit: dict | None = None
+    placement: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -89,6 +95,7 @@ class Identification:
             "novel": self.novel,
             "nearest": self.nearest,
             "best_hit": self.best_hit,
+            "placement": self.placement,
             "warnings": self.warnings,
         }
 
