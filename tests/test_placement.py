@@ -17,7 +17,13 @@ from hir_edge.export.open_set import (
     read_class,
     read_outgroups,
 )
-from hir_edge.runtime.placement import FEATURES, Placement, fit_logistic, placement_features
+from hir_edge.runtime.placement import (
+    BASE_FEATURES,
+    FEATURES,
+    Placement,
+    fit_logistic,
+    placement_features,
+)
 from hir_edge.taxonomy import Taxonomy
 
 RANKS = ("order", "family", "genus", "species")
@@ -44,6 +50,27 @@ def test_probabilities_follow_the_weights_and_never_reach_one():
     assert p[0, :3] == pytest.approx(1 / (1 + np.exp(-np.array([3.0, 1.0, 0.0]))))
     assert p[0, 3] == 0.999  # capped: no answer is claimed certain
     assert p[1] == pytest.approx([0.5] * 4)
+
+
+def test_a_placement_fitted_on_the_base_features_reads_only_those():
+    """Bundles exported before the second-order terms name 7 features: the model picks its
+    columns out of the full feature array, by name."""
+    f = len(BASE_FEATURES)
+    old = Placement.from_dict(
+        {
+            **_placement().to_dict(),
+            "features": list(BASE_FEATURES),
+            "mean": [[0.0] * f] * 4,
+            "scale": [[1.0] * f] * 4,
+            "weights": [[0.0] * 6 + [2.0, 0.0]] * 4,  # P = sigmoid(2 * called)
+        }
+    )
+    x = np.zeros((1, 4, len(FEATURES)))
+    x[0, :, FEATURES.index("called")] = 0.5
+    x[0, :, len(BASE_FEATURES) :] = 100.0  # columns this model does not read
+    assert old.features == BASE_FEATURES
+    assert old.probabilities(x)[0] == pytest.approx([1 / (1 + np.exp(-1.0))] * 4)
+    assert old.to_dict()["features"] == list(BASE_FEATURES)
 
 
 def test_the_answer_is_the_deepest_rank_whose_prefix_passes():
@@ -100,6 +127,12 @@ def test_features_by_hand():
     assert names["labelled_hit_agrees"].tolist() == [1.0, 1.0]
     assert names["called"].tolist() == [0.5, 0.5]
     assert names["hit_unnamed"].tolist() == [0.0, 0.0]
+    assert names["labelled_identity*divergence"] == pytest.approx([0.0097, 0.0097])
+    assert names["divergence^2"] == pytest.approx([1e-4, 1e-4])
+    assert names["labelled_identity^2"] == pytest.approx([0.9409, 0.9409])
+    assert names["labelled_identity*called"] == pytest.approx([0.485, 0.485])
+    assert names["labelled_gap*labelled_identity"] == pytest.approx([0.097, 0.0679])
+    assert names["sqrt(divergence)"] == pytest.approx([0.1, 0.1])
 
 
 def test_a_reference_named_only_to_a_coarser_rank_says_nothing_about_the_finer_one():

@@ -45,7 +45,7 @@ import numpy as np
 from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
 
-FEATURES = (
+BASE_FEATURES = (
     "log_odds",
     "labelled_identity",
     "divergence",
@@ -54,6 +54,19 @@ FEATURES = (
     "called",
     "hit_unnamed",
 )
+# Second-order terms of the base features: a model linear in them alone cannot say "near and
+# not diverged" — a `paper`-degraded read of a known species (95% identical, no divergence) and a
+# clean read of an absent sister species (95%, diverged) then look alike. A bundle's placement
+# names the features it was fitted on, so bundles fitted on the base features alone still load.
+PAIR_FEATURES = (
+    "labelled_identity*divergence",
+    "divergence^2",
+    "labelled_identity^2",
+    "labelled_identity*called",
+    "labelled_gap*labelled_identity",
+    "sqrt(divergence)",
+)
+FEATURES = BASE_FEATURES + PAIR_FEATURES
 FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
 MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
 
@@ -71,6 +84,7 @@ class Placement:
             library's references are from their nearest relative of another taxon at that rank
             (a low quantile), so that rank's taxon is probably absent.
         target_precision: what the thresholds were chosen for.
+        features: the names of the features it reads, a subset of :data:`FEATURES` in order.
     """
 
     ranks: tuple[str, ...]
@@ -80,10 +94,11 @@ class Placement:
     thresholds: tuple[float, ...]
     bands: tuple[float, ...]
     target_precision: float = 0.95
+    features: tuple[str, ...] = FEATURES
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["features"] = list(FEATURES)
+        out["features"] = list(self.features)
         return out
 
     @classmethod
@@ -92,11 +107,12 @@ class Placement:
         error naming them."""
         data = dict(data)
         features = tuple(data.pop("features", FEATURES))
-        if features != FEATURES:
+        if not features or any(f not in FEATURES for f in features):
             raise BundleError(
                 f"placement model uses features {list(features)}; this hir-edge reads "
                 f"{list(FEATURES)}: re-export the bundle or upgrade hir-edge"
             )
+        data["features"] = features
         check_keys(data, {f.name for f in fields(cls)}, "placement model", BundleError)
         for key in ("ranks", "thresholds", "bands"):
             data[key] = tuple(data[key])
@@ -105,7 +121,10 @@ class Placement:
         return cls(**data)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """[N, L] P(right at each rank) from features [N, L, F]."""
+        """[N, L] P(right at each rank) from features [N, L, F] (:data:`FEATURES`; the
+        model reads its own)."""
+        if len(self.features) != features.shape[-1]:
+            features = features[..., [FEATURES.index(f) for f in self.features]]
         x = (features - np.asarray(self.mean)[None]) / np.asarray(self.scale)[None]
         w = np.asarray(self.weights)
         z = w[None, :, 0] + np.einsum("nlf,lf->nl", x, w[:, 1:])
@@ -175,6 +194,14 @@ def placement_features(
             best_out = near[~inside].max() if (~inside).any() else best_in - 0.1
             out[i, level, 3] = np.clip(best_in - best_out, -0.3, 0.3)
             out[i, level, 4] = taxa[np.argmax(near)] == path_ids[i, level]
+    ident_r, div, gap, share = out[..., 1], out[..., 2], out[..., 3], out[..., 5]
+    base = len(BASE_FEATURES)
+    out[..., base + 0] = ident_r * div
+    out[..., base + 1] = div**2
+    out[..., base + 2] = ident_r**2
+    out[..., base + 3] = ident_r * share
+    out[..., base + 4] = gap * ident_r
+    out[..., base + 5] = np.sqrt(np.maximum(div, 0.0))
     return out
 
 
