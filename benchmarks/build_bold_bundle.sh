@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build a real-DNA bundle from ../shared/data/bold_coi/bold_coi_100sp.tsv with the project's own
 # commands, as a user would from a BOLD export of their region, then measure it against the
-# alignment baseline (benchmarks/identify_bold.py). On 2 CPU cores the training takes about 20
-# minutes and the export longer: its distillation trains the 224-px EfficientNet-Lite0 image
-# tower of the edge-s student on the drawn photos.
+# alignment baseline (benchmarks/identify_bold.py). The teacher's image tower is the pretrained
+# EfficientNet-Lite0 (recipes/bold-bundle.yaml), which the edge-s student takes over as it is:
+# the distillation trains the student's DNA encoder and fusion head only (training and export
+# each take tens of minutes on 2 CPU cores; the run's summary.json and the export log time them).
 #   bash benchmarks/build_bold_bundle.sh OUT_DIR                 # edge-s student, INT8
 #   bash benchmarks/build_bold_bundle.sh OUT_DIR --teacher-only  # the teacher itself, INT8
 # A training run already in OUT_DIR/run is reused (delete it to train again).

@@ -4,7 +4,7 @@
 #   data synth (generated "Demo" taxa, evolved barcodes, drawn photos) → train (recipes/demo.yaml:
 #   tiny-lite0, CLIBD-HiR-Fuse) → export (edge-s student: the teacher's pretrained Lite0 image
 #   tower handed over, the DNA encoder and fusion head distilled; INT8) → examples (held-out
-#   test specimens, one read degraded). On 2 CPU cores it took 32 minutes in all:
+#   test specimens, one read degraded). On 2 CPU cores, about half an hour in all:
 #   bash benchmarks/build_demo_bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
