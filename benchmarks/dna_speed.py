@@ -1,7 +1,7 @@
 """Where a read's time goes in the alignment evidence, and how fast it runs.
 
     python benchmarks/dna_speed.py     # about 2 minutes on 2 cores
-    python benchmarks/dna_speed.py --bundle benchmarks/work/bold/bold100-teacher.bundle
+    python benchmarks/dna_speed.py --bundle benchmarks/work/bold-edge/bold100.bundle
 
 Real BOLD barcodes (bold_coi_100sp.tsv): the first 80% of each species' records are the
 library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. On one core, per read:
@@ -16,7 +16,7 @@ library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. O
   ``identify`` runs it, in reads per second;
 * the plain best hits it is compared with: k-mer cosine and edlib (when installed).
 
-With ``--bundle`` (the real-DNA teacher bundle of build_bold_bundle.sh, asked with its
+With ``--bundle`` (the real-DNA bundle of build_bold_bundle.sh, asked with its
 training records as the library, as identify_bold.py asks it): whole ``identify`` evidence and
 answers on 2 cores, reads per second by read set, with 1 and with 2 alignment workers.
 
