@@ -363,3 +363,51 @@ def test_a_few_perfectly_aligned_bases_are_no_identical_hit():
     # a real fragment is unaffected: 150 bases of a reference are 100% identical to it
     _, (fragment,) = aligner.search([refs[3][200:350]])
     assert fragment.reference == 3 and fragment.identity == 1.0 and fragment.span == 150
+
+
+_KILLED_PARENT = """
+import sys, time
+import numpy as np
+from hir_edge.dna.align import ReferenceAligner
+
+rng = np.random.default_rng(0)
+refs = ["".join(rng.choice(list("ACGT"), 300)) for _ in range(20)]
+aligner = ReferenceAligner(refs, workers=2, min_parallel=2)
+aligner.start_search(refs[:4])()  # starts the two worker processes
+print(" ".join(str(pid) for pid in aligner._pool._processes), flush=True)
+time.sleep(60)
+"""
+
+
+def test_alignment_workers_end_when_their_command_is_killed():
+    """SIGKILL gives identify no chance to shut its pool down: the workers notice their parent
+    is gone and exit, instead of living on with a copy of the library each."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_PARENT], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        workers = [int(pid) for pid in proc.stdout.readline().split()]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(workers) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie is gone in all but name (its parent, init, reaps it)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)

@@ -23,6 +23,7 @@ numpy + Biopython (+ pyopal): it runs on the field kit.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -308,7 +309,7 @@ class ReferenceAligner:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(settings,),
+                initargs=(settings, os.getpid()),
             )
         return self._pool
 
@@ -418,9 +419,28 @@ class ReferenceAligner:
 _WORKER_ALIGNER: ReferenceAligner | None = None
 
 
-def _start_worker(settings: dict) -> None:
+PARENT_POLL_S = 1.0  # how often a worker checks that the command it serves is still there
+
+
+def _start_worker(settings: dict, parent: int) -> None:
     global _WORKER_ALIGNER
+    _exit_with_parent(parent)
     _WORKER_ALIGNER = ReferenceAligner(**settings)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` (the process that started the pool) is gone. A killed
+    ``identify`` (SIGKILL, a watchdog, an out-of-memory kill) cannot shut its pool down, and its
+    idle workers would otherwise live on, each holding a copy of the library."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _search_in_worker(chunk: tuple[list[str], list]) -> tuple[list, list[Hit | None]]:
