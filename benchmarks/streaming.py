@@ -41,15 +41,17 @@ MEASURE = (
 def write_reads(path: Path, count: int) -> None:
     """``count`` degraded copies of the demo bundle's reference barcodes, streamed to FASTA."""
     from hir_edge.degrade import degrade_dna_seeded, get_preset
+    from hir_edge.dna.io import write_fasta
     from hir_edge.runtime.bundle import default_bundle
 
     with np.load(default_bundle() / "references.npz") as refs:
         barcodes = [b.decode("ascii") for b in refs["barcodes"] if len(b)]
     noise = get_preset("paper").dna
-    with path.open("w") as handle:
-        for i in range(count):
-            read = degrade_dna_seeded(barcodes[i % len(barcodes)], noise, 1, i)
-            handle.write(f">read{i}\n{read}\n")
+    reads = (
+        (f"read{i}", degrade_dna_seeded(barcodes[i % len(barcodes)], noise, 1, i))
+        for i in range(count)
+    )
+    write_fasta(reads, path, force=True)
 
 
 def run(count: int, work: Path) -> dict:

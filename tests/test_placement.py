@@ -104,21 +104,27 @@ def test_round_trip_and_a_foreign_feature_set_is_refused():
         Placement.from_dict(other)
 
 
-def test_features_by_hand():
-    """One read, 2 ranks; three aligned references: two in the path's genus, one outside."""
-    labels = np.array([[0, 0], [0, 0], [0, 1], [1, 2]])
+def _one_read(labels, identity, divergence, hit_labels, candidate_identity, called) -> dict:
+    """Features by name of one read on path (0, 0) at P (0.9, 0.5), aligned to the first
+    references of ``labels`` with ``candidate_identity``."""
     f = placement_features(
         path_probs=np.array([[0.9, 0.5]]),
         path_ids=np.array([[0, 0]]),
-        identity=np.array([0.97]),
-        divergence=np.array([0.01]),
-        hit_labels=np.array([[0, 0]]),
-        candidate_ids=[np.array([0, 1, 2])],
-        candidate_identity=[np.array([0.97, 0.95, 0.90])],
+        identity=np.array([identity]),
+        divergence=np.array([divergence]),
+        hit_labels=np.array([hit_labels]),
+        candidate_ids=[np.arange(len(candidate_identity))],
+        candidate_identity=[np.array(candidate_identity)],
         candidate_labels=labels,
-        called=np.array([325]),
+        called=np.array([called]),
     )[0]
-    names = dict(zip(FEATURES, f.T))
+    return dict(zip(FEATURES, f.T))
+
+
+def test_features_by_hand():
+    """One read, 2 ranks; three aligned references: two in the path's genus, one outside."""
+    labels = np.array([[0, 0], [0, 0], [0, 1], [1, 2]])
+    names = _one_read(labels, 0.97, 0.01, [0, 0], [0.97, 0.95, 0.90], called=325)
     assert names["log_odds"] == pytest.approx([np.log(9), 0.0])
     assert names["labelled_identity"].tolist() == [0.97, 0.97]
     assert names["divergence"].tolist() == [0.01, 0.01]
@@ -139,18 +145,7 @@ def test_a_reference_named_only_to_a_coarser_rank_says_nothing_about_the_finer_o
     """The nearest reference (0.99) is named to order only: at genus, the nearest *named*
     reference decides identity, agreement and gap, as if the unnamed one were not there."""
     labels = np.array([[0, -1], [0, 0], [0, 1]])
-    f = placement_features(
-        path_probs=np.array([[0.9, 0.5]]),
-        path_ids=np.array([[0, 0]]),
-        identity=np.array([0.99]),
-        divergence=np.array([0.0]),
-        hit_labels=np.array([[0, -1]]),
-        candidate_ids=[np.array([0, 1, 2])],
-        candidate_identity=[np.array([0.99, 0.96, 0.90])],
-        candidate_labels=labels,
-        called=np.array([650]),
-    )[0]
-    names = dict(zip(FEATURES, f.T))
+    names = _one_read(labels, 0.99, 0.0, [0, -1], [0.99, 0.96, 0.90], called=650)
     assert names["labelled_identity"] == pytest.approx([0.99, 0.96])
     assert names["labelled_hit_agrees"].tolist() == [1.0, 1.0]  # the best hit alone: [1, 0]
     assert names["labelled_gap"] == pytest.approx([0.1, 0.06])  # counting it: [0.1, -0.03]

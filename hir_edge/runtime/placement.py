@@ -123,8 +123,7 @@ class Placement:
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """[N, L] P(right at each rank) from features [N, L, F] (:data:`FEATURES`; the
         model reads its own)."""
-        if len(self.features) != features.shape[-1]:
-            features = features[..., [FEATURES.index(f) for f in self.features]]
+        features = features[..., [FEATURES.index(f) for f in self.features]]
         x = (features - np.asarray(self.mean)[None]) / np.asarray(self.scale)[None]
         w = np.asarray(self.weights)
         z = w[None, :, 0] + np.einsum("nlf,lf->nl", x, w[:, 1:])
