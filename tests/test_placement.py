@@ -9,14 +9,13 @@ from hir_edge.errors import BundleError
 from hir_edge.export.open_set import (
     CLASSES,
     NO_TAXON,
-    _thresholds,
-    fit_placement,
     outgroup_class,
     outgroup_labels,
     queries,
     read_class,
     read_outgroups,
 )
+from hir_edge.export.placement_fit import _thresholds, fit_network, fit_placement
 from hir_edge.runtime.placement import (
     BASE_FEATURES,
     FEATURES,
@@ -104,6 +103,42 @@ def test_round_trip_and_a_foreign_feature_set_is_refused():
         Placement.from_dict(other)
 
 
+def test_a_hidden_layer_by_hand_and_its_round_trip():
+    """One unit per rank reading log_odds: P = sigmoid(b + w * tanh(2 * x + 0.5))."""
+    f = len(FEATURES)
+    unit = ((2.0,), *((0.0,),) * (f - 1))  # [feature][unit]
+    placement = _placement(
+        hidden_weights=(unit,) * 4,
+        hidden_bias=((0.5,),) * 4,
+        weights=((-1.0, 3.0),) * 4,
+    )
+    x = np.zeros((1, 4, f))
+    x[0, :, 0] = [0.0, 1.0, -1.0, 0.25]
+    expected = 1 / (1 + np.exp(-(-1.0 + 3.0 * np.tanh(2.0 * x[0, :, 0] + 0.5))))
+    assert placement.probabilities(x)[0] == pytest.approx(expected)
+    assert Placement.from_dict(placement.to_dict()) == placement
+    assert "hidden_weights" not in _placement().to_dict()  # a logistic bundle's format
+    half = {**placement.to_dict(), "hidden_bias": None}
+    with pytest.raises(BundleError, match="has hidden_weights or hidden_bias, not both"):
+        Placement.from_dict(half)
+
+
+def test_the_network_learns_what_a_logistic_regression_cannot():
+    """Right exactly when two signs differ (XOR): no linear boundary does much better than
+    chance, four tanh units do."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2))
+    x = np.concatenate([x, -x, x * [1, -1], x * [-1, 1]])  # symmetric: the best line is none
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(float)
+    w1, b1, w = fit_network(x, y, np.ones(2000), units=4)
+    hit = 1 / (1 + np.exp(-(w[0] + np.tanh(x @ w1 + b1) @ w[1:]))) > 0.5
+    assert (hit == y).mean() > 0.85  # 0.90: the L2 penalty keeps the corners soft
+    linear = fit_logistic(x, y)
+    assert ((linear[0] + x @ linear[1:] > 0) == y).mean() == pytest.approx(0.5, abs=0.02)
+    again = fit_network(x, y, np.ones(2000), units=4)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (w1, b1, w)))  # seeded
+
+
 def _one_read(labels, identity, divergence, hit_labels, candidate_identity, called) -> dict:
     """Features by name of one read on path (0, 0) at P (0.9, 0.5), aligned to the first
     references of ``labels`` with ``candidate_identity``."""
@@ -168,6 +203,28 @@ def test_read_class_is_the_deepest_rank_left_in_the_library():
     assert read_class(np.array([0, 0, 1, 2]), (3, 2), library) == "absent genus"  # monotypic
     assert read_class(read, (1, 0), library) == "absent family"
     assert read_class(np.array([0, 1, 2, 3]), (1, 1), library) == "absent family"
+
+
+def test_a_taxon_is_hidden_whole():
+    """A monotypic genus: its species hidden leaves the genus without a record, so the read
+    is asked with the genus hidden (its prompt goes too), not with the species hidden."""
+    library = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3]])
+    asked = queries(
+        [],
+        library[:0],
+        ["ACGT" * 50, "TTGA" * 50],
+        library[[0, 2]],
+        library,
+        {"clean": lambda r, i: r},
+    )
+    hidden = sorted((q.klass, q.hidden) for q in asked if q.hidden is not None)
+    assert hidden == [
+        ("absent family", (1, 0)),
+        ("absent family", (1, 0)),
+        ("absent genus", (2, 0)),
+        ("absent genus", (2, 1)),  # monotypic genus 1: hidden at genus, not (3, 2)
+        ("absent species", (3, 0)),  # genus 0 keeps species 1
+    ]
 
 
 def _two_family_taxonomy() -> tuple[Taxonomy, np.ndarray]:

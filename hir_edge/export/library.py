@@ -270,7 +270,7 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
         manifest["scoring"] = scoring  # the placement is fitted through the fitted scoring
         finalize_manifest(out, manifest)
         scoring["placement"], scoring["open_set"] = calibrate_placement(
-            out, options, precision, calib_path
+            out, options, precision, calib_path, seqs, labels
         )
     bundle.close()
     return scoring

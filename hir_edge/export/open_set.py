@@ -22,10 +22,10 @@ the library lacks (a BOLD export of a wider region, say), asked as they are, eac
 of the coarsest rank of its lineage the library does not hold. They form groups of their own,
 so the thresholds must hold for them too.
 
-Each rank's model is a logistic regression on the read's evidence (weighted so each class counts
-equally), and each rank's threshold the lowest that keeps the answers at that rank right at
-least ``target_precision`` of the time in every class and read kind. The bands are the 1% low
-quantile of best-hit identities of reads whose taxon at that rank is in the library.
+A taxon is hidden whole: when hiding a species leaves its genus without a record, the read is
+asked with the genus hidden (its prompt too), as a read of a genus no export held would be.
+
+The placement is fitted on these rows by :mod:`hir_edge.export.placement_fit`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.runtime.placement import FEATURES, Placement, fit_logistic
+from hir_edge.export.placement_fit import fit_placement
+from hir_edge.runtime.placement import FEATURES
 
 CLASSES = (
     "known",
@@ -46,11 +47,6 @@ CLASSES = (
     "unrelated DNA",
 )
 NO_TAXON = -2  # the label of an unrelated read at every rank: no taxon is right for it
-THRESHOLD_GRID = np.round(
-    np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
-)
-MIN_GROUP = 20  # a group's answers at a rank are judged as if there were at least this many
-BAND_QUANTILE = 0.01
 
 
 OUTGROUP = "outgroups"  # the source of reads from outside the library
@@ -185,7 +181,9 @@ def queries(
                     continue
                 hidden = (level, int(labels[level]))
                 klass = read_class(labels, hidden, library)
-                if klass != CLASSES[0]:
+                # only whole taxa: a hidden species that takes its genus with it is asked as
+                # its genus hidden (prompt included), at the next level up
+                if klass == CLASSES[len(labels) - level]:
                     pool[klass].append((read, labels, hidden))
     for read, labels in zip(val_reads, val_labels):
         if read:
@@ -206,129 +204,19 @@ def queries(
     return out
 
 
-def fit_placement(
-    features: np.ndarray,
-    correct: np.ndarray,
-    usable: np.ndarray,
-    identity: np.ndarray,
-    present: np.ndarray,
-    groups: list[str],
-    classes: list[str],
-    ranks: tuple[str, ...],
-    target_precision: float = 0.95,
-) -> tuple[Placement, dict]:
-    """Fit the per-rank models, thresholds and bands on open-set rows.
-
-    Args:
-        features: [N, L, F]; correct, usable: [N, L] (usable: a taxon on the path and a truth
-            to judge it by); identity: [N] best-hit identity; present: [N, L] the read's taxon
-            at that rank is in the library; groups: per row "class|kind"; classes: per row.
-
-    Returns:
-        The placement model and a report per group: reads, answers per rank, precision.
-    """
-    n, levels, nf = features.shape
-    counts = defaultdict(int)
-    for c in classes:
-        counts[c] += 1
-    weight = np.array([1.0 / counts[c] for c in classes])
-    weight *= n / weight.sum()
-    mean, scale, weights = [], [], []
-    for level in range(levels):
-        rows = usable[:, level]
-        x = features[rows, level]
-        mu = x.mean(axis=0) if len(x) else np.zeros(nf)
-        sd = x.std(axis=0) if len(x) else np.ones(nf)
-        sd = np.where(sd > 1e-6, sd, 1.0)
-        y = correct[rows, level].astype(float)
-        w = (
-            fit_logistic((x - mu) / sd, y, sample_weight=weight[rows])
-            if len(x)
-            else np.zeros(nf + 1)
-        )
-        mean.append(mu)
-        scale.append(sd)
-        weights.append(w)
-    bands = []
-    for level in range(levels):
-        within = identity[present[:, level]]
-        bands.append(float(np.quantile(within, BAND_QUANTILE)) if len(within) else 0.0)
-    draft = Placement(
-        ranks=tuple(ranks),
-        mean=tuple(tuple(float(v) for v in m) for m in mean),
-        scale=tuple(tuple(float(v) for v in s) for s in scale),
-        weights=tuple(tuple(float(v) for v in w) for w in weights),
-        thresholds=(0.5,) * levels,
-        bands=tuple(bands),
-        target_precision=target_precision,
-    )
-    probs = draft.probabilities(features)
-    thresholds = _thresholds(probs, correct, usable, groups, target_precision)
-    placement = Placement(**{**draft.__dict__, "thresholds": tuple(thresholds)})
-    return placement, report(placement, probs, correct, usable, groups)
-
-
-def _assigned(probs, usable, thresholds) -> np.ndarray:
-    ok = (probs >= np.asarray(thresholds)[None]) & usable
-    return np.cumprod(ok, axis=1).astype(bool).sum(axis=1) - 1
-
-
-def _too_many_wrong(answers: int, right: int, target: float) -> bool:
-    """More wrong answers than ``target`` allows, a group with few answers counted as if it
-    had :data:`MIN_GROUP` (so one wrong answer in 20 is allowed, five wrong in five are not)."""
-    allowed = int((1.0 - target) * max(answers, MIN_GROUP) + 1e-9)
-    return answers - right > allowed
-
-
-def _thresholds(probs, correct, usable, groups, target) -> list[float]:
-    """Per rank, the lowest threshold at which answers at that rank are right at least
-    ``target`` of the time in every group (:func:`_too_many_wrong`; coordinate passes, coarse
-    to fine)."""
-    levels = probs.shape[1]
-    thresholds = [float(THRESHOLD_GRID[0])] * levels
-    names = sorted(set(groups))
-    group_of = np.array([names.index(g) for g in groups])
-    for _ in range(4):
-        before = list(thresholds)
-        for level in range(levels):
-            for t in [*THRESHOLD_GRID, 1.01]:
-                trial = [*thresholds[:level], float(t), *thresholds[level + 1 :]]
-                at = _assigned(probs, usable, trial) == level
-                fine = True
-                for g in range(len(names)):
-                    rows = at & (group_of == g)
-                    if _too_many_wrong(int(rows.sum()), int(correct[rows, level].sum()), target):
-                        fine = False
-                        break
-                if fine:
-                    thresholds[level] = float(t)
-                    break
-        if thresholds == before:
-            break
-    return thresholds
-
-
-def report(placement, probs, correct, usable, groups) -> dict:
-    """Per group: reads, answers per rank, and the share right at the answered rank."""
-    level = placement.assign(probs, usable)
-    out = {}
-    for g in sorted(set(groups)):
-        rows = np.array([x == g for x in groups])
-        at = level[rows]
-        right = correct[rows][np.arange(rows.sum()), np.maximum(at, 0)] & (at >= 0)
-        answered = int((at >= 0).sum())
-        out[g] = {
-            "n": int(rows.sum()),
-            "answered_at": {r: int((at == i).sum()) for i, r in enumerate(placement.ranks)},
-            "precision_%": 100.0 * float(right.sum()) / answered if answered else None,
-        }
-    return out
-
-
 def calibrate_placement(
-    out, options, precision: str, calib_path, max_train: int = 1500
+    out,
+    options,
+    precision: str,
+    calib_path,
+    val_reads: list[str],
+    val_labels: np.ndarray,
+    max_train: int = 1500,
 ) -> tuple[dict, dict]:
     """Fit the bundle's placement model through its own graphs and fitted scoring.
+
+    ``val_reads`` and ``val_labels``: the validation specimens' cleaned, oriented reads ("" for
+    none) and label ids, as the scoring's calibration read them (read once per export).
 
     Returns:
         The ``scoring.placement`` section and the open-set report (per class and read kind).
@@ -353,7 +241,6 @@ def calibrate_placement(
         seqs = [_cleaned(barcodes[int(i)]) for i in idx]
         return seqs, taxonomy.encode_many(lineages[int(i)] for i in idx)
 
-    val_reads, val_labels = reads_of(options.val_split, 2000)
     train_reads, train_labels = reads_of(options.reference_split or options.calib_split, max_train)
     needed = min_called_bases(identifier.scoring.kmer_k)
     noise = get_preset(options.calibration_noise or "paper").dna
@@ -421,7 +308,6 @@ __all__ = [
     "FEATURES",
     "Query",
     "calibrate_placement",
-    "fit_placement",
     "outgroup_class",
     "outgroup_labels",
     "queries",

@@ -6,7 +6,7 @@ the wrong one. What a taxonomist does instead is ask how far the read is from it
 *compared with how far apart the library's own taxa are at each rank*: 99% identical is within
 a species, 90% is within a genus for many insects and far outside one for others.
 
-Here, per rank r, a logistic model gives P(the read's taxon at rank r is the one on its answer
+Here, per rank r, a small model gives P(the read's taxon at rank r is the one on its answer
 path), from evidence the runtime has for every read with a barcode hit:
 
 * ``log_odds``: the tree probability of the path's taxon at r (prompt ranking, reference and
@@ -18,6 +18,12 @@ path), from evidence the runtime has for every read with a barcode hit:
 * ``labelled_hit_agrees``: whether the nearest aligned reference sits in the path's taxon at r;
 * ``called``: the read's called bases, as a share of a full barcode;
 * ``hit_unnamed``: whether the best hit is a record not named at r.
+
+Each rank's model is a logistic regression on these features, or, in bundles exported since
+the placement gained a hidden layer, a one-hidden-layer network (tanh) whose output is a
+logistic regression on the hidden units. The network can say what a linear model cannot: one
+identity is a close hit for a heavily degraded read and a far one for a clean read, and the
+read's own evidence of noise (called bases, the divergence estimate, the gap) says which.
 
 The models are fitted at export on open-set read sets (:mod:`hir_edge.export.open_set`): reads
 of known species, and reads whose species, genus or family was removed from the library, clean,
@@ -85,6 +91,9 @@ class Placement:
             (a low quantile), so that rank's taxon is probably absent.
         target_precision: what the thresholds were chosen for.
         features: the names of the features it reads, a subset of :data:`FEATURES` in order.
+        hidden_weights, hidden_bias: per rank, [feature][unit] and [unit] of a tanh hidden
+            layer; ``weights`` is then [bias, one weight per unit]. None: ``weights`` is a
+            logistic regression on the features.
     """
 
     ranks: tuple[str, ...]
@@ -95,10 +104,14 @@ class Placement:
     bands: tuple[float, ...]
     target_precision: float = 0.95
     features: tuple[str, ...] = FEATURES
+    hidden_weights: tuple[tuple[tuple[float, ...], ...], ...] | None = None
+    hidden_bias: tuple[tuple[float, ...], ...] | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["features"] = list(self.features)
+        if self.hidden_weights is None:  # a logistic placement: the format bundles had before
+            del out["hidden_weights"], out["hidden_bias"]
         return out
 
     @classmethod
@@ -118,6 +131,14 @@ class Placement:
             data[key] = tuple(data[key])
         for key in ("mean", "scale", "weights"):
             data[key] = tuple(tuple(float(v) for v in row) for row in data[key])
+        if (data.get("hidden_weights") is None) != (data.get("hidden_bias") is None):
+            raise BundleError("placement model has hidden_weights or hidden_bias, not both")
+        if data.get("hidden_weights") is not None:
+            data["hidden_weights"] = tuple(
+                tuple(tuple(float(v) for v in unit) for unit in rank)
+                for rank in data["hidden_weights"]
+            )
+            data["hidden_bias"] = tuple(tuple(float(v) for v in r) for r in data["hidden_bias"])
         return cls(**data)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -126,6 +147,9 @@ class Placement:
         features = features[..., [FEATURES.index(f) for f in self.features]]
         x = (features - np.asarray(self.mean)[None]) / np.asarray(self.scale)[None]
         w = np.asarray(self.weights)
+        if self.hidden_weights is not None:
+            hidden = np.einsum("nlf,lfh->nlh", x, np.asarray(self.hidden_weights))
+            x = np.tanh(hidden + np.asarray(self.hidden_bias)[None])
         z = w[None, :, 0] + np.einsum("nlf,lf->nl", x, w[:, 1:])
         return np.clip(1.0 / (1.0 + np.exp(-z)), 0.0, MAX_CONFIDENCE)
 
