@@ -65,6 +65,19 @@ def ensure_writable(path: str | Path, force: bool = False) -> Path:
     return path
 
 
+def ensure_writable_folder(path: str | Path, force: bool = False) -> Path:
+    """Refuse to replace an existing output folder unless ``force``, and a file in its place
+    always; create the parent folder. Checked before long work, so a run does not fail at its
+    end (the folder itself is written by :func:`atomic_dir`)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(20, "is a file, not a folder", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -71,5 +71,14 @@ def test_eval_command_writes_report(tiny_run, tiny_world, tmp_path):
     assert json.loads((out / "results.json").read_text())["settings"]["split"] == "test"
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "already exists; pass --force" in again.output
+    (out / "report.md").write_text("old")
+    forced = CliRunner().invoke(main, [*args, "--force"])  # the report folder is replaced
+    assert forced.exit_code == 0, forced.output
+    assert "| Setting | Method |" in (out / "report.md").read_text()
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("mine")
+    clash = CliRunner().invoke(main, [*args[:5], "-o", str(a_file), "--force", "-q"])
+    assert clash.exit_code == 2 and "is a file" in clash.output
+    assert a_file.read_text() == "mine"
     bad = CliRunner().invoke(main, [*args[:5], "--preset", "papr", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "Did you mean 'paper'?" in bad.output

@@ -16,6 +16,7 @@ from hir_edge.io import (
     atomic_open,
     atomic_write_text,
     ensure_writable,
+    ensure_writable_folder,
     human_size,
     remove_stale_temporaries,
     safe_extract_tar,
@@ -143,3 +144,19 @@ def test_a_killed_runs_temporaries_are_removed_by_the_next_run(tmp_path):
     other.write_text("not ours")
     assert remove_stale_temporaries(out) == [stale]
     assert not stale.exists() and mine.exists() and other.exists()
+
+
+def test_an_output_folder_is_checked_before_the_work(tmp_path):
+    """An existing report folder needs --force; a file where the folder should go is refused
+    even with it (the file is the user's)."""
+    out = tmp_path / "new" / "report"
+    assert ensure_writable_folder(out) == out and out.parent.is_dir() and not out.exists()
+    out.mkdir()
+    with pytest.raises(OutputExistsError, match="report already exists; pass --force"):
+        ensure_writable_folder(out)
+    assert ensure_writable_folder(out, force=True) == out
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        ensure_writable_folder(mine, force=True)
+    assert mine.read_text() == "mine"

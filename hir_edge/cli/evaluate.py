@@ -88,7 +88,7 @@ def evaluate(
     from hir_edge.degrade import get_preset
     from hir_edge.evaluation.report import write_report
     from hir_edge.evaluation.runner import EvalOptions, Evaluator
-    from hir_edge.io import ensure_writable
+    from hir_edge.io import ensure_writable_folder
     from hir_edge.progress import Stopwatch, summary
 
     clock = Stopwatch()
@@ -96,7 +96,7 @@ def evaluate(
         get_preset(preset)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--preset") from None
-    ensure_writable(output, force=force)
+    ensure_writable_folder(output, force=force)
     options = EvalOptions(
         split=split,
         val_split=val_split or None,
