@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 SHARED = ROOT.parent / "shared" / "data"
+
+from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 # The paper's BIOSCAN-1M numbers (Top-1 / Top-5), Tables 1 and 2.
 PAPER_T1 = {
@@ -198,7 +202,8 @@ def moths(work: Path, seeds: list[int], quick: bool, epochs: int | None = None) 
                 quiet=True,
             )
         )
-    extra = [f"data.path={data}"] + (
+    # relative to the checkout (the study runs there), so a run is reused from any checkout
+    extra = [f"data.path={os.path.relpath(data, ROOT)}"] + (
         ["train.epochs=4", "train.eval_every_epochs=4"] if quick else []
     )
     if epochs:  # a shorter schedule than the recipe's, the same for both objectives
@@ -213,7 +218,7 @@ def moths(work: Path, seeds: list[int], quick: bool, epochs: int | None = None) 
             )
     # The tiny preset's own image tower from scratch (the figure before the pretrained one).
     scratch = [
-        f"data.path={data}",
+        f"data.path={os.path.relpath(data, ROOT)}",
         "train.epochs=2" if quick else "train.epochs=8",
         "model.overrides={fusion.enabled: false, clip.config.vision_cfg.image_size: 128, "
         "clip.config.vision_cfg.patch_size: 16}",
@@ -401,7 +406,6 @@ def main() -> None:
         sys.exit(
             f"real barcodes not found under {SHARED}: this study needs ../shared/data beside the checkout"
         )
-    import os
 
     os.chdir(
         ROOT
@@ -455,13 +459,7 @@ def write_moth_report(args, moth: dict, seeds: list[int], seconds: float) -> Non
             )
     lines += ["", f"Study wall time: {seconds / 60:.1f} min."]
     text = "\n".join(lines) + "\n"
-    out = Path(f"{args.out}-moths")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text)
-    Path(f"{out}.json").write_text(
-        json.dumps({"moths": moth, "seeds": seeds}, indent=1, default=str)
-    )
-    print(text)
+    write_results(Path(f"{args.out}-moths"), text, {"moths": moth, "seeds": seeds})
 
 
 def write_report(args, results, timings, base, moth, seeds, seconds) -> None:
@@ -518,6 +516,11 @@ def write_report(args, results, timings, base, moth, seeds, seconds) -> None:
     ]
     if moth:
         lines += moth_section(moth)
+    else:
+        lines += [
+            "",
+            "The real-photo study (EU-Moths) is in reproduction-moths.md (`--only-moths`).",
+        ]
     lines += [
         "",
         "## Training cost (2 CPU cores)",
@@ -532,23 +535,15 @@ def write_report(args, results, timings, base, moth, seeds, seconds) -> None:
         )
     lines += ["", f"Study wall time: {seconds / 60:.1f} min."]
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    Path(f"{args.out}{suffix}.md").write_text(text)
-    Path(f"{args.out}{suffix}.json").write_text(
-        json.dumps(
-            {
-                "results": results,
-                "baselines": base,
-                "moths": moth,
-                "timings": timings,
-                "seeds": seeds,
-            },
-            indent=1,
-            default=str,
-        )
-    )
-    print(text)
+    data = {
+        "results": results,
+        "baselines": base,
+        "moths": moth,
+        "timings": timings,
+        "seeds": seeds,
+    }
+    write_results(Path(f"{args.out}{suffix}"), text, data)
 
 
 if __name__ == "__main__":
