@@ -1,16 +1,16 @@
 """The tiny CLIBD recipe as a user runs it: train, then evaluate on the test split.
 
-    python benchmarks/tiny_recipe.py    # about 12 minutes on 2 CPU cores, then 1 for the eval
+    python benchmarks/tiny_recipe.py    # about 12 minutes on 2 CPU cores, then under 1 for the eval
 
-Runs the README's two commands and nothing else:
+Runs the two commands a user runs, and nothing else:
 
     hir-edge train --config recipes/tiny-clibd.yaml -o benchmarks/work/tiny_recipe/run
     hir-edge eval --checkpoint .../run/best --data <the recipe's data> --preset paper
 
 and puts the plain best hits beside them (test reads against the training barcodes, the same
 `paper` noise, seed 0). A run already in benchmarks/work/tiny_recipe/run is reused (delete it
-to train again); its own summary.json gives the training time, so the time is that of a run
-alone on the machine (two heavy jobs on 2 cores run each about 4x slower).
+to train again); its own summary.json gives the training time, so run it with no other heavy
+job on the machine (two heavy jobs on 2 cores run each about 4x slower).
 Writes benchmarks/results/tiny_recipe.md and .json.
 """
 

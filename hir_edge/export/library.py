@@ -32,9 +32,21 @@ class FieldInputs:
     sequences: list[str]  # cleaned, oriented reads ("" where none)
 
 
+def cleaned_barcode(barcode: str) -> str:
+    """A stored barcode cleaned and put on its coding strand, as the field cleans a read; ""
+    when there is none or it is not DNA."""
+    from hir_edge.dna.qc import clean_read
+
+    if not barcode:
+        return ""
+    try:
+        return clean_read(barcode, orient=True)[0]
+    except ValueError:
+        return ""
+
+
 def field_inputs(store: SpecimenStore, indices, preprocess_config, tokenizer) -> FieldInputs:
     """Preprocessed photos and tokenised reads of ``indices`` (the runtime's own code path)."""
-    from hir_edge.dna.qc import clean_read
     from hir_edge.images import load_image, preprocess
 
     pixels, has_image, seqs = [], [], []
@@ -48,13 +60,7 @@ def field_inputs(store: SpecimenStore, indices, preprocess_config, tokenizer) ->
         else:
             pixels.append(preprocess(load_image(data, min_size=2 * size), preprocess_config))
             has_image.append(True)
-        seq = ""
-        if barcodes[int(i)]:
-            try:
-                seq, _ = clean_read(barcodes[int(i)], orient=True)
-            except ValueError:
-                seq = ""
-        seqs.append(seq)
+        seqs.append(cleaned_barcode(barcodes[int(i)]))
     ids, mask = tokenizer.encode_batch([s or "N" for s in seqs])
     return FieldInputs(
         np.stack(pixels).astype(np.float32),

@@ -123,27 +123,16 @@ def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.nd
     whose lineage reaches a taxon the library lacks; records of library species, without a
     usable barcode or without an order are skipped."""
     from hir_edge.data.metadata import iter_metadata
+    from hir_edge.export.library import cleaned_barcode
 
     out = []
     for row in iter_metadata(path, problems=[]):
         labels = outgroup_labels(row.lineage, taxonomy)
         klass = outgroup_class(labels, library)
-        read = _cleaned(row.barcode) if klass is not None else ""
+        read = cleaned_barcode(row.barcode) if klass is not None else ""
         if read:
             out.append((read, labels, klass))
     return out
-
-
-def _cleaned(barcode: str) -> str:
-    """A barcode cleaned and put on its coding strand; "" when there is none or it is not DNA."""
-    from hir_edge.dna.qc import clean_read
-
-    if not barcode:
-        return ""
-    try:
-        return clean_read(barcode, orient=True)[0]
-    except ValueError:
-        return ""
 
 
 def queries(
@@ -224,7 +213,7 @@ def calibrate_placement(
     from hir_edge.data.hdf5 import SpecimenStore
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
     from hir_edge.dna.align import min_called_bases
-    from hir_edge.export.library import spread_indices
+    from hir_edge.export.library import cleaned_barcode, spread_indices
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier
@@ -238,7 +227,7 @@ def calibrate_placement(
         store = SpecimenStore(calib_path, split)
         idx = spread_indices(len(store), count)
         barcodes, lineages = store.barcodes(), store.lineages()
-        seqs = [_cleaned(barcodes[int(i)]) for i in idx]
+        seqs = [cleaned_barcode(barcodes[int(i)]) for i in idx]
         return seqs, taxonomy.encode_many(lineages[int(i)] for i in idx)
 
     train_reads, train_labels = reads_of(options.reference_split or options.calib_split, max_train)

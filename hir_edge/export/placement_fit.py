@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from hir_edge.runtime.placement import Placement, fit_logistic
+from hir_edge.runtime.placement import Placement, deepest_passing, fit_logistic
 
 THRESHOLD_GRID = np.round(
     np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4
@@ -143,11 +143,6 @@ def fit_network(
     return w1, b1, np.concatenate([b2, w2])
 
 
-def _assigned(probs, usable, thresholds) -> np.ndarray:
-    ok = (probs >= np.asarray(thresholds)[None]) & usable
-    return np.cumprod(ok, axis=1).astype(bool).sum(axis=1) - 1
-
-
 def _too_many_wrong(answers: int, right: int, target: float) -> bool:
     """More wrong answers than ``target`` allows, a group with few answers counted as if it
     had :data:`MIN_GROUP` (so one wrong answer in 20 is allowed, five wrong in five are not)."""
@@ -185,11 +180,11 @@ def _thresholds(probs, correct, usable, groups, target, passes: int = 6) -> list
         for level in range(levels):
             for t in [*THRESHOLD_GRID, 1.01]:
                 trial = [*thresholds[:level], float(t), *thresholds[level + 1 :]]
-                assigned = _assigned(probs, usable, trial)
+                assigned = deepest_passing(probs, usable, trial)
                 if _precise_at(level, assigned, correct, group_of, len(names), target):
                     thresholds[level] = float(t)
                     break
-        assigned = _assigned(probs, usable, thresholds)
+        assigned = deepest_passing(probs, usable, thresholds)
         if all(
             _precise_at(lv, assigned, correct, group_of, len(names), target) for lv in range(levels)
         ):

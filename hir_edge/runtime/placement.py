@@ -157,9 +157,7 @@ class Placement:
         """Deepest rank whose probability, and every coarser one's, passes its threshold
         (-1: none). ``usable`` [N, L] marks ranks that can be answered at all (a real taxon on
         the path)."""
-        ok = (probs >= np.asarray(self.thresholds)[None]) & usable
-        prefix = np.cumprod(ok, axis=1).astype(bool)
-        return prefix.sum(axis=1) - 1
+        return deepest_passing(probs, usable, self.thresholds)
 
     def absent_rank(self, identity: float) -> int | None:
         """The coarsest rank whose band the read's best-hit identity falls below: its taxon at
@@ -168,6 +166,13 @@ class Placement:
             if identity < band:
                 return level
         return None
+
+
+def deepest_passing(probs: np.ndarray, usable: np.ndarray, thresholds) -> np.ndarray:
+    """[N] the deepest rank whose probability, and every coarser one's, passes its threshold
+    (-1: none): :meth:`Placement.assign`, and the export's threshold search trying thresholds."""
+    ok = (probs >= np.asarray(thresholds)[None]) & usable
+    return np.cumprod(ok, axis=1).astype(bool).sum(axis=1) - 1
 
 
 def placement_features(
