@@ -44,6 +44,18 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 SYNTHETIC_PHOTO_COMMENT = b"hir-edge synthetic photo"
 
 
+def is_drawn_photo(source: str | Path | bytes) -> bool:
+    """A photo written by ``hir-edge data synth``: its JPEG comment says so (in the first few
+    kilobytes, where JPEG keeps its markers)."""
+    if isinstance(source, bytes | bytearray):
+        return SYNTHETIC_PHOTO_COMMENT in source[:4096]
+    try:
+        with Path(source).open("rb") as handle:
+            return SYNTHETIC_PHOTO_COMMENT in handle.read(4096)
+    except (OSError, TypeError):
+        return False
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """How a model wants its input image; stored in checkpoints and bundles.

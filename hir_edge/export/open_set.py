@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hir_edge.export.placement_fit import fit_placement
-from hir_edge.runtime.placement import FEATURES
+from hir_edge.runtime.placement import FEATURES, read_placement_features
 
 CLASSES = (
     "known",
@@ -258,7 +258,9 @@ def calibrate_placement(
         if not kept:
             continue
         evs = [ev for _, ev in kept]
-        rows["features"].append(identifier.placement_inputs(evs, [q.read for q, _ in kept]))
+        rows["features"].append(
+            read_placement_features(evs, [q.read for q, _ in kept], identifier.bundle.references)
+        )
         for q, ev in kept:
             truth = q.labels
             rows["correct"].append(ev.path == truth)

@@ -10,6 +10,7 @@ import numpy as np
 from hir_edge.dna.align import Hit
 from hir_edge.dna.kmers import stable_top
 from hir_edge.runtime.bundle import References
+from hir_edge.runtime.schema import Identification, Specimen
 from hir_edge.taxonomy import Taxonomy, is_placeholder
 
 
@@ -136,3 +137,55 @@ def nearest_references(
         }
         for j in order[:count]
     ]
+
+
+def unanswered(taxonomy: Taxonomy, specimen_id: str, why: str) -> Identification:
+    """The row of a specimen with neither a usable read nor a photo: no taxon, and why."""
+    return Identification(
+        specimen_id,
+        assigned_taxon(taxonomy, -1, -1, 0.0),
+        {r: [] for r in taxonomy.ranks},
+        [],
+        None,
+        None,
+        None,
+        warnings=[why],
+    )
+
+
+def identification(
+    taxonomy: Taxonomy,
+    labels_mask: list[np.ndarray],
+    refs: References | None,
+    specimen: Specimen,
+    ev: Evidence,
+    decision: Decision,
+    top_k: int,
+    warnings: list[str],
+) -> Identification:
+    """One specimen's answer: the decided rank and taxon, the ranked taxa per rank, the best
+    barcode hit and nearest references, the placement, and the warnings (the caller's first)."""
+    level = decision.level
+    taxon = int(ev.path[level]) if level >= 0 else -1
+    modalities = {"fused": ["image", "dna"], "image": ["image"], "dna": ["dna"]}[ev.modality]
+    gate = None if ev.gate is None else {"image": round(ev.gate, 3), "dna": round(1 - ev.gate, 3)}
+    sims = ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims
+    return Identification(
+        id=specimen.id,
+        assigned=assigned_taxon(taxonomy, level, taxon, decision.confidence),
+        ranks=rank_lists(taxonomy, labels_mask, ev.probs, top_k),
+        modalities=modalities,
+        gate=gate,
+        qc=None if specimen.qc is None else specimen.qc.to_dict(),
+        novel=decision.novel,
+        nearest=nearest_references(
+            taxonomy,
+            labels_mask,
+            refs,
+            sims,
+            first=None if ev.hit is None else ev.hit.reference,
+        ),
+        warnings=warnings + decision.warnings,
+        best_hit=None if ev.hit is None else best_hit_record(taxonomy, labels_mask, refs, ev.hit),
+        placement=placement_record(taxonomy, ev.path, ev.reach),
+    )

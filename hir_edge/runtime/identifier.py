@@ -26,13 +26,13 @@ import numpy as np
 
 from hir_edge.dna.align import Hit, min_called_bases
 from hir_edge.dna.tokens import tokenizer_from_dict
-from hir_edge.images import SYNTHETIC_PHOTO_COMMENT, PreprocessConfig, load_image, preprocess
+from hir_edge.images import PreprocessConfig, is_drawn_photo, load_image, preprocess
 from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Evidence
 from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
 from hir_edge.runtime.bundle import Bundle
 from hir_edge.runtime.decide import AnswerRules
-from hir_edge.runtime.placement import placement_features
+from hir_edge.runtime.placement import read_placement_features
 from hir_edge.runtime.schema import Identification, Photo, Specimen
 from hir_edge.runtime.scoring import (
     ScoringSettings,
@@ -102,11 +102,15 @@ class Identifier:
         """Decode a photo once: the image branch's pixels, and whether hir-edge drew it (from
         the first kilobytes of the file, where JPEG keeps its comment)."""
         image = load_image(source, min_size=2 * self.preprocess.image_size)
-        return Photo(preprocess(image, self.preprocess), _is_synthetic_photo(source))
+        return Photo(preprocess(image, self.preprocess), is_drawn_photo(source))
 
     def _pixels(self, specimen: Specimen) -> np.ndarray:
         photo = specimen.photo or self.decode_photo(specimen.image)
         return photo.pixels
+
+    @staticmethod
+    def _drawn(specimen: Specimen) -> bool:
+        return specimen.photo.drawn if specimen.photo else is_drawn_photo(specimen.image)
 
     def unusable_read(self, sequence: str | None) -> str | None:
         """Why a read carries no DNA evidence (None when it does, or when there is no read).
@@ -267,24 +271,6 @@ class Identifier:
     def probabilities(self, logits: list[np.ndarray]) -> list[np.ndarray]:
         return tree_probabilities(logits, self.parents, [1.0] * len(logits))
 
-    def placement_inputs(
-        self, evidence: Sequence[Evidence], sequences: Sequence[str]
-    ) -> np.ndarray:
-        """[N, L, F] placement features (:func:`placement_features`) of reads with a hit."""
-        refs = self.bundle.references
-        sims = [ev.barcode_sims for ev in evidence]
-        return placement_features(
-            np.stack([ev.path_p for ev in evidence]),
-            np.stack([ev.path for ev in evidence]),
-            np.array([ev.hit.identity for ev in evidence]),
-            np.array([ev.hit.divergence for ev in evidence]),
-            refs.labels[[ev.hit.reference for ev in evidence]],
-            [np.flatnonzero(row > 0) for row in sims],
-            [row[row > 0] for row in sims],
-            refs.labels,
-            np.array([len(s) - s.count("N") for s in sequences]),
-        )
-
     # ------------------------------------------------------------------ evidence
     def evidence(
         self, specimens: Sequence[Specimen], hidden: Sequence[Hidden] | None = None
@@ -347,8 +333,10 @@ class Identifier:
             placement = self.scoring.placement
             reads = [i for i in idx if out[i].hit is not None]
             if placement is not None and seqs is not None and reads:
-                features = self.placement_inputs(
-                    [out[i] for i in reads], [specimens[i].sequence for i in reads]
+                features = read_placement_features(
+                    [out[i] for i in reads],
+                    [specimens[i].sequence for i in reads],
+                    self.bundle.references,
                 )
                 for i, reach in zip(reads, placement.probabilities(features)):
                     out[i].reach = reach
@@ -360,79 +348,30 @@ class Identifier:
         specimens, evidence = self.evidence(specimens)
         results = []
         for specimen, ev in zip(specimens, evidence):
+            unusable = self.unusable_read(specimen.sequence)
             if ev is None:  # neither a usable read nor a photo
-                why = self.unusable_read(specimen.sequence) or "no usable read or photo"
                 results.append(
-                    Identification(
-                        specimen.id,
-                        fmt.assigned_taxon(self.taxonomy, -1, -1, 0.0),
-                        {r: [] for r in self.ranks},
-                        [],
-                        None,
-                        None,
-                        None,
-                        warnings=[why],
+                    fmt.unanswered(
+                        self.taxonomy, specimen.id, unusable or "no usable read or photo"
                     )
                 )
-            else:
-                results.append(self._answer(specimen, ev))
+                continue
+            warnings = [f"{unusable}: identified from the photo alone"] if unusable else []
+            if ev.modality != "dna" and self.synthetic_image_branch and not self._drawn(specimen):
+                warnings.append(
+                    "this bundle's image branch was trained on drawn photos: the photo's evidence"
+                    " is unreliable for a real specimen"
+                )
+            results.append(
+                fmt.identification(
+                    self.taxonomy,
+                    self.labels_mask,
+                    self.bundle.references,
+                    specimen,
+                    ev,
+                    self.rules.decide(ev),
+                    self.top_k,
+                    warnings,
+                )
+            )
         return results
-
-    def _answer(self, specimen: Specimen, ev: Evidence) -> Identification:
-        decision = self.rules.decide(ev)
-        level = decision.level
-        taxon = int(ev.path[level]) if level >= 0 else -1
-        modalities = {"fused": ["image", "dna"], "image": ["image"], "dna": ["dna"]}[ev.modality]
-        gate = (
-            None if ev.gate is None else {"image": round(ev.gate, 3), "dna": round(1 - ev.gate, 3)}
-        )
-        warnings = []
-        unusable = self.unusable_read(specimen.sequence)
-        if unusable:
-            warnings.append(f"{unusable}: identified from the photo alone")
-        if (
-            "image" in modalities
-            and self.synthetic_image_branch
-            and not (
-                specimen.photo.drawn if specimen.photo else _is_synthetic_photo(specimen.image)
-            )
-        ):
-            warnings.append(
-                "this bundle's image branch was trained on drawn photos: the photo's evidence is "
-                "unreliable for a real specimen"
-            )
-        refs = self.bundle.references
-        sims = ev.barcode_sims if ev.barcode_sims is not None else ev.ref_sims
-        return Identification(
-            id=specimen.id,
-            assigned=fmt.assigned_taxon(self.taxonomy, level, taxon, decision.confidence),
-            ranks=fmt.rank_lists(self.taxonomy, self.labels_mask, ev.probs, self.top_k),
-            modalities=modalities,
-            gate=gate,
-            qc=None if specimen.qc is None else specimen.qc.to_dict(),
-            novel=decision.novel,
-            nearest=fmt.nearest_references(
-                self.taxonomy,
-                self.labels_mask,
-                refs,
-                sims,
-                first=None if ev.hit is None else ev.hit.reference,
-            ),
-            warnings=warnings + decision.warnings,
-            best_hit=None
-            if ev.hit is None
-            else fmt.best_hit_record(self.taxonomy, self.labels_mask, refs, ev.hit),
-            placement=fmt.placement_record(self.taxonomy, ev.path, ev.reach),
-        )
-
-
-def _is_synthetic_photo(source) -> bool:
-    """Photos written by ``hir-edge data synth`` carry a JPEG comment naming them (in the
-    first few kilobytes, where JPEG keeps its markers)."""
-    if isinstance(source, bytes | bytearray):
-        return SYNTHETIC_PHOTO_COMMENT in source[:4096]
-    try:
-        with Path(source).open("rb") as handle:
-            return SYNTHETIC_PHOTO_COMMENT in handle.read(4096)
-    except (OSError, TypeError):
-        return False

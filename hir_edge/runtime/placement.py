@@ -233,6 +233,24 @@ def placement_features(
     return out
 
 
+def read_placement_features(evidence, sequences: list[str], refs) -> np.ndarray:
+    """[N, L, F] :func:`placement_features` of reads with a best hit, from their evidence
+    (:class:`~hir_edge.runtime.answer.Evidence`) and the bundle's references: what
+    ``identify`` and the export's open-set calibration both feed the placement model."""
+    sims = [ev.barcode_sims for ev in evidence]
+    return placement_features(
+        np.stack([ev.path_p for ev in evidence]),
+        np.stack([ev.path for ev in evidence]),
+        np.array([ev.hit.identity for ev in evidence]),
+        np.array([ev.hit.divergence for ev in evidence]),
+        refs.labels[[ev.hit.reference for ev in evidence]],
+        [np.flatnonzero(row > 0) for row in sims],
+        [row[row > 0] for row in sims],
+        refs.labels,
+        np.array([len(s) - s.count("N") for s in sequences]),
+    )
+
+
 def fit_logistic(
     x: np.ndarray,
     y: np.ndarray,
