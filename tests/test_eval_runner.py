@@ -82,3 +82,32 @@ def test_eval_command_writes_report(tiny_run, tiny_world, tmp_path):
     assert a_file.read_text() == "mine"
     bad = CliRunner().invoke(main, [*args[:5], "--preset", "papr", "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "Did you mean 'paper'?" in bad.output
+
+
+def test_identify_and_bench_open_a_training_checkpoint_in_torch(tiny_run, tiny_world, tmp_path):
+    """A training checkpoint runs in torch (identify and bench share open_for_inference); an
+    asked-for backend or precision that it cannot honour gets one note, not silence."""
+    from hir_edge.data.hdf5 import SpecimenStore
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with SpecimenStore(tiny_world, "test") as store:
+        for i in range(3):
+            (photos / f"p{i}.jpg").write_bytes(store.image_bytes(i))
+    best = tiny_run / "best"
+    args = ["identify", "--bundle", str(best), "--image", str(photos), "--format", "json"]
+    asked = CliRunner().invoke(main, [*args, "--precision", "fp32"])
+    assert asked.exit_code == 0, asked.output
+    note = (
+        f"note: {best} is a training checkpoint, run with torch at full precision; "
+        "--backend and --precision apply to exported bundles only"
+    )
+    assert asked.stderr.count(note) == 1
+    rows = json.loads(asked.stdout)
+    assert sorted(r["id"] for r in rows) == ["p0", "p1", "p2"]
+    plain = CliRunner().invoke(main, args)
+    assert plain.exit_code == 0 and note not in plain.stderr
+    assert json.loads(plain.stdout) == rows  # the same torch model either way
+    bench = CliRunner().invoke(main, ["bench", str(best), "--batch", "2", "--repeat", "1"])
+    assert bench.exit_code == 0, bench.output
+    assert bench.stdout.splitlines()[1].startswith("torch")

@@ -48,25 +48,21 @@ def bench(bundle_arg, bundle, batches, repeat, output, device, force):
     from pathlib import Path
 
     from hir_edge.io import atomic_write_text, ensure_writable
-    from hir_edge.runtime.benchmark import run_benchmark
-    from hir_edge.runtime.bundle import default_bundle, open_bundle
+    from hir_edge.runtime.backends import is_training_checkpoint, open_for_inference
+    from hir_edge.runtime.benchmark import run_benchmark, run_read_benchmark
+    from hir_edge.runtime.bundle import default_bundle
 
     if output:
         ensure_writable(output, force)  # before the timing, not after
     path = Path(bundle_arg or bundle or default_bundle())
-    if (path / "model_config.json").is_file():
-        from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
-
-        b, torch_backend = bundle_from_checkpoint(path, device)
+    if is_training_checkpoint(path):
+        b, torch_backend = open_for_inference(path, device=device)
         rows = run_benchmark(b, list(batches), repeat, backends=[torch_backend])
     else:
-        b = open_bundle(path)
+        b, cpu_backend = open_for_inference(path, "auto", "int8", "cpu")
         rows = run_benchmark(b, list(batches), repeat)
         if b.has_part("dna") and b.references is not None:
-            from hir_edge.runtime.backends import select_backend
-            from hir_edge.runtime.benchmark import run_read_benchmark
-
-            rows += run_read_benchmark(b, select_backend(b, "auto", "int8", "cpu"))
+            rows += run_read_benchmark(b, cpu_backend)
     header = ("backend", "part", "batch", "ms/batch", "ms/specimen", "specimens/s")
     click.echo("{:<34} {:<16} {:>5} {:>9} {:>12} {:>12}".format(*header))
     for r in rows:

@@ -368,5 +368,36 @@ def select_backend(
     return OnnxRuntimeBackend(bundle, precision, device, threads)
 
 
+def is_training_checkpoint(path: Path) -> bool:
+    """A model folder written by training (RUN/best), not an exported bundle."""
+    return (Path(path) / "model_config.json").is_file()
+
+
+def open_for_inference(
+    path: Path,
+    backend: str = "auto",
+    precision: str = "int8",
+    device: str = "auto",
+    trusted_key: str | None = None,
+    say=None,
+) -> tuple[Bundle, Backend]:
+    """The bundle at ``path`` and the backend that runs it: what ``identify`` and ``bench``
+    both open. A training checkpoint runs in torch at full precision; ``say`` (a function of
+    one line) hears when that makes ``backend``/``precision`` moot."""
+    from hir_edge.runtime.bundle import open_bundle
+
+    if is_training_checkpoint(path):
+        from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
+
+        if say is not None and (backend not in ("auto", "torch") or precision != "int8"):
+            say(
+                f"note: {path} is a training checkpoint, run with torch at full precision; "
+                "--backend and --precision apply to exported bundles only"
+            )
+        return bundle_from_checkpoint(path, device)
+    bundle = open_bundle(path, trusted_key=trusted_key)
+    return bundle, select_backend(bundle, backend, precision, device)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))

@@ -14,8 +14,8 @@ from hir_edge import __version__
 from hir_edge.dna.io import ReadReport
 from hir_edge.errors import HirEdgeError, InputError
 from hir_edge.progress import progress_bar
-from hir_edge.runtime.backends import select_backend
-from hir_edge.runtime.bundle import open_bundle, version_note
+from hir_edge.runtime.backends import open_for_inference
+from hir_edge.runtime.bundle import version_note
 from hir_edge.runtime.identifier import Identifier
 from hir_edge.runtime.inputs import (
     Problems,
@@ -57,17 +57,9 @@ class IdentifyRun:
         from hir_edge.runtime.bundle import default_bundle
 
         path = Path(self.bundle) if self.bundle else default_bundle()
-        if (path / "model_config.json").is_file():  # a training checkpoint: research path
-            from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
-
-            if self.backend not in ("auto", "torch") or self.precision != "int8":
-                self._say(
-                    f"note: {path} is a training checkpoint, run with torch at full precision; "
-                    "--backend and --precision apply to exported bundles only"
-                )
-            return bundle_from_checkpoint(path, self.device)
-        bundle = open_bundle(path, trusted_key=self.trusted_key)
-        return bundle, select_backend(bundle, self.backend, self.precision, self.device)
+        return open_for_inference(
+            path, self.backend, self.precision, self.device, self.trusted_key, self._say
+        )
 
     def execute(self, stream: IO[str], fmt: str) -> int:
         """Identify everything; returns the exit status (0 all identified, 1 some skipped).
