@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import bundle_option, force_option
+from hir_edge.cli.common import bundle_option, force_option, output_option
 
 
 @click.command()
@@ -22,12 +22,8 @@ from hir_edge.cli.common import bundle_option, force_option
 @click.option(
     "--repeat", default=20, show_default=True, type=click.IntRange(min=1), help="Timed runs each."
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Also write the results as JSON here.",
+@output_option(
+    "Also write the results as JSON here.", required=False, dir_okay=False, as_path=False
 )
 @click.option(
     "--device",

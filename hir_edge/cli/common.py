@@ -1,4 +1,5 @@
-"""Options and helpers shared by the commands: --force, --quiet, --bundle, the output."""
+"""Options and helpers shared by the commands: --force, --quiet, --output, --bundle, the
+output stream."""
 
 from __future__ import annotations
 
@@ -19,6 +20,27 @@ def force_option(what: str = "Overwrite the output.") -> Callable:
 def quiet_option(what: str = "No progress bar, no summary line.") -> Callable:
     """``--quiet/-q``: progress and summary off (problems are still reported on stderr)."""
     return click.option("--quiet", "-q", is_flag=True, default=False, help=what)
+
+
+def output_option(
+    what: str,
+    required: bool = True,
+    file_okay: bool = True,
+    dir_okay: bool = True,
+    as_path: bool = True,
+) -> Callable:
+    """``--output/-o``: where a command writes; what is there is replaced only with --force.
+    ``as_path=False`` keeps the text, so ``-`` can mean standard output."""
+    return click.option(
+        "--output",
+        "-o",
+        required=required,
+        default=None,
+        type=click.Path(
+            file_okay=file_okay, dir_okay=dir_okay, path_type=Path if as_path else None
+        ),
+        help=what,
+    )
 
 
 bundle_option = click.option(

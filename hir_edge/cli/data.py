@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 
 _MAX_LISTED_PROBLEMS = 20
 
@@ -35,9 +35,7 @@ def data() -> None:
     default=None,
     help="Folder the table's image paths are relative to.  [default: the table's folder]",
 )
-@click.option(
-    "--output", "-o", required=True, type=click.Path(path_type=Path), help="HDF5 file to write."
-)
+@output_option("HDF5 file to write.")
 @click.option(
     "--split-column",
     default=None,

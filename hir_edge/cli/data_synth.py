@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 from hir_edge.data.synth.config import SynthConfig
 
 _DEFAULTS = SynthConfig()
@@ -23,9 +23,7 @@ _OVERRIDES = {
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--output", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write."
-)
+@output_option("Folder to write.")
 @click.option(
     "--barcodes",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 
 if TYPE_CHECKING:
     from hir_edge.degrade import DegradationPreset
@@ -34,13 +34,7 @@ def degrade() -> None:
 
 @degrade.command()
 @click.argument("reads", type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="FASTA file to write (gzipped when it ends in .gz).",
-)
+@output_option("FASTA file to write (gzipped when it ends in .gz).")
 @click.option(
     "--preset",
     default="paper",
@@ -160,12 +154,8 @@ def dna(
 
 @degrade.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Image file to write (its suffix sets the format), or a folder when SOURCE is a folder.",
+@output_option(
+    "Image file to write (its suffix sets the format), or a folder when SOURCE is a folder."
 )
 @click.option(
     "--kernel",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 
 
 @click.command("eval")
@@ -56,12 +56,8 @@ from hir_edge.cli.common import force_option, quiet_option
     default=None,
     help="Cache embeddings here (keyed by model, data, split, condition, preset, seed).",
 )
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Report folder: report.md, results.json, results.csv.",
+@output_option(
+    "Report folder: report.md, results.json, results.csv.", file_okay=False, as_path=False
 )
 @force_option("Overwrite an existing report folder.")
 @quiet_option("No progress bar or summary.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 
 
 @click.command()
@@ -102,9 +102,7 @@ from hir_edge.cli.common import force_option, quiet_option
     "--name", default=None, help="Bundle name in its manifest [default: the output name]."
 )
 @click.option("--description", default="", help="One paragraph for the model card.")
-@click.option(
-    "--output", "-o", type=click.Path(path_type=Path), default=None, help="Bundle folder to write."
-)
+@output_option("Bundle folder to write.", required=False)
 @click.option(
     "--sign",
     "sign_key",

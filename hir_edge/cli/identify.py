@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import bundle_option, force_option, open_output, quiet_option
+from hir_edge.cli.common import (
+    bundle_option,
+    force_option,
+    open_output,
+    output_option,
+    quiet_option,
+)
 
 
 def _default_workers() -> int:
@@ -45,12 +51,11 @@ def _default_workers() -> int:
     default=None,
     help="Output format [default: table on a terminal, tsv when piped].",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write results here instead of stdout (atomically).",
+@output_option(
+    "Write results here instead of stdout (atomically).",
+    required=False,
+    dir_okay=False,
+    as_path=False,
 )
 @click.option(
     "--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Taxa per rank."
