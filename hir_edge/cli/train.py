@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hir_edge.cli.common import force_option, quiet_option
+from hir_edge.cli.common import force_option, output_option, quiet_option
 
 
 @click.command()
@@ -15,12 +15,10 @@ from hir_edge.cli.common import force_option, quiet_option
     type=click.Path(dir_okay=False),
     help="YAML recipe (see recipes/).",
 )
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Run folder: checkpoints, best model, metrics.jsonl, resolved config.",
+@output_option(
+    "Run folder: checkpoints, best model, metrics.jsonl, resolved config.",
+    file_okay=False,
+    as_path=False,
 )
 @click.option(
     "--set",
