@@ -100,6 +100,21 @@ def test_each_variant_trains_and_its_loss_falls(tiny_world, tmp_path, variant):
     assert summary.samples_per_second > 0 and summary.peak_rss_mb > 0
 
 
+def test_precision_auto_is_bf16_only_where_native(tiny_world, tmp_path, monkeypatch):
+    """``precision: auto`` trains in bf16 autocast where the device runs it natively and in
+    fp32 elsewhere; the summary says which, and the two give different numbers."""
+    import hir_edge.train.trainer as trainer_module
+
+    for native, said in ((True, "bf16 autocast"), (False, "fp32")):
+        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        run = tmp_path / said.split()[0]
+        cfg = config_for(tiny_world, "train.precision=auto", "train.epochs=1")
+        assert Trainer(cfg, run, quiet=True).fit().precision == said
+        assert json.loads((run / "summary.json").read_text())["precision"] == said
+    assert losses(tmp_path / "bf16")[0] == pytest.approx(losses(tmp_path / "fp32")[0], rel=0.05)
+    assert losses(tmp_path / "bf16") != losses(tmp_path / "fp32")
+
+
 def test_resume_after_an_epoch_gives_the_same_weights(tiny_world, tmp_path):
     straight = tmp_path / "straight"
     Trainer(config_for(tiny_world), straight, quiet=True).fit()

@@ -172,7 +172,7 @@ class TrainSection:
     pct_start: float = 0.3
     weight_decay: float = 0.2
     grad_clip: float = 1.0
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    precision: str = "auto"  # auto (bf16 where native: CUDA, AVX512-BF16/AMX CPUs) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     checkpoint_every_steps: int = 0

@@ -31,6 +31,7 @@ class TrainSummary:
     device: str = "cpu"
     world_size: int = 1
     peak_gpu_mb: float | None = None
+    precision: str = "fp32"  # what train.precision meant here: "fp32" or "bf16 autocast"
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)

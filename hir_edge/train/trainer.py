@@ -199,11 +199,15 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ one step
+    def compute_precision(self) -> str:
+        """ "bf16 autocast" or "fp32": what ``train.precision`` means on this device."""
+        precision = self.config.train.precision
+        bf16 = precision == "bf16" or (precision == "auto" and native_bf16(self.env.device))
+        return "bf16 autocast" if bf16 else "fp32"
+
     def _autocast(self):
         device = self.env.device
-        precision = self.config.train.precision
-        use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-        if use_bf16:
+        if self.compute_precision() == "bf16 autocast":
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return nullcontext()
 
@@ -300,7 +304,7 @@ class Trainer:
             f"training {cfg.name} ({cfg.loss.variant}, mode {cfg.train.mode}) on {env.device} × "
             f"{env.world_size}: {len(self.dataset)} specimens, global batch {self.global_batch}, "
             f"{self.steps_per_epoch} steps/epoch, {self.total_steps} steps, "
-            f"peak LR {self.max_lr:.2e}"
+            f"peak LR {self.max_lr:.2e}, {self.compute_precision()}"
         )
         if cfg.train.head_warmup_steps and state.step == 0:
             from hir_edge.train.head_warmup import warm_up
@@ -335,6 +339,7 @@ class Trainer:
             peak_gpu_mb=torch.cuda.max_memory_allocated(env.device) / 2**20
             if env.device.type == "cuda"
             else None,
+            precision=self.compute_precision(),
         )
         if env.is_main:
             from hir_edge.io import atomic_write_text
@@ -492,3 +497,18 @@ def _broadcast_state(state: ckpt.TrainState, env: DistEnv) -> None:
     from hir_edge.train.distributed import broadcast_object
 
     state.__dict__.update(broadcast_object(dict(state.__dict__), env))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively here: a CUDA device, or a CPU with bf16 instructions
+    (AVX512-BF16 or AMX, through oneDNN). There ``precision: auto`` trains in bf16 autocast, the
+    weights and optimizer staying fp32 (benchmarks/results/tiny_recipe.md has the time it
+    takes); elsewhere it stays fp32, since emulated bf16 is slower than fp32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
