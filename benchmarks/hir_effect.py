@@ -142,7 +142,9 @@ def main() -> None:
     # CLIBD seed 0 of the current recipe is dna_encodings.py's default run: not trained twice
     base = ROOT / "benchmarks" / "work" / "dna_encodings" / "overlap5+prompt loss, 10 epochs"
     if not (base / "summary.json").is_file():
-        base = train("tiny-clibd.yaml", work / "clibd-base", ["train.seed=0"])
+        base = train(
+            "tiny-clibd.yaml", work / "clibd-base", ["train.seed=0", "train.precision=fp32"]
+        )
     from hir_edge.train.config import load_config
 
     cfg = load_config(base / "config.yaml")
@@ -162,6 +164,7 @@ def main() -> None:
                     f"train.eval_every_epochs={CONTINUE_EPOCHS}",
                     f"loss.hir_weight={lam}",
                     f"loss.hir_temperature={tau}",
+                    "train.precision=fp32",  # as hir_effect.md was measured
                 ],
             )
             print(f"evaluating {run.name}", file=sys.stderr, flush=True)

@@ -223,6 +223,7 @@ def moths(work: Path, seeds: list[int], quick: bool, epochs: int | None = None) 
         "model.overrides={fusion.enabled: false, clip.config.vision_cfg.image_size: 128, "
         "clip.config.vision_cfg.patch_size: 16}",
         "data.max_val_specimens=200",
+        "train.precision=fp32",  # as reproduction-moths.md was measured
     ]
     run = train("moths-scratch", seeds[0], work, scratch, recipe="tiny-clibd.yaml")
     out["scratch"] = [evaluate(run / "best", data, work)]

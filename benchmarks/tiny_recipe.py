@@ -1,6 +1,6 @@
 """The tiny CLIBD recipe as a user runs it: train, then evaluate on the test split.
 
-    python benchmarks/tiny_recipe.py    # about 12 minutes on 2 CPU cores, then under 1 for the eval
+    python benchmarks/tiny_recipe.py    # about 10 minutes on 2 CPU cores, then under 1 for the eval
 
 Runs the two commands a user runs, and nothing else:
 
