@@ -86,3 +86,18 @@ def broadcast_object(value, env: DistEnv):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively here: a CUDA device, or a CPU with bf16 instructions
+    (AVX512-BF16 or AMX, through oneDNN). There ``precision: auto`` trains in bf16 autocast, the
+    weights and optimizer staying fp32 (benchmarks/results/tiny_recipe.md has the time it
+    takes); elsewhere it stays fp32, since emulated bf16 is slower than fp32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

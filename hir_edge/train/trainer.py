@@ -29,7 +29,7 @@ from hir_edge.train import run_folder
 from hir_edge.train.augment import ReadAugment, SeededDataset, TrainTransform
 from hir_edge.train.config import TrainConfig, save_config
 from hir_edge.train.data import dataset_path
-from hir_edge.train.distributed import DistEnv, setup, teardown
+from hir_edge.train.distributed import DistEnv, native_bf16, setup, teardown
 from hir_edge.train.optim import optimizer_and_schedule
 from hir_edge.train.run_folder import RUN_MARKER, TrainSummary, peak_rss_mb, prepare_run_dir
 from hir_edge.train.validation import validate
@@ -497,18 +497,3 @@ def _broadcast_state(state: ckpt.TrainState, env: DistEnv) -> None:
     from hir_edge.train.distributed import broadcast_object
 
     state.__dict__.update(broadcast_object(dict(state.__dict__), env))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast runs natively here: a CUDA device, or a CPU with bf16 instructions
-    (AVX512-BF16 or AMX, through oneDNN). There ``precision: auto`` trains in bf16 autocast, the
-    weights and optimizer staying fp32 (benchmarks/results/tiny_recipe.md has the time it
-    takes); elsewhere it stays fp32, since emulated bf16 is slower than fp32."""
-    if device.type == "cuda":
-        return True
-    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
