@@ -103,10 +103,10 @@ def test_each_variant_trains_and_its_loss_falls(tiny_world, tmp_path, variant):
 def test_precision_auto_is_bf16_only_where_native(tiny_world, tmp_path, monkeypatch):
     """``precision: auto`` trains in bf16 autocast where the device runs it natively and in
     fp32 elsewhere; the summary says which, and the two give different numbers."""
-    import hir_edge.train.trainer as trainer_module
+    import hir_edge.train.distributed as distributed
 
     for native, said in ((True, "bf16 autocast"), (False, "fp32")):
-        monkeypatch.setattr(trainer_module, "native_bf16", lambda device, native=native: native)
+        monkeypatch.setattr(distributed, "native_bf16", lambda device, native=native: native)
         run = tmp_path / said.split()[0]
         cfg = config_for(tiny_world, "train.precision=auto", "train.epochs=1")
         assert Trainer(cfg, run, quiet=True).fit().precision == said

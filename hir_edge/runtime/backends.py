@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from hir_edge.errors import BundleError, HirEdgeError
-from hir_edge.runtime.bundle import Bundle
+from hir_edge.runtime.bundle import Bundle, open_bundle
 
 log = logging.getLogger(__name__)
 
@@ -379,13 +380,11 @@ def open_for_inference(
     precision: str = "int8",
     device: str = "auto",
     trusted_key: str | None = None,
-    say=None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[Bundle, Backend]:
     """The bundle at ``path`` and the backend that runs it: what ``identify`` and ``bench``
     both open. A training checkpoint runs in torch at full precision; ``say`` (a function of
     one line) hears when that makes ``backend``/``precision`` moot."""
-    from hir_edge.runtime.bundle import open_bundle
-
     if is_training_checkpoint(path):
         from hir_edge.runtime.checkpoint_bundle import bundle_from_checkpoint
 

@@ -44,12 +44,18 @@ numpy only (this runs in the field).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hir_edge.config_loader import check_keys
 from hir_edge.errors import BundleError
+
+if TYPE_CHECKING:  # the runtime modules that import this one
+    from hir_edge.runtime.answer import Evidence
+    from hir_edge.runtime.bundle import References
 
 BASE_FEATURES = (
     "log_odds",
@@ -233,7 +239,9 @@ def placement_features(
     return out
 
 
-def read_placement_features(evidence, sequences: list[str], refs) -> np.ndarray:
+def read_placement_features(
+    evidence: Sequence[Evidence], sequences: Sequence[str], refs: References
+) -> np.ndarray:
     """[N, L, F] :func:`placement_features` of reads with a best hit, from their evidence
     (:class:`~hir_edge.runtime.answer.Evidence`) and the bundle's references: what
     ``identify`` and the export's open-set calibration both feed the placement model."""

@@ -101,3 +101,9 @@ def native_bf16(device: torch.device) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def compute_precision(precision: str, device: torch.device) -> str:
+    """What ``train.precision`` means on ``device``: "bf16 autocast" or "fp32"."""
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    return "bf16 autocast" if bf16 else "fp32"

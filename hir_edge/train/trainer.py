@@ -29,7 +29,7 @@ from hir_edge.train import run_folder
 from hir_edge.train.augment import ReadAugment, SeededDataset, TrainTransform
 from hir_edge.train.config import TrainConfig, save_config
 from hir_edge.train.data import dataset_path
-from hir_edge.train.distributed import DistEnv, native_bf16, setup, teardown
+from hir_edge.train.distributed import DistEnv, compute_precision, setup, teardown
 from hir_edge.train.optim import optimizer_and_schedule
 from hir_edge.train.run_folder import RUN_MARKER, TrainSummary, peak_rss_mb, prepare_run_dir
 from hir_edge.train.validation import validate
@@ -199,15 +199,9 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ one step
-    def compute_precision(self) -> str:
-        """ "bf16 autocast" or "fp32": what ``train.precision`` means on this device."""
-        precision = self.config.train.precision
-        bf16 = precision == "bf16" or (precision == "auto" and native_bf16(self.env.device))
-        return "bf16 autocast" if bf16 else "fp32"
-
     def _autocast(self):
         device = self.env.device
-        if self.compute_precision() == "bf16 autocast":
+        if self.precision == "bf16 autocast":
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return nullcontext()
 
@@ -288,6 +282,7 @@ class Trainer:
         recipe, as a time-limited cluster job does; ``--resume`` continues it.
         """
         self.env = setup(self.config.train.device)
+        self.precision = compute_precision(self.config.train.precision, self.env.device)
         try:
             return self._fit(stop_after_epochs)
         finally:
@@ -304,7 +299,7 @@ class Trainer:
             f"training {cfg.name} ({cfg.loss.variant}, mode {cfg.train.mode}) on {env.device} × "
             f"{env.world_size}: {len(self.dataset)} specimens, global batch {self.global_batch}, "
             f"{self.steps_per_epoch} steps/epoch, {self.total_steps} steps, "
-            f"peak LR {self.max_lr:.2e}, {self.compute_precision()}"
+            f"peak LR {self.max_lr:.2e}, {self.precision}"
         )
         if cfg.train.head_warmup_steps and state.step == 0:
             from hir_edge.train.head_warmup import warm_up
@@ -339,7 +334,7 @@ class Trainer:
             peak_gpu_mb=torch.cuda.max_memory_allocated(env.device) / 2**20
             if env.device.type == "cuda"
             else None,
-            precision=self.compute_precision(),
+            precision=self.precision,
         )
         if env.is_main:
             from hir_edge.io import atomic_write_text
