@@ -4,7 +4,8 @@ alignment, base by base.
 :class:`hir_edge.dna.align.ReferenceAligner` shortlists the references; this module scores
 them with free end gaps and N as a wildcard (Opal's SIMD aligner when pyopal is installed,
 Biopython's otherwise, with the same scores), and aligns the best hit: on its diagonal when the
-read has no indel against it, else by Biopython's traceback.
+read has no indel against it, else by Biopython's traceback, piece by piece between long exact
+matches where it can be (:mod:`hir_edge.dna.anchored`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hir_edge.dna.anchored import AnchoredTraceback
 from hir_edge.dna.qc import base_codes
 
 
@@ -30,6 +32,7 @@ class CandidateScorer:
     def __init__(self, references: Sequence[str], fallback):
         self._fallback = fallback
         self._references = references
+        self._anchored = AnchoredTraceback(fallback)
         try:
             import pyopal
             from scoring_matrices import ScoringMatrix
@@ -56,13 +59,17 @@ class CandidateScorer:
         ``score`` is the optimal score (from :meth:`scores`). A read with no indel against the
         reference (most clean reads) aligns on one diagonal: when that diagonal's score is the
         optimum, it is the alignment, found in microseconds. Otherwise Biopython's traceback
-        chooses it: Opal's is faster but, among alignments of equal score, often places the
-        gaps elsewhere, which changes the counts (benchmarks/results/dna_speed.md).
+        chooses it, between anchors of long exact matches where they add up to the optimum,
+        else over the whole read: Opal's is faster but, among alignments of equal score, often
+        places the gaps elsewhere, which changes the counts (benchmarks/results/dna_speed.md).
         """
         ref = self._references[j]
         diagonal = _ungapped(read, ref, score)
         if diagonal is not None:
             return diagonal
+        anchored = self._anchored.aligned(read, ref, score)
+        if anchored is not None:
+            return anchored
         return self._fallback.align(read, ref)[0].aligned
 
     def scores(self, read: str, candidates: np.ndarray) -> np.ndarray:

@@ -1,0 +1,180 @@
+"""Biopython's traceback of a read against its best hit, cut at long exact matches.
+
+The best hit's alignment, base by base, gives the counts by codon position and so the
+divergence estimate. Biopython's full dynamic programme on a 650-bp read and its reference
+costs 5-8 ms, most of ``identify``'s time on degraded reads and reads of absent species. An
+optimal alignment of a read with a few indels runs through long stretches of exact matches,
+so the stretches *between* them can be aligned on their own, each by Biopython with the same
+scores: a fraction of the cells.
+
+Which of several alignments of equal score is "the" alignment (a gap anywhere along a
+homopolymer) must stay Biopython's, or the counts and answers would move. The anchors are
+therefore the cores of exact runs, :data:`MARGIN` bases in from each end, so a gap next to a
+run stays free to slide as Biopython would slide it; the pieces' scores must add up to the
+optimum (the SIMD score), else the full programme runs. Measured against Biopython's full
+traceback on real reads (``benchmarks/dna_speed.py``) and pinned by tests/test_align.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hir_edge.dna.qc import base_codes
+
+ANCHOR_K = 12  # an exact k-mer, unique in the read and in the reference, starts a run
+MARGIN = 8  # bases left free at each end of a run (4 gave other gap placements)
+MIN_CORE = 1  # any core: the anchor forces only bases no alignment of equal score moves
+
+
+def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """[n - k + 1] 2-bit codes of each k-mer (-1 where it holds an N)."""
+    if len(codes) < k:
+        return np.zeros(0, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes.astype(np.int64), k)
+    packed = (np.maximum(windows, 0) << (2 * np.arange(k - 1, -1, -1))).sum(axis=1)
+    return np.where((windows >= 0).all(axis=1), packed, -1)
+
+
+def _unique_positions(kmers: np.ndarray) -> dict[int, int]:
+    """k-mer code -> its position, for the codes that occur once (and hold no N)."""
+    valid = kmers >= 0
+    values, first, counts = np.unique(kmers[valid], return_index=True, return_counts=True)
+    positions = np.flatnonzero(valid)[first]
+    once = counts == 1
+    return dict(zip(values[once].tolist(), positions[once].tolist()))
+
+
+def exact_runs(read: str, ref: str, k: int = ANCHOR_K) -> list[tuple[int, int, int]]:
+    """Maximal runs of exact matches seeded by k-mers unique in both sequences:
+    (read start, reference start, length), in read order."""
+    read_kmers = _kmer_codes(base_codes(read), k)
+    ref_at = _unique_positions(_kmer_codes(base_codes(ref), k))
+    in_read = _unique_positions(read_kmers)
+    hits = sorted((i, ref_at[code]) for code, i in in_read.items() if code in ref_at)
+    runs: list[list[int]] = []
+    for i, j in hits:
+        last = runs[-1] if runs else None
+        if last and last[0] + last[2] - k + 1 == i and last[1] - last[0] == j - i:
+            last[2] += 1
+        else:
+            runs.append([i, j, k])
+    return [(a, b, n) for a, b, n in runs]
+
+
+def anchors(read: str, ref: str) -> list[tuple[int, int, int]]:
+    """The heaviest chain of run cores (runs trimmed by :data:`MARGIN`) that is collinear in
+    the read and the reference: (read start, reference start, length)."""
+    cores = [
+        (a + MARGIN, b + MARGIN, n - 2 * MARGIN)
+        for a, b, n in exact_runs(read, ref)
+        if n - 2 * MARGIN >= MIN_CORE
+    ]
+    if not cores:
+        return []
+    best = [n for _, _, n in cores]
+    previous = [-1] * len(cores)
+    for x, (a, b, n) in enumerate(cores):
+        for y in range(x):
+            ya, yb, yn = cores[y]
+            if ya + yn <= a and yb + yn <= b and best[y] + n > best[x]:
+                best[x], previous[x] = best[y] + n, y
+    x = int(np.argmax(best))
+    chain = []
+    while x >= 0:
+        chain.append(cores[x])
+        x = previous[x]
+    return chain[::-1]
+
+
+def _score(aligner, name: str, old_name: str) -> float:
+    """A score of ``aligner`` under Biopython's name for it (renamed in 1.85)."""
+    try:
+        return float(getattr(aligner, name))
+    except AttributeError:
+        return float(getattr(aligner, old_name))
+
+
+class AnchoredTraceback:
+    """Biopython's alignment of a read to a reference, aligned piece by piece between anchors.
+
+    Args:
+        full: the configured ``PairwiseAligner`` (global mode, free end gaps, N a wildcard)
+            whose alignment this reproduces; its scores are copied into the piece aligners.
+    """
+
+    def __init__(self, full):
+        self.full = full
+        self.gap_open = _score(full, "open_internal_gap_score", "internal_open_gap_score")
+        self.gap_extend = _score(full, "extend_internal_gap_score", "internal_extend_gap_score")
+        # (free left end, free right end) -> aligner: the first piece may start anywhere,
+        # the last may end anywhere, an inner one joins two anchors.
+        self._pieces = {
+            (left, right): self._piece_aligner(left, right)
+            for left in (False, True)
+            for right in (False, True)
+        }
+
+    def _piece_aligner(self, free_left: bool, free_right: bool):
+        from Bio.Align import PairwiseAligner
+
+        aligner = PairwiseAligner()
+        aligner.mode = "global"
+        aligner.match_score = self.full.match_score
+        aligner.mismatch_score = self.full.mismatch_score
+        aligner.open_gap_score = self.gap_open
+        aligner.extend_gap_score = self.gap_extend
+        aligner.wildcard = self.full.wildcard
+        if free_left:
+            aligner.left_gap_score = 0.0
+        if free_right:
+            aligner.right_gap_score = 0.0
+        return aligner
+
+    def aligned(self, read: str, ref: str, score: float) -> tuple[list, list] | None:
+        """Gapless blocks ([(start, end)] in the read and in the reference, as Biopython's
+        ``Alignment.aligned``), or None when no anchor exists or the pieces do not add up
+        to ``score``, the optimum: then the full programme must run."""
+        chain = anchors(read, ref)
+        if not chain:
+            return None
+        blocks: list[tuple[int, int, int, int]] = []
+        total = 0.0
+        r, f = 0, 0
+        for n, (a, b, length) in enumerate([*chain, (len(read), len(ref), 0)]):
+            free_left, free_right = n == 0, n == len(chain)
+            piece, piece_score = self._piece(read[r:a], ref[f:b], r, f, free_left, free_right)
+            blocks += piece
+            total += piece_score
+            if length:
+                blocks.append((a, a + length, b, b + length))
+                total += length * float(self.full.match_score)  # exact matches, no N
+            r, f = a + length, b + length
+        if abs(total - score) > 1e-6:
+            return None
+        merged: list[list[int]] = []
+        for r0, r1, f0, f1 in blocks:
+            if merged and merged[-1][1] == r0 and merged[-1][3] == f0:
+                merged[-1][1], merged[-1][3] = r1, f1
+            else:
+                merged.append([r0, r1, f0, f1])
+        return [(m[0], m[1]) for m in merged], [(m[2], m[3]) for m in merged]
+
+    def _piece(
+        self, a: str, b: str, r: int, f: int, free_left: bool, free_right: bool
+    ) -> tuple[list[tuple[int, int, int, int]], float]:
+        """Blocks (offset into the whole sequences) and score of one piece."""
+        if not a or not b:
+            gap = len(a) + len(b)
+            if not gap or free_left or free_right:
+                return [], 0.0
+            return [], self.gap_open + (gap - 1) * self.gap_extend
+        alignment = self._pieces[(free_left, free_right)].align(a, b)[0]
+        # The path's corners; a step that advances both sequences is a gapless block (what
+        # Alignment.aligned computes, without its overhead on many small pieces).
+        path = alignment.coordinates.tolist()
+        blocks = [
+            (r0 + r, r1 + r, f0 + f, f1 + f)
+            for r0, r1, f0, f1 in zip(path[0], path[0][1:], path[1], path[1][1:])
+            if r1 > r0 and f1 > f0
+        ]
+        return blocks, float(alignment.score)
