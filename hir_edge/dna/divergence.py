@@ -177,14 +177,18 @@ def divergence_estimate(
     values, counts = np.unique(np.round(weights, 4), return_counts=True)
 
     def loglik(e: np.ndarray, d: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(e), len(d)))
         e, d = e[:, None], d[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
-            for sites, weight in matched:
-                room = 1.0 - e - d * weight  # a site's chance of matching: never below 0
-                out += np.where(room < 0, -np.inf, sites * np.log(np.clip(room, 0.0, None)))
-            for weight, count in zip(values, counts):
-                out += count * np.log(e / 3.0 + d * weight)
+            terms = [
+                # a site's chance of matching (room) is never below 0
+                np.where(room < 0, -np.inf, sites * np.log(np.clip(room, 0.0, None)))
+                for sites, weight in matched
+                for room in [1.0 - e - d * weight]
+            ]
+            # every mismatch weight at once; summed term by term in this order (a reduction
+            # along the first axis), as a loop adding them would
+            mismatch = counts[:, None, None] * np.log(e / 3.0 + d * values[:, None, None])
+            out = np.add.reduce(np.concatenate([np.stack(terms), mismatch]), axis=0)
         return np.nan_to_num(out, nan=-np.inf)
 
     e, d = np.linspace(0.0, 0.3, 31), np.linspace(0.0, 0.3, 61)
