@@ -20,7 +20,8 @@ library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. O
 
 With ``--bundle`` (the real-DNA bundle of build_bold_bundle.sh, asked with its
 training records as the library, as identify_bold.py asks it): whole ``identify`` evidence and
-answers on 2 cores, reads per second by read set, with 1 and with 2 alignment workers.
+answers on 2 cores, reads per second by read set: in one process, and in two worker processes
+identifying whole batches (``identify --workers 2``), with whether the answers are the same.
 
 Writes benchmarks/results/dna_speed.md and .json.
 """
@@ -123,8 +124,9 @@ def cold_start(bundle: Path, data: Path, runs: int = 5) -> float:
 
 
 def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
-    """Reads per second through ``Identifier.identify`` in batches of 32 (as ``identify``
-    runs), by read set and number of alignment workers."""
+    """Reads per second through ``identify``'s batches of 32: in this process (one worker),
+    and in two worker processes that identify whole batches (``--workers 2``, as the command
+    runs them: runtime/parallel.py), by read set."""
     import identify_bold as ib
 
     from hir_edge.data.hdf5 import SpecimenStore
@@ -133,6 +135,7 @@ def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier
+    from hir_edge.runtime.parallel import BatchPool, WorkerSettings
     from hir_edge.runtime.schema import Specimen
 
     bundle = open_bundle(bundle_path)
@@ -157,18 +160,42 @@ def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
         "backend": backend.describe(),
         "cold_start_s": cold_start(bundle_path, data),
     }
-    for workers in (1, 2):
-        identifier = Identifier(bundle, backend, workers=workers)
-        identifier.identify([Specimen("warm", *ib.field_read(test[0]))] * 32)  # start-up
+    warm = [[Specimen("warm", *ib.field_read(test[0]))] * 32] * 4
+    identifier = Identifier(bundle, backend, workers=1)
+    settings = WorkerSettings(
+        bundle=bundle_path,
+        precision="int8",
+        trusted_key=None,
+        top_k=3,
+        min_confidence=None,
+        max_rank=None,
+        novel_divergence=None,
+        keep_references=tuple(bool(k) for k in keep),
+    )
+    pool = BatchPool(settings, 2)
+    runners = {
+        "workers_1": lambda batches: [identifier.identify(b) for b in batches],
+        "workers_2": lambda batches: list(pool.map(batches)),
+    }
+    same = True
+    for key, runner in runners.items():
+        runner(warm)  # start-up: sessions, worker processes
         for name, reads in sets.items():
             specimens = [Specimen(str(i), *ib.field_read(r)) for i, r in enumerate(reads)]
+            batches = [specimens[at : at + 32] for at in range(0, len(specimens), 32)]
             start = time.perf_counter()
-            for at in range(0, len(specimens), 32):
-                identifier.identify(specimens[at : at + 32])
+            answers = runner(batches)
             rate = len(specimens) / (time.perf_counter() - start)
-            out.setdefault(name, {})[f"workers_{workers}"] = rate
-            print(f"identify {name}, {workers} worker(s): {rate:.0f} reads/s", file=sys.stderr)
-        identifier.close()
+            rows = [r.to_dict() for batch in answers for r in batch]
+            out.setdefault(name, {})[key] = rate
+            out[name].setdefault("answers", rows)
+            same &= out[name]["answers"] == rows
+            print(f"identify {name}, {key}: {rate:.0f} reads/s", file=sys.stderr)
+    pool.close()
+    identifier.close()
+    for name in sets:
+        del out[name]["answers"]
+    out["same_answers"] = same
     return out
 
 
@@ -308,9 +335,12 @@ def main() -> None:
             f"Whole `identify` evidence and answers, 2 cores, batches of 32: reads per second "
             f"(bundle {args.bundle.name}, {speed['backend']}; library: its "
             f"{speed['library']:,} training records; 600 reads per set). Cold start of the "
-            f"command for one read and one photo: {speed['cold_start_s']:.2f} s (median of 5).",
+            f"command for one read and one photo: {speed['cold_start_s']:.2f} s (median of 5). "
+            "One process (`--workers 1`; ONNX Runtime and BLAS may use both cores) against two "
+            "worker processes identifying whole batches (`--workers 2`), answers "
+            f"{'identical' if speed['same_answers'] else 'NOT identical'}.",
             "",
-            "| Reads | 1 alignment worker | 2 workers |",
+            "| Reads | 1 process | 2 worker processes |",
             "|---|---|---|",
         ]
         for name, rate in speed.items():

@@ -102,6 +102,33 @@ def test_mixed_batch_of_read_only_photo_only_and_paired(tiny_bundle, field_input
     assert items[ids[2]]["modalities"] == ["image"] and items[ids[2]]["qc"] is None
 
 
+def test_worker_processes_answer_as_this_process_does(tiny_bundle, field_inputs, monkeypatch):
+    """Batches identified in worker processes give the same answers, in input order; a run of
+    one batch starts no workers."""
+    import hir_edge.runtime.run
+
+    folder, _ = field_inputs
+    pools = []
+    real = hir_edge.runtime.run.BatchPool
+
+    def counting(*args, **kw):
+        pools.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(hir_edge.runtime.run, "BatchPool", counting)
+    base = ["--bundle", str(tiny_bundle), "--fasta", str(folder / "reads.fa"), "--image"]
+    base += [str(folder), "--format", "tsv", "-q"]
+    alone = run([*base, "--workers", "1", "--batch-size", "1"])
+    one_batch = run([*base, "--workers", "2"])
+    assert pools == []
+    parallel = run([*base, "--workers", "2", "--batch-size", "1"])
+    assert len(pools) == 1 and pools[0][1] == 2
+    for result in (alone, one_batch, parallel):
+        assert result.exit_code == 0, result.output
+    assert parallel.stdout == alone.stdout == one_batch.stdout
+    assert len(parallel.stdout.splitlines()) == 5  # a header and the four specimens
+
+
 def test_each_photo_is_decoded_once(tiny_bundle, field_inputs, monkeypatch):
     """The input stage decodes a photo into the image branch's pixels, which travel with the
     specimen: no second decode to embed it, none to check it, none for the drawn-photo note."""

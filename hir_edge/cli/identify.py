@@ -106,7 +106,8 @@ def _default_workers() -> int:
     default=_default_workers,
     show_default="CPU cores, at most 8",
     type=click.IntRange(min=1),
-    help="Processes aligning reads to the reference barcodes (used for batches of 16+ reads).",
+    help="Processes identifying whole batches in parallel (ONNX Runtime on the CPU; started "
+    "only when the input holds more than one batch).",
 )
 @click.option(
     "--log",

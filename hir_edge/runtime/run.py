@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ from hir_edge.runtime.inputs import (
     specimens_from_files,
     specimens_from_manifest,
 )
+from hir_edge.runtime.parallel import BatchPool, WorkerSettings, first_then_rest
 from hir_edge.runtime.report import Writer
 from hir_edge.runtime.schema import Specimen
 
@@ -86,13 +88,15 @@ class IdentifyRun:
                 f"bundle {bundle.name} identifies photos only (its training data had no "
                 "barcodes): give --image alone, or a bundle with a DNA branch"
             )
+        # This process reads, checks and writes; whole batches go to worker processes when
+        # there is more than one (runtime/parallel.py), so it aligns in-process itself.
         identifier = Identifier(
             bundle,
             backend,
             self.top_k,
             self.min_confidence,
             self.max_rank,
-            self.workers,
+            workers=1,
             novel_divergence=self.novel_divergence,
         )
         stack.callback(identifier.close)
@@ -126,11 +130,22 @@ class IdentifyRun:
         stack.callback(bar.close)
         identified = 0
         seen = [0, 0]
-        try:
+
+        def checked():
             for batch in batched(specimens, self.batch_size):
                 batch = _with_evidence(batch, identifier, problems)
                 self._report(problems, report, seen)
-                results = identifier.identify(batch)
+                yield batch
+
+        try:
+            head, rest = first_then_rest(checked())
+            pool = self._pool(bundle, backend) if len(head) > 1 else None
+            if pool is not None:
+                stack.callback(pool.close)
+                answers = pool.map(itertools.chain(head, rest))
+            else:
+                answers = (identifier.identify(batch) for batch in itertools.chain(head, rest))
+            for results in answers:
                 writer.write(results)
                 for r in results:
                     key = (
@@ -160,6 +175,26 @@ class IdentifyRun:
             f"({identified / max(seconds, 1e-9):.1f}/s); {skipped} skipped"
         )
         return 1 if skipped else 0
+
+    def _pool(self, bundle, backend) -> BatchPool | None:
+        """Worker processes for whole batches: with ``workers`` > 1, for a bundle run by ONNX
+        Runtime on the CPU (None otherwise)."""
+        from hir_edge.runtime.backends import OnnxRuntimeBackend
+
+        if self.workers < 2 or not isinstance(backend, OnnxRuntimeBackend):
+            return None
+        if backend.providers != ["CPUExecutionProvider"]:
+            return None
+        settings = WorkerSettings(
+            bundle=Path(bundle.root),
+            precision=self.precision,
+            trusted_key=self.trusted_key,
+            top_k=self.top_k,
+            min_confidence=self.min_confidence,
+            max_rank=self.max_rank,
+            novel_divergence=self.novel_divergence,
+        )
+        return BatchPool(settings, self.workers)
 
     def _report(self, problems: Problems, report: ReadReport, seen: list[int]) -> None:
         """Print the skipped inputs not printed yet (``seen`` counts per list, updated here)."""
