@@ -160,3 +160,22 @@ def test_an_output_folder_is_checked_before_the_work(tmp_path):
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
         ensure_writable_folder(mine, force=True)
     assert mine.read_text() == "mine"
+
+
+def test_the_fasta_reader_splits_records_as_biopython_does():
+    """hir-edge reads FASTA without importing Bio.SeqIO (start-up time); the records are
+    Biopython's SimpleFastaParser's, whitespace, carriage returns and stray text included."""
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+    from hir_edge.dna.io import _fasta_pairs
+
+    texts = [
+        "",
+        "no header at all\nACGT\n",
+        "comment line\n\n>r1 first read\nACGT\nAC GT\r\n>r2\n>r3  \nTT\n\n",
+        ">only\nACGTN\nNNNN",
+        ">a\r\nAC\r\nGT\r\n>b\t desc\n  A C  \n",
+    ]
+    for text in texts:
+        lines = io.StringIO(text).readlines()
+        assert list(_fasta_pairs(lines)) == list(SimpleFastaParser(iter(lines))), text

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from Bio.SeqIO.FastaIO import SimpleFastaParser
-
 from hir_edge.dna.formats import (
     FORMATS,
     ID_COLUMNS,
@@ -106,6 +104,28 @@ def _numbered(handle: IO[str]) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r\n")
 
 
+def _fasta_pairs(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(title, sequence) of each record: Biopython's ``SimpleFastaParser``, rule for rule (text
+    before the first '>' skipped, trailing whitespace, internal spaces and carriage returns
+    dropped), without importing Bio.SeqIO, whose start-up (every format it reads) a one-read
+    run would pay for."""
+    lines = iter(lines)
+    for line in lines:
+        if line[0] == ">":
+            title = line[1:].rstrip()
+            break
+    else:
+        return
+    parts: list[str] = []
+    for line in lines:
+        if line[0] == ">":
+            yield title, "".join(parts).replace(" ", "").replace("\r", "")
+            parts, title = [], line[1:].rstrip()
+            continue
+        parts.append(line.rstrip())
+    yield title, "".join(parts).replace(" ", "").replace("\r", "")
+
+
 def _fasta_records(handle: IO[str], path: Path) -> Iterator[RawRecord | InputError]:
     starts: collections.deque[int] = collections.deque()
 
@@ -115,7 +135,7 @@ def _fasta_records(handle: IO[str], path: Path) -> Iterator[RawRecord | InputErr
                 starts.append(number)
             yield line
 
-    for index, (title, seq) in enumerate(SimpleFastaParser(lines())):
+    for index, (title, seq) in enumerate(_fasta_pairs(lines())):
         line = starts.popleft()
         words = title.split(None, 1)
         if not words:
