@@ -39,16 +39,19 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     for modality in ("image", "dna", "fused"):
         assert len(scoring["temperatures"][modality]) == 4
         assert all(0 < t <= 1.0 for t in scoring["thresholds"][modality])
-    # fitted on clean reads, 'paper'-degraded copies and 150-bp fragments of them
-    assert (scoring["calibration_noise"], scoring["calibration_fragment"]) == ("paper", 150)
+    # fitted on clean reads, 'paper'-degraded copies and 100- and 150-bp fragments of them
+    assert (scoring["calibration_noise"], scoring["calibration_fragments"]) == ("paper", [100, 150])
     # the divergence statistics' maths: test_divergence_stats_by_hand
     assert set(scoring["validation_read_divergence"]) == {"q50", "q99", "flagged_novel_%"}
-    assert "validation_fragment_read_divergence" in scoring
+    assert {
+        "validation_fragment_100bp_read_divergence",
+        "validation_fragment_150bp_read_divergence",
+    } <= set(scoring)
     assert manifest["provenance"]["branches"]["image"]["kind"] == "synthetic"
     assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert "## Limits" in card and "generated demo taxon" in card
-    assert "clean reads, their 'paper'-degraded copies and 150-bp fragments of them" in card
+    assert "clean reads, their 'paper'-degraded copies and 100-bp and 150-bp fragments of them" in card
 
 
 def test_opened_bundle_matches_the_taxonomy(tiny_bundle):
@@ -101,7 +104,7 @@ def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_pat
         validate(ExportOptions(**{**base, "checkpoint": tmp_path}))
     short = r"--calib-fragment 10: a read needs 18 called bases to be aligned"
     with pytest.raises(ConfigError, match=short):
-        validate(ExportOptions(**base, calibration_fragment=10))
+        validate(ExportOptions(**base, calibration_fragments=(150, 10)))
 
 
 def test_export_refuses_to_overwrite(tiny_bundle, tiny_run, tiny_world):

@@ -59,10 +59,11 @@ from hir_edge.cli.common import force_option, output_option, quiet_option
 @click.option(
     "--calib-fragment",
     type=click.IntRange(min=0),
-    default=150,
+    multiple=True,
+    default=(100, 150),
     show_default=True,
-    help="Length of the read fragments (a window of each validation read) that the field "
-    "thresholds are also fitted on (0: none).",
+    help="Length of read fragments (a window of each validation read) that the field "
+    "thresholds are also fitted on; repeat for several lengths (0: none).",
 )
 @click.option(
     "--outgroups",
@@ -185,7 +186,7 @@ def export(
         calib_samples=calib_samples,
         val_split=val_split,
         calibration_noise=None if calib_noise == "none" else calib_noise,
-        calibration_fragment=calib_fragment or None,
+        calibration_fragments=tuple(n for n in calib_fragment if n),
         outgroups=outgroups,
         placement_rows=placement_rows,
         reference_split=calib_split if references else None,

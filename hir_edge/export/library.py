@@ -147,7 +147,7 @@ def _clean_or_empty(raw: str) -> str:
 def calibrate_scoring(out: Path, options, field_model, precision: str, calib_path: Path) -> dict:
     """The bundle's scoring, fitted on the validation specimens as the field will see them:
     clean reads, degraded copies (``calibration_noise``) and fragments
-    (``calibration_fragment``), each copy paired with the specimen's photo for the fused path."""
+    (``calibration_fragments``), each copy paired with the specimen's photo for the fused path."""
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded
     from hir_edge.dna.align import min_called_bases
     from hir_edge.export.calibrate import ValidationSet, fit_scoring
@@ -168,12 +168,14 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
 
         noise = get_preset(options.calibration_noise).dna
         variants.append(("noisy", lambda s, i: degrade_dna_seeded(s, noise, 1, i)))
-    if options.calibration_fragment:
-        length = options.calibration_fragment
-        needed = min_called_bases(
-            identifier.scoring.kmer_k
-        )  # no window of Ns: the field refuses one
-        variants.append(("fragment", lambda s, i: fragment_seeded(s, length, 2, i, needed)))
+    needed = min_called_bases(identifier.scoring.kmer_k)  # no window of Ns: the field refuses one
+    for n, length in enumerate(options.calibration_fragments):
+        variants.append(
+            (
+                f"fragment_{length}bp",
+                lambda s, i, length=length, n=n: fragment_seeded(s, length, 2 + 10 * n, i, needed),
+            )
+        )
     # Field photos are not all sharp: blurred copies (the noise preset's box blur) of the
     # validation photos join the clean ones in the photo-only fit, as degraded reads do for DNA.
     blur = 1
@@ -267,7 +269,7 @@ def calibrate_scoring(out: Path, options, field_model, precision: str, calib_pat
     )
     scoring = fit_scoring(identifier, val, options.target_precision)
     scoring["calibration_noise"] = options.calibration_noise
-    scoring["calibration_fragment"] = options.calibration_fragment
+    scoring["calibration_fragments"] = list(options.calibration_fragments)
     identifier.close()
     refs = bundle.references
     if with_dna and refs is not None and refs.barcodes is not None and any(refs.barcodes):

@@ -144,9 +144,12 @@ def model_card(manifest: dict) -> str:
             + ", ".join(f"{k} {v['mean_cosine']:.4f}" for k, v in meas["int8_cosine"].items())
         )
     noise = manifest.get("scoring", {}).get("calibration_noise")
-    fragment = manifest.get("scoring", {}).get("calibration_fragment")
+    scoring = manifest.get("scoring", {})
+    one = scoring.get("calibration_fragment")  # bundles exported before several lengths
+    fragments = scoring.get("calibration_fragments", [one] if one else [])
     copies = [f"their '{noise}'-degraded copies"] if noise else []
-    copies += [f"{fragment}-bp fragments of them"] if fragment else []
+    if fragments:
+        copies += [" and ".join(f"{n}-bp" for n in fragments) + " fragments of them"]
     for modality, v in manifest.get("scoring", {}).get("validation", {}).items():
         acc = ", ".join(f"{r} {a:.1f}%" for r, a in v["path_accuracy"].items() if a is not None)
         what = "; clean reads, " + " and ".join(copies) if copies and modality != "image" else ""

@@ -239,9 +239,10 @@ def calibrate_placement(
         options.calibration_noise or "paper": lambda r, i: degrade_dna_seeded(r, noise, 3, i),
         "severe": lambda r, i: degrade_dna_seeded(r, severe, 4, i),
     }
-    if options.calibration_fragment:
-        length = options.calibration_fragment
-        kinds[f"{length} bp"] = lambda r, i: fragment_seeded(r, length, 5, i, needed)
+    for n, length in enumerate(options.calibration_fragments):
+        kinds[f"{length} bp"] = lambda r, i, length=length, n=n: fragment_seeded(
+            r, length, 5 + 10 * n, i, needed
+        )
     refs = bundle.references
     library = refs.labels[[bool(b) for b in refs.barcodes]]
     outgroups = read_outgroups(options.outgroups, taxonomy, library) if options.outgroups else []

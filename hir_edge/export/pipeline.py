@@ -48,9 +48,11 @@ class ExportOptions:
     # Field reads are not clean: degraded copies of the validation reads (this preset) join the
     # clean ones when the scoring is fitted, so the weights trust what survives noise.
     calibration_noise: str | None = "paper"
-    # ... and so are windows of this many bases of each validation read: a short read's prompt
-    # ranking is easily thrown off, and the fit must learn to trust its alignment instead.
-    calibration_fragment: int | None = 150
+    # ... and so are windows of these many bases of each validation read: a short read's prompt
+    # ranking is easily thrown off, and the fit must learn to trust its alignment instead. Two
+    # lengths: calibrated on 150-bp windows alone, 100-bp reads of known species were held
+    # back at family a third of the time (identify_bold.md).
+    calibration_fragments: tuple[int, ...] = (100, 150)
     # Labelled barcodes of taxa the library lacks: extra open-set reads for the placement fit
     # (hir_edge.export.open_set), never references.
     outgroups: Path | None = None
@@ -109,9 +111,10 @@ def validate(options: ExportOptions) -> ExportOptions:
             raise ConfigError(
                 f"--student {options.student!r} is a {cfg.role} preset; students: edge-s, edge-m"
             )
-    fragment = options.calibration_fragment
     shortest = min_called_bases(ScoringSettings.kmer_k)  # what the field runtime aligns
-    if fragment is not None and fragment < shortest:
+    for fragment in options.calibration_fragments:
+        if fragment >= shortest:
+            continue
         raise ConfigError(
             f"--calib-fragment {fragment}: a read needs {shortest} called bases to be aligned "
             f"({MIN_KMERS_CALLED} k-mers of {ScoringSettings.kmer_k}); give 0 for no fragments "

@@ -254,7 +254,8 @@ RECORDED_KEYS = frozenset(
         "novelty_quantile",
         "scope_quantile",
         "calibration_noise",
-        "calibration_fragment",
+        "calibration_fragment",  # one length, in bundles exported before several
+        "calibration_fragments",
         "validation",
         "open_set",
         "calibrated_on",
