@@ -2,12 +2,14 @@
 
     python benchmarks/streaming.py                      # 10^3, 10^4, 10^5 reads
     python benchmarks/streaming.py --sizes 1000000      # 10^6 reads (ten 10^5 runs' time)
+    python benchmarks/streaming.py --bundle benchmarks/work/bold-edge/bold100.bundle \
+        --sizes 10000 1000000 --out benchmarks/results/streaming_bold
 
-Reads are copies of the shipped demo bundle's own reference barcodes with `paper` noise (a
-different seed for each copy), written to one FASTA file; the command is the README's
-(`hir-edge identify --fasta reads.fa -o out.tsv`, the demo bundle, default workers). For each
-size: wall time, reads per second, the peak RSS of the largest process (the command or one of
-its alignment workers, from the operating system's own accounting) and the rows written.
+Reads are copies of the bundle's own reference barcodes (the shipped demo bundle's unless
+``--bundle``) with `paper` noise (a different seed for each copy), written to one FASTA file;
+the command is the README's (`hir-edge identify --fasta reads.fa -o out.tsv`, default workers).
+For each size: wall time, reads per second, the peak RSS of the largest process (the command
+or one of its workers, from the operating system's own accounting) and the rows written.
 
 Writes benchmarks/results/streaming.md and .json.
 """
@@ -38,13 +40,12 @@ MEASURE = (
 )
 
 
-def write_reads(path: Path, count: int) -> None:
-    """``count`` degraded copies of the demo bundle's reference barcodes, streamed to FASTA."""
+def write_reads(path: Path, count: int, bundle: Path) -> None:
+    """``count`` degraded copies of the bundle's reference barcodes, streamed to FASTA."""
     from hir_edge.degrade import degrade_dna_seeded, get_preset
     from hir_edge.dna.io import write_fasta
-    from hir_edge.runtime.bundle import default_bundle
 
-    with np.load(default_bundle() / "references.npz") as refs:
+    with np.load(bundle / "references.npz") as refs:
         barcodes = [b.decode("ascii") for b in refs["barcodes"] if len(b)]
     noise = get_preset("paper").dna
     reads = (
@@ -54,11 +55,12 @@ def write_reads(path: Path, count: int) -> None:
     write_fasta(reads, path, force=True)
 
 
-def run(count: int, work: Path) -> dict:
+def run(count: int, work: Path, bundle: Path) -> dict:
     reads = work / f"reads{count}.fa"
-    write_reads(reads, count)
+    write_reads(reads, count, bundle)
     out = work / f"out{count}.tsv"
-    cmd = [sys.executable, "-m", "hir_edge", "identify", "--fasta", str(reads)]
+    cmd = [sys.executable, "-m", "hir_edge", "identify", "--bundle", str(bundle)]
+    cmd += ["--fasta", str(reads)]
     cmd += ["-o", str(out), "--format", "tsv", "-q", "--force"]
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, check=True
@@ -78,14 +80,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/streaming")
+    parser.add_argument("--bundle", type=Path, default=None, help="default: the demo bundle")
     args = parser.parse_args()
+    from hir_edge.dna.align import default_workers
+    from hir_edge.runtime.bundle import default_bundle
+
+    bundle = args.bundle or default_bundle()
+    name = "Demo bundle (shipped)" if args.bundle is None else f"Bundle {args.bundle}"
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(n, Path(tmp)) for n in args.sizes]
+        rows = [run(n, Path(tmp), bundle) for n in args.sizes]
     lines = [
         "# Streaming: `identify` memory and speed as the reads grow",
         "",
-        "Demo bundle (shipped), `paper`-degraded copies of its reference barcodes, 2 cores, "
-        "default alignment workers; peak RSS of the largest process (the command or a worker).",
+        f"{name}, `paper`-degraded copies of its reference barcodes, 2 cores, "
+        f"default workers ({default_workers()} processes identifying batches, started by the "
+        "command); peak RSS of the largest process (the command or a worker).",
         "",
         "| reads | wall s | reads/s | peak RSS MB | rows written | exit |",
         "|---|---|---|---|---|---|",

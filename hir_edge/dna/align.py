@@ -135,8 +135,6 @@ class ReferenceAligner:
         widen: bool = True,
         kmer_index: bool = True,
     ):
-        from Bio.Align import PairwiseAligner
-
         self.workers = max(1, workers)
         self.min_parallel = min_parallel
         self._pool = None
@@ -164,16 +162,12 @@ class ReferenceAligner:
         # each reference's coding frame, found when it is first a best hit (-1: not yet)
         self._frames = np.full(len(self.references), -1, dtype=np.int64)
         self.sites = SiteProfile(self.references, self._species)
-        aligner = PairwiseAligner()
-        aligner.mode = "global"
-        aligner.match_score = 1.0
-        aligner.mismatch_score = -1.0
-        aligner.open_gap_score = -2.0
-        aligner.extend_gap_score = -1.0
-        aligner.end_gap_score = 0.0  # free end gaps: truncated reads and references
-        aligner.wildcard = "N"
-        self._aligner = aligner  # the traceback of the best hit
-        self._scorer = CandidateScorer(self.references, aligner)
+        self._scorer = CandidateScorer(self.references, biopython_aligner)
+
+    @property
+    def _aligner(self):
+        """Biopython's aligner, made on first use: the traceback of the best hit."""
+        return self._scorer.fallback
 
     def search(
         self, reads: Sequence[str], exclude: Sequence[np.ndarray | None] | None = None
@@ -417,6 +411,23 @@ class ReferenceAligner:
 
 
 _WORKER_ALIGNER: ReferenceAligner | None = None
+
+
+def biopython_aligner():
+    """The alignment every score and traceback here reproduces: global, match +1, mismatch
+    -1, a gap of length L costing 2 + (L - 1), free end gaps (truncated reads and
+    references), N a wildcard scoring 0."""
+    from Bio.Align import PairwiseAligner
+
+    aligner = PairwiseAligner()
+    aligner.mode = "global"
+    aligner.match_score = 1.0
+    aligner.mismatch_score = -1.0
+    aligner.open_gap_score = -2.0
+    aligner.extend_gap_score = -1.0
+    aligner.end_gap_score = 0.0  # free end gaps: truncated reads and references
+    aligner.wildcard = "N"
+    return aligner
 
 
 PARENT_POLL_S = 1.0  # how often a worker checks that the command it serves is still there

@@ -30,9 +30,12 @@ class CandidateScorer:
     """
 
     def __init__(self, references: Sequence[str], fallback):
-        self._fallback = fallback
+        # Biopython's aligner, or a function that makes it: a run whose reads all align on
+        # their diagonal (clean reads) never imports Bio.Align (start-up time).
+        self._fallback_source = fallback
+        self._fallback = None
+        self._anchored_traceback: AnchoredTraceback | None = None
         self._references = references
-        self._anchored = AnchoredTraceback(fallback)
         try:
             import pyopal
             from scoring_matrices import ScoringMatrix
@@ -47,6 +50,20 @@ class CandidateScorer:
             ScoringMatrix(matrix, alphabet=alphabet), gap_open=2, gap_extend=1
         )
         self._database = pyopal.Database(list(references), self._opal.alphabet)
+
+    @property
+    def fallback(self):
+        """Biopython's aligner (the traceback, and the scores without pyopal)."""
+        if self._fallback is None:
+            source = self._fallback_source
+            self._fallback = source if hasattr(source, "align") else source()
+        return self._fallback
+
+    @property
+    def _anchored(self) -> AnchoredTraceback:
+        if self._anchored_traceback is None:
+            self._anchored_traceback = AnchoredTraceback(self.fallback)
+        return self._anchored_traceback
 
     @property
     def simd(self) -> bool:
@@ -70,7 +87,7 @@ class CandidateScorer:
         anchored = self._anchored.aligned(read, ref, score)
         if anchored is not None:
             return anchored
-        return self._fallback.align(read, ref)[0].aligned
+        return self.fallback.align(read, ref)[0].aligned
 
     def scores(self, read: str, candidates: np.ndarray) -> np.ndarray:
         """The alignment score of ``read`` to each reference in ``candidates``."""
@@ -78,7 +95,7 @@ class CandidateScorer:
             return np.zeros(0, dtype=float)
         if self._opal is None:
             refs = self._references
-            return np.array([self._fallback.score(read, refs[j]) for j in candidates], float)
+            return np.array([self.fallback.score(read, refs[j]) for j in candidates], float)
         subset = self._database.extract([int(j) for j in candidates])
         out = np.zeros(len(candidates), dtype=float)
         for result in self._opal.align(
