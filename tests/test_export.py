@@ -51,7 +51,8 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert manifest["provenance"]["branches"]["dna"]["kind"] == "synthetic"
     card = (tiny_bundle / "MODEL_CARD.md").read_text()
     assert "## Limits" in card and "generated demo taxon" in card
-    assert "clean reads, their 'paper'-degraded copies and 100-bp and 150-bp fragments of them" in card
+    copies = "their 'paper'-degraded copies and 100-bp and 150-bp fragments of them"
+    assert f"clean reads, {copies}" in card
 
 
 def test_opened_bundle_matches_the_taxonomy(tiny_bundle):
