@@ -480,6 +480,11 @@ def test_info_and_bench(tiny_bundle, tmp_path):
     read_sets = {"reads: known", "reads: paper", "reads: 150 bp", "reads: unrelated"}
     assert {r["part"] for r in rows} == timed | read_sets
     assert {r["batch"] for r in rows if r["part"] in timed} == {1, 32}
+    from hir_edge.dna.align import default_workers
+
+    workers = default_workers()  # reads are timed as identify runs them: in worker processes
+    suffix = f", {workers} workers" if workers > 1 else ""
+    assert all(r["backend"].endswith(suffix) for r in rows if r["part"] in read_sets)
 
 
 def test_references_without_a_barcode_are_left_out_of_the_alignment(tiny_bundle):

@@ -58,12 +58,14 @@ def bench(bundle_arg, bundle, batches, repeat, output, device, force):
         b, cpu_backend = open_for_inference(path, "auto", "int8", "cpu")
         rows = run_benchmark(b, list(batches), repeat)
         if b.has_part("dna") and b.references is not None:
-            rows += run_read_benchmark(b, cpu_backend)
+            from hir_edge.dna.align import default_workers
+
+            rows += run_read_benchmark(b, cpu_backend, workers=default_workers())
     header = ("backend", "part", "batch", "ms/batch", "ms/specimen", "specimens/s")
-    click.echo("{:<34} {:<16} {:>5} {:>9} {:>12} {:>12}".format(*header))
+    click.echo("{:<44} {:<16} {:>5} {:>9} {:>12} {:>12}".format(*header))
     for r in rows:
         click.echo(
-            f"{r['backend']:<34} {r['part']:<16} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
+            f"{r['backend']:<44} {r['part']:<16} {r['batch']:>5} {r['ms_per_batch']:>9.2f} "
             f"{r['ms_per_specimen']:>12.3f} {r['specimens_per_second']:>12.1f}"
         )
     if output:

@@ -103,27 +103,47 @@ def read_sets(bundle: Bundle, n: int = 96, seed: int = 0) -> dict[str, list[str]
 
 def run_read_benchmark(bundle: Bundle, backend, batch: int = 32, workers: int = 1) -> list[dict]:
     """Reads per second of the whole identification (embedding, alignment, answer) by read
-    set, as ``identify`` runs it."""
+    set, as ``identify`` runs it: with ``workers`` > 1, in worker processes that identify whole
+    batches (runtime/parallel.py), else in this process."""
     from hir_edge.dna.qc import clean_read
     from hir_edge.runtime.identifier import Identifier
+    from hir_edge.runtime.parallel import BatchPool, WorkerSettings
     from hir_edge.runtime.schema import Specimen
 
     rows = []
-    identifier = Identifier(bundle, backend, workers=workers)
+    identifier = Identifier(bundle, backend)
+    pool = None
+    if workers > 1:
+        settings = WorkerSettings(
+            bundle=bundle.root,
+            precision=getattr(backend, "precision", "int8"),
+            trusted_key=None,
+            top_k=3,
+            min_confidence=None,
+            max_rank=None,
+            novel_divergence=None,
+        )
+        pool = BatchPool(settings, workers)
+    how = f", {workers} workers" if pool is not None else ""
     try:
         for name, reads in read_sets(bundle).items():
             specimens = []
             for i, raw in enumerate(reads):
                 seq, qc = clean_read(raw, orient=True)
                 specimens.append(Specimen(f"{name}{i}", seq, qc))
-            identifier.identify(specimens[:batch])  # warm-up: workers, sessions
+            batches = [specimens[k : k + batch] for k in range(0, len(specimens), batch)]
+            run = (
+                (lambda bs: list(pool.map(bs)))
+                if pool
+                else (lambda bs: [*map(identifier.identify, bs)])
+            )
+            run(batches[:1] * max(2, 2 * workers))  # warm-up: workers, sessions
             start = time.perf_counter()
-            for k in range(0, len(specimens), batch):
-                identifier.identify(specimens[k : k + batch])
+            run(batches)
             seconds = time.perf_counter() - start
             rows.append(
                 {
-                    "backend": backend.describe(),
+                    "backend": backend.describe() + how,
                     "part": f"reads: {name}",
                     "batch": batch,
                     "ms_per_batch": 1000.0 * seconds * batch / len(specimens),
@@ -132,5 +152,7 @@ def run_read_benchmark(bundle: Bundle, backend, batch: int = 32, workers: int = 
                 }
             )
     finally:
+        if pool is not None:
+            pool.close()
         identifier.close()
     return rows
