@@ -123,7 +123,12 @@ def probes(work: Path) -> dict:
     out["-o into a path under a file (the system refuses)"] = hir_edge(
         [*identify, "--fasta", str(EXAMPLES / "reads.fa"), "-o", "a_file/out.tsv"], work
     )
-    out["SIGTERM mid-run (600 reads, -o out.tsv)"] = terminated(work)
+    out["SIGTERM mid-run (6,000 reads, -o out.tsv)"] = terminated(work)
+    for leftover in ("out.tsv", "out.tsv.partial"):
+        (work / leftover).unlink(missing_ok=True)
+    out["Ctrl-C mid-run, to the process group (6,000 reads, -o out.tsv)"] = terminated(
+        work, group_interrupt=True
+    )
     # --- bundles
     demo = ROOT / "hir_edge" / "bundles" / "demo"
     for name, edit in (
@@ -149,10 +154,12 @@ def probes(work: Path) -> dict:
     return out
 
 
-def terminated(work: Path) -> dict:
-    """identify on 600 reads, SIGTERM after the first rows: the finished rows are kept."""
+def terminated(work: Path, group_interrupt: bool = False) -> dict:
+    """identify on 6,000 reads, SIGTERM after the first rows (or, ``group_interrupt``, Ctrl-C:
+    SIGINT to the whole process group, worker processes included): the finished rows are
+    kept."""
     (work / "many.fa").write_text(
-        READS.replace(">", ">x") * 1 + "".join(READS.replace(">", f">r{i}_") for i in range(150))
+        READS.replace(">", ">x") * 1 + "".join(READS.replace(">", f">r{i}_") for i in range(1500))
     )
     proc = subprocess.Popen(
         [
@@ -171,10 +178,14 @@ def terminated(work: Path) -> dict:
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=group_interrupt,  # its own process group, as a terminal's job
     )
     partial = work / "out.tsv.partial"
     time.sleep(4.0)
-    proc.send_signal(signal.SIGTERM)
+    if group_interrupt:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     result = outcome(proc.returncode, stdout.decode(), stderr.decode())
     kept = partial.read_text().splitlines()[1:] if partial.exists() else []
@@ -201,7 +212,7 @@ def main() -> None:
         "# Hostile inputs through `hir-edge identify` (the shipped demo bundle)",
         "",
         "Each probe runs the command in a fresh process; good records sit beside the bad one "
-        "where that applies. 'rows': specimens answered (for SIGTERM: rows kept).",
+        "where that applies. 'rows': specimens answered (for SIGTERM and Ctrl-C: rows kept).",
         "",
         "| Probe | exit | traceback | rows | stderr (the line that matters) |",
         "|---|---|---|---|---|",

@@ -435,6 +435,9 @@ PARENT_POLL_S = 1.0  # how often a worker checks that the command it serves is s
 
 def _start_worker(settings: dict, parent: int) -> None:
     global _WORKER_ALIGNER
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops its workers on Ctrl-C
     _exit_with_parent(parent)
     _WORKER_ALIGNER = ReferenceAligner(**settings)
 

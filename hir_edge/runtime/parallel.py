@@ -14,6 +14,7 @@ Only for ONNX Runtime on the CPU: a GPU serves one process better than several.
 from __future__ import annotations
 
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ def _start(settings: WorkerSettings, parent: int) -> None:
     from hir_edge.runtime.identifier import Identifier
 
     global _WORKER
+    # Ctrl-C reaches the whole process group: the command stops the workers itself (the run
+    # keeps its finished rows), so a worker must not die mid-batch printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(parent)
     bundle = open_bundle(settings.bundle, trusted_key=settings.trusted_key)
     if settings.keep_references is not None:
