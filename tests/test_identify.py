@@ -567,3 +567,26 @@ def test_an_output_the_system_refuses_is_one_line_and_exit_4(tiny_bundle, tmp_pa
     result = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "-o", str(blocker / "o")])
     assert result.exit_code == 4
     assert result.stderr.strip().splitlines()[-1] == f"error: {blocker}: File exists"
+
+
+def test_a_worker_that_cannot_start_is_one_line_not_a_traceback(tmp_path, capfd):
+    from hir_edge.errors import HirEdgeError
+    from hir_edge.runtime.parallel import BatchPool, WorkerSettings
+
+    settings = WorkerSettings(
+        bundle=tmp_path / "gone.bundle",  # the worker cannot open it
+        precision="int8",
+        trusted_key=None,
+        top_k=3,
+        min_confidence=None,
+        max_rank=None,
+        novel_divergence=None,
+    )
+    pool = BatchPool(settings, 2)
+    try:
+        with pytest.raises(HirEdgeError, match="a worker process stopped unexpectedly"):
+            list(pool.map([[], []]))
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "hir-edge worker: " in err and "gone.bundle" in err

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hir_edge.errors import HirEdgeError
 from hir_edge.runtime.answer import Identification
 from hir_edge.runtime.schema import Specimen
 
@@ -44,15 +46,23 @@ class WorkerSettings:
 
 
 def _start(settings: WorkerSettings, parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the command stops the workers itself (the run
+    # keeps its finished rows), so a worker must not die mid-batch printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _open(settings, parent)
+    except Exception as exc:  # one line, then the command reports the broken pool
+        print(f"hir-edge worker: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def _open(settings: WorkerSettings, parent: int) -> None:
     from hir_edge.dna.align import _exit_with_parent
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier
 
     global _WORKER
-    # Ctrl-C reaches the whole process group: the command stops the workers itself (the run
-    # keeps its finished rows), so a worker must not die mid-batch printing a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent(parent)
     bundle = open_bundle(settings.bundle, trusted_key=settings.trusted_key)
     if settings.keep_references is not None:
@@ -105,14 +115,27 @@ class BatchPool:
         )
 
     def map(self, batches: Iterable[list[Specimen]]) -> Iterator[list[Identification]]:
-        """Each batch's answers, in the order the batches come."""
+        """Each batch's answers, in the order the batches come.
+
+        Raises:
+            HirEdgeError: a worker process died (killed, out of memory, or unable to open the
+                bundle): one line, not the pool's traceback; the rows written so far stay.
+        """
+        from concurrent.futures.process import BrokenProcessPool
+
         pending: deque = deque()
-        for batch in batches:
-            pending.append(self._pool.submit(_identify, batch))
-            if len(pending) >= self.workers * self.ahead:
+        try:
+            for batch in batches:
+                pending.append(self._pool.submit(_identify, batch))
+                if len(pending) >= self.workers * self.ahead:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise HirEdgeError(
+                "a worker process stopped unexpectedly (killed, out of memory, or unable to "
+                "open the bundle); rerun with --workers 1, or fewer workers"
+            ) from None
 
     def close(self) -> None:
         """Stop the workers; batches not started are dropped (an interrupted run)."""
