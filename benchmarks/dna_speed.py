@@ -161,17 +161,8 @@ def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
         "cold_start_s": cold_start(bundle_path, data),
     }
     warm = [[Specimen("warm", *ib.field_read(test[0]))] * 32] * 4
-    identifier = Identifier(bundle, backend, workers=1)
-    settings = WorkerSettings(
-        bundle=bundle_path,
-        precision="int8",
-        trusted_key=None,
-        top_k=3,
-        min_confidence=None,
-        max_rank=None,
-        novel_divergence=None,
-        keep_references=tuple(bool(k) for k in keep),
-    )
+    identifier = Identifier(bundle, backend)
+    settings = WorkerSettings(bundle=bundle_path, keep_references=tuple(bool(k) for k in keep))
     pool = BatchPool(settings, 2)
     runners = {
         "workers_1": lambda batches: [identifier.identify(b) for b in batches],
@@ -203,7 +194,7 @@ def main() -> None:
     import argparse
 
     from hir_edge.degrade import degrade_dna_seeded, fragment_seeded, get_preset
-    from hir_edge.dna.align import ReferenceAligner, min_called_bases
+    from hir_edge.dna.align import ReferenceAligner, biopython_aligner, min_called_bases
     from hir_edge.dna.pairwise import CandidateScorer, _ungapped
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -223,7 +214,7 @@ def main() -> None:
         ],
     }
     aligner = ReferenceAligner(library, k=6, shortlist=12, species=species, workers=1)
-    biopython = CandidateScorer(library, aligner._aligner)
+    biopython = CandidateScorer(library, biopython_aligner)
     biopython._opal = None
     scorer = aligner._scorer
 

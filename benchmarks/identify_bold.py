@@ -300,25 +300,13 @@ def main() -> None:
     train = SpecimenStore(args.data, "train")
     train_ids = set(train.processids())
     shipped = len(bundle.references.ids)
-    all_ids = list(bundle.references.ids)
-    bundle.references = bundle.references.subset(
-        np.array([str(i) in train_ids for i in bundle.references.ids])
-    )
+    keep = [str(i) in train_ids for i in bundle.references.ids]
+    bundle.references = bundle.references.subset(np.array(keep))
     backend = select_backend(bundle)
     identifier = Identifier(bundle, backend)
     # timed as the command runs: worker processes identifying whole batches
     pool = BatchPool(
-        WorkerSettings(
-            bundle=args.bundle,
-            precision="int8",
-            trusted_key=None,
-            top_k=3,
-            min_confidence=None,
-            max_rank=None,
-            novel_divergence=None,
-            keep_references=tuple(str(i) in train_ids for i in all_ids),
-        ),
-        default_workers(),
+        WorkerSettings(bundle=args.bundle, keep_references=tuple(keep)), default_workers()
     )
     learned = Identifier(bundle, backend, alignment=False)
     taxonomy = bundle.taxonomy

@@ -12,6 +12,7 @@ from hir_edge.degrade import degrade_dna_seeded, get_preset
 from hir_edge.dna.align import (
     Hit,
     ReferenceAligner,
+    biopython_aligner,
     coding_frame,
 )
 from hir_edge.dna.divergence import divergence_estimate, novel_species
@@ -306,7 +307,7 @@ def test_simd_scores_equal_biopython_scores_on_degraded_reads():
     aligner = ReferenceAligner(refs, k=6)
     scorer = aligner._scorer
     assert scorer.simd
-    slow = CandidateScorer(refs, aligner._aligner)
+    slow = CandidateScorer(refs, biopython_aligner)
     slow._opal = None  # the Biopython path
     severe = get_preset("severe").dna
     for i in range(12):

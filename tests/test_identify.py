@@ -573,16 +573,7 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_traceback(tmp_path, capfd)
     from hir_edge.errors import HirEdgeError
     from hir_edge.runtime.parallel import BatchPool, WorkerSettings
 
-    settings = WorkerSettings(
-        bundle=tmp_path / "gone.bundle",  # the worker cannot open it
-        precision="int8",
-        trusted_key=None,
-        top_k=3,
-        min_confidence=None,
-        max_rank=None,
-        novel_divergence=None,
-    )
-    pool = BatchPool(settings, 2)
+    pool = BatchPool(WorkerSettings(bundle=tmp_path / "gone.bundle"), 2)  # it cannot open it
     try:
         with pytest.raises(HirEdgeError, match="a worker process stopped unexpectedly"):
             list(pool.map([[], []]))

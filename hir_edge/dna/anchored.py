@@ -2,7 +2,8 @@
 
 The best hit's alignment, base by base, gives the counts by codon position and so the
 divergence estimate. Biopython's full dynamic programme on a 650-bp read and its reference
-costs 5-8 ms, most of ``identify``'s time on degraded reads and reads of absent species. An
+costs milliseconds (benchmarks/results/dna_speed.md), most of ``identify``'s time on degraded
+reads and reads of absent species. An
 optimal alignment of a read with a few indels runs through long stretches of exact matches,
 so the stretches *between* them can be aligned on their own, each by Biopython with the same
 scores: a fraction of the cells.

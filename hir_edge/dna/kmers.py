@@ -51,7 +51,7 @@ def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
     n = codes.size - k + 1
     base = codes.astype(np.int64)
     out = base[:n].copy()
-    for shift in range(1, k):  # Horner's rule, k passes in place (twice a window product's speed)
+    for shift in range(1, k):  # Horner's rule in place: k passes, no [n, k] window product
         out *= 4
         out += base[shift : shift + n]
     ns = np.concatenate([[0], np.cumsum(codes < 0)])  # Ns before each position

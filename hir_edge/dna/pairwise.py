@@ -10,7 +10,9 @@ matches where it can be (:mod:`hir_edge.dna.anchored`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +31,10 @@ class CandidateScorer:
     Biopython scores.
     """
 
-    def __init__(self, references: Sequence[str], fallback):
-        # Biopython's aligner, or a function that makes it: a run whose reads all align on
-        # their diagonal (clean reads) never imports Bio.Align (start-up time).
-        self._fallback_source = fallback
-        self._fallback = None
-        self._anchored_traceback: AnchoredTraceback | None = None
+    def __init__(self, references: Sequence[str], make_fallback: Callable[[], Any]):
+        # Biopython's aligner is made on first use (align.biopython_aligner): a run whose reads
+        # all align on their diagonal (clean reads) never imports Bio.Align (start-up time).
+        self._make_fallback = make_fallback
         self._references = references
         try:
             import pyopal
@@ -51,19 +51,14 @@ class CandidateScorer:
         )
         self._database = pyopal.Database(list(references), self._opal.alphabet)
 
-    @property
+    @cached_property
     def fallback(self):
         """Biopython's aligner (the traceback, and the scores without pyopal)."""
-        if self._fallback is None:
-            source = self._fallback_source
-            self._fallback = source if hasattr(source, "align") else source()
-        return self._fallback
+        return self._make_fallback()
 
-    @property
+    @cached_property
     def _anchored(self) -> AnchoredTraceback:
-        if self._anchored_traceback is None:
-            self._anchored_traceback = AnchoredTraceback(self.fallback)
-        return self._anchored_traceback
+        return AnchoredTraceback(self.fallback)
 
     @property
     def simd(self) -> bool:

@@ -50,8 +50,8 @@ class ExportOptions:
     calibration_noise: str | None = "paper"
     # ... and so are windows of these many bases of each validation read: a short read's prompt
     # ranking is easily thrown off, and the fit must learn to trust its alignment instead. Two
-    # lengths: calibrated on 150-bp windows alone, 100-bp reads of known species were held
-    # back at family a third of the time (identify_bold.md).
+    # lengths: calibrated on 150-bp windows alone, the placement held many 100-bp reads of
+    # known species back at family or order (identify_bold.md, known species, 100 bp).
     calibration_fragments: tuple[int, ...] = (100, 150)
     # Labelled barcodes of taxa the library lacks: extra open-set reads for the placement fit
     # (hir_edge.export.open_set), never references.

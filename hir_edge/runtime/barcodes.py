@@ -27,13 +27,11 @@ class LibraryBarcodes:
     Args:
         references: the bundle's reference library (None: no barcode evidence).
         scoring: k-mer length, shortlist size and references per species of the search.
-        workers: processes aligning reads.
     """
 
-    def __init__(self, references: References | None, scoring: ScoringSettings, workers: int = 1):
+    def __init__(self, references: References | None, scoring: ScoringSettings):
         self.references = references
         self.scoring = scoring
-        self.workers = workers
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
 
@@ -53,7 +51,6 @@ class LibraryBarcodes:
                     self.scoring.barcode_shortlist,
                     [int(c) if c >= 0 else None for c in species],
                     self.scoring.barcode_per_species,
-                    workers=self.workers,
                 )
         return self._aligner
 
@@ -100,8 +97,8 @@ class LibraryBarcodes:
     def start_alignments(
         self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
     ) -> Callable[[], tuple[np.ndarray | None, list[Hit | None] | None]]:
-        """:meth:`barcode_alignments`, started (worker processes align while the caller goes
-        on): call the result for the answer."""
+        """:meth:`barcode_alignments`, started: call the result for the answer (the aligner
+        aligns when asked; ReferenceAligner.start_search explains)."""
         aligner = self.aligner()
         if aligner is None:
             return lambda: (None, None)
@@ -132,6 +129,6 @@ class LibraryBarcodes:
         return np.flatnonzero(self.references.labels[:, level] == taxon)
 
     def close(self) -> None:
-        """Stop the alignment workers, if any were started."""
+        """Release the aligner (and any worker processes it started)."""
         if self._aligner is not None:
             self._aligner.close()

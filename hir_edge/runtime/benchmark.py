@@ -114,17 +114,10 @@ def run_read_benchmark(bundle: Bundle, backend, batch: int = 32, workers: int = 
     identifier = Identifier(bundle, backend)
     pool = None
     if workers > 1:
-        settings = WorkerSettings(
-            bundle=bundle.root,
-            precision=getattr(backend, "precision", "int8"),
-            trusted_key=None,
-            top_k=3,
-            min_confidence=None,
-            max_rank=None,
-            novel_divergence=None,
-        )
-        pool = BatchPool(settings, workers)
+        precision = getattr(backend, "precision", "int8")
+        pool = BatchPool(WorkerSettings(bundle=bundle.root, precision=precision), workers)
     how = f", {workers} workers" if pool is not None else ""
+    answer = pool.map if pool is not None else (lambda batches: map(identifier.identify, batches))
     try:
         for name, reads in read_sets(bundle).items():
             specimens = []
@@ -132,14 +125,9 @@ def run_read_benchmark(bundle: Bundle, backend, batch: int = 32, workers: int = 
                 seq, qc = clean_read(raw, orient=True)
                 specimens.append(Specimen(f"{name}{i}", seq, qc))
             batches = [specimens[k : k + batch] for k in range(0, len(specimens), batch)]
-            run = (
-                (lambda bs: list(pool.map(bs)))
-                if pool
-                else (lambda bs: [*map(identifier.identify, bs)])
-            )
-            run(batches[:1] * max(2, 2 * workers))  # warm-up: workers, sessions
+            list(answer(batches[:1] * max(2, 2 * workers)))  # warm-up: workers, sessions
             start = time.perf_counter()
-            run(batches)
+            list(answer(batches))
             seconds = time.perf_counter() - start
             rows.append(
                 {

@@ -56,7 +56,6 @@ class Identifier:
         top_k: taxa listed per rank.
         min_confidence: one threshold for every rank instead of the bundle's fitted ones.
         max_rank: never assign deeper than this rank (e.g. "genus").
-        workers: processes aligning reads to the reference barcodes.
         novel_divergence: the species novelty rule's divergence cut-off instead of the
             bundle's.
         alignment: align reads to the reference barcodes (False: the learned evidence alone,
@@ -70,13 +69,11 @@ class Identifier:
         top_k: int = 3,
         min_confidence: float | None = None,
         max_rank: str | None = None,
-        workers: int = 1,
         novel_divergence: float | None = None,
         alignment: bool = True,
     ):
         self.bundle = bundle
         self.alignment = alignment
-        self.workers = workers
         self.backend = backend
         self.top_k = top_k
         self.taxonomy = bundle.taxonomy
@@ -93,7 +90,7 @@ class Identifier:
         self.rules = AnswerRules(
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
-        self.library = LibraryBarcodes(bundle.references, self.scoring, workers)
+        self.library = LibraryBarcodes(bundle.references, self.scoring)
         branches = bundle.manifest.provenance.get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -221,7 +218,7 @@ class Identifier:
         return refs.image if modality == "image" else refs.dna
 
     def close(self) -> None:
-        """Stop the alignment worker processes, if any were started."""
+        """Release the library's aligner."""
         self.library.close()
 
     # ------------------------------------------------------------------ scoring
@@ -279,7 +276,8 @@ class Identifier:
         uncertain strand put on the library's strand first. ``hidden``: per specimen, a taxon
         to take out of the library for it (open-set calibration), or None."""
         specimens = self.strand_from_library(specimens)
-        # Alignment starts first: its worker processes align while the encoders run here.
+        # Alignment is started first (the library API can align in worker processes while the
+        # encoders run; identify parallelises whole batches instead: runtime/parallel.py).
         has_dna = self.usable_reads(specimens)
         reads = np.flatnonzero(has_dna).tolist()
         pending = self.start_alignments(

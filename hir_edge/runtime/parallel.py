@@ -13,6 +13,7 @@ Only for ONNX Runtime on the CPU: a GPU serves one process better than several.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -31,18 +32,32 @@ SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker needs to open the bundle and answer as this process would."""
+    """What a worker needs to open the bundle and answer as this process would; the
+    answering options are :class:`~hir_edge.runtime.identifier.Identifier`'s."""
 
     bundle: Path
-    precision: str
-    trusted_key: str | None
-    top_k: int
-    min_confidence: float | None
-    max_rank: str | None
-    novel_divergence: float | None
+    precision: str = "int8"
+    trusted_key: str | None = None
+    top_k: int = 3
+    min_confidence: float | None = None
+    max_rank: str | None = None
+    novel_divergence: float | None = None
     # which of the bundle's references to keep (None: all); a benchmark asks with part of the
     # library, as identify_bold.py does, so that no held-out read finds itself
     keep_references: tuple[bool, ...] | None = None
+
+    def identifier(self, bundle, backend):
+        """The Identifier that answers with these options: the workers' and the command's own."""
+        from hir_edge.runtime.identifier import Identifier
+
+        return Identifier(
+            bundle,
+            backend,
+            self.top_k,
+            self.min_confidence,
+            self.max_rank,
+            novel_divergence=self.novel_divergence,
+        )
 
 
 def _start(settings: WorkerSettings, parent: int) -> None:
@@ -60,7 +75,6 @@ def _open(settings: WorkerSettings, parent: int) -> None:
     from hir_edge.dna.align import _exit_with_parent
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
-    from hir_edge.runtime.identifier import Identifier
 
     global _WORKER
     _exit_with_parent(parent)
@@ -70,15 +84,7 @@ def _open(settings: WorkerSettings, parent: int) -> None:
 
         bundle.references = bundle.references.subset(np.array(settings.keep_references))
     backend = OnnxRuntimeBackend(bundle, settings.precision, device="cpu", threads=1)
-    _WORKER = Identifier(
-        bundle,
-        backend,
-        settings.top_k,
-        settings.min_confidence,
-        settings.max_rank,
-        workers=1,
-        novel_divergence=settings.novel_divergence,
-    )
+    _WORKER = settings.identifier(bundle, backend)
 
 
 def _identify(batch: list[Specimen]) -> list[Identification]:
@@ -102,8 +108,8 @@ class BatchPool:
         self.workers = workers
         self.ahead = ahead
         # One BLAS thread per worker: the workers already fill the cores, and OpenBLAS threads
-        # that spin between small matrix products burned a third of the CPU time (measured on
-        # 2 cores). A spawned worker reads these when it loads numpy, before any code of ours.
+        # spinning between small matrix products only burn CPU the other worker needs. A
+        # spawned worker reads these when it loads numpy, before any code of ours.
         self._environ = {key: os.environ.get(key) for key in SINGLE_THREADED}
         os.environ.update(SINGLE_THREADED)
         # spawn, not fork: ONNX Runtime's thread pools do not survive a fork
@@ -147,16 +153,11 @@ class BatchPool:
                 os.environ[key] = value
 
 
-def first_then_rest(batches: Iterable[list], *, more: int = 1) -> tuple[list[list], Iterator]:
-    """The first ``more`` + 1 batches read (fewer: that is all there is) and an iterator over
-    the rest: a run of one batch needs no worker processes."""
+def first_then_rest(batches: Iterable[list]) -> tuple[list[list], Iterator]:
+    """The first two batches (fewer: that is all there is) and an iterator over the rest: a
+    run of one batch needs no worker processes."""
     iterator = iter(batches)
-    head = []
-    for batch in iterator:
-        head.append(batch)
-        if len(head) > more:
-            break
-    return head, iterator
+    return list(itertools.islice(iterator, 2)), iterator
 
 
 __all__ = ["BatchPool", "WorkerSettings", "first_then_rest"]

@@ -88,17 +88,18 @@ class IdentifyRun:
                 f"bundle {bundle.name} identifies photos only (its training data had no "
                 "barcodes): give --image alone, or a bundle with a DNA branch"
             )
-        # This process reads, checks and writes; whole batches go to worker processes when
-        # there is more than one (runtime/parallel.py), so it aligns in-process itself.
-        identifier = Identifier(
-            bundle,
-            backend,
-            self.top_k,
-            self.min_confidence,
-            self.max_rank,
-            workers=1,
+        # This process reads, checks and writes; whole batches go to worker processes that
+        # answer with the same settings when there is more than one (runtime/parallel.py).
+        settings = WorkerSettings(
+            bundle=Path(bundle.root),
+            precision=self.precision,
+            trusted_key=self.trusted_key,
+            top_k=self.top_k,
+            min_confidence=self.min_confidence,
+            max_rank=self.max_rank,
             novel_divergence=self.novel_divergence,
         )
+        identifier = settings.identifier(bundle, backend)
         stack.callback(identifier.close)
         self.stats["novel_divergence_in_effect"] = identifier.scoring.novelty_divergence
         if identifier.synthetic_image_branch and self.images:
@@ -139,7 +140,7 @@ class IdentifyRun:
 
         try:
             head, rest = first_then_rest(checked())
-            pool = self._pool(bundle, backend) if len(head) > 1 else None
+            pool = self._pool(settings, backend) if len(head) > 1 else None
             if pool is not None:
                 stack.callback(pool.close)
                 answers = pool.map(itertools.chain(head, rest))
@@ -176,7 +177,7 @@ class IdentifyRun:
         )
         return 1 if skipped else 0
 
-    def _pool(self, bundle, backend) -> BatchPool | None:
+    def _pool(self, settings: WorkerSettings, backend) -> BatchPool | None:
         """Worker processes for whole batches: with ``workers`` > 1, for a bundle run by ONNX
         Runtime on the CPU (None otherwise)."""
         from hir_edge.runtime.backends import OnnxRuntimeBackend
@@ -185,15 +186,6 @@ class IdentifyRun:
             return None
         if backend.providers != ["CPUExecutionProvider"]:
             return None
-        settings = WorkerSettings(
-            bundle=Path(bundle.root),
-            precision=self.precision,
-            trusted_key=self.trusted_key,
-            top_k=self.top_k,
-            min_confidence=self.min_confidence,
-            max_rank=self.max_rank,
-            novel_divergence=self.novel_divergence,
-        )
         return BatchPool(settings, self.workers)
 
     def _report(self, problems: Problems, report: ReadReport, seen: list[int]) -> None:
