@@ -472,3 +472,31 @@ def test_prompt_bank_loss_is_per_rank_cross_entropy_over_every_prompt():
     # a rank with a single candidate teaches nothing and is skipped
     single = [torch.tensor([True, False]), candidates[1]]
     assert prompt_bank_loss(z, labels, bank, single, s).item() == pytest.approx(species.item())
+
+
+def test_prompt_smoothing_per_candidate_gives_every_rank_the_same_wrong_answer_mass():
+    """Order: 2 answers; species: 4 answers and a placeholder. With ε = 0.3 spread per
+    candidate, each wrong answer gets ε / (4 - 1) = 0.1 at both ranks: the order target is
+    (0.9, 0.1), the species target (0.7, 0.1, 0.1, 0.1) over the answers, none on the
+    placeholder. Per rank (PyTorch's smoothing) the order target would be (0.85, 0.15)."""
+    torch.manual_seed(5)
+    z = unit(torch.randn(2, 4).double())
+    bank = [unit(torch.randn(2, 4).double()), unit(torch.randn(5, 4).double())]
+    candidates = [torch.ones(2, dtype=torch.bool), torch.tensor([True, True, False, True, True])]
+    labels = torch.tensor([[0, 1], [1, 4]])
+    s = torch.tensor(5.0, dtype=torch.float64)
+    log_order = torch.log_softmax(s * z @ bank[0].T, dim=1)
+    order = -(0.9 * log_order[0, 0] + 0.1 * log_order[0, 1]) - (
+        0.9 * log_order[1, 1] + 0.1 * log_order[1, 0]
+    )
+    log_species = torch.log_softmax((s * z @ bank[1].T)[:, [0, 1, 3, 4]], dim=1)
+    species = -(0.7 * log_species[0, 1] + 0.1 * log_species[0, [0, 2, 3]].sum()) - (
+        0.7 * log_species[1, 3] + 0.1 * log_species[1, [0, 1, 2]].sum()
+    )
+    expected = (order / 2 + species / 2) / 2
+    got = prompt_bank_loss(z, labels, bank, candidates, s, 0.3, smoothing_scope="candidate")
+    assert got.item() == pytest.approx(expected.item(), abs=1e-10)
+    per_rank = prompt_bank_loss(z, labels, bank, candidates, s, 0.3)
+    assert per_rank.item() != pytest.approx(expected.item(), abs=1e-3)
+    with pytest.raises(ValueError, match="smoothing_scope must be 'rank' or 'candidate'"):
+        prompt_bank_loss(z, labels, bank, candidates, s, 0.3, smoothing_scope="taxon")

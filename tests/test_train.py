@@ -57,6 +57,11 @@ def test_unknown_keys_and_bad_values_are_named(tmp_path):
         load_config(None, ["train.epochs"])
     with pytest.raises(ConfigError, match=r"fusion-only trains a head on frozen encoders"):
         load_config(None, ["data.path=x.h5", "train.mode=fusion-only"])
+    with pytest.raises(
+        ConfigError,
+        match=r"^loss.prompt_label_smoothing_scope: 'taxon'; choose 'rank' or 'candidate'$",
+    ):
+        load_config(None, ["data.path=x.h5", "loss.prompt_label_smoothing_scope=taxon"])
     recipe = tmp_path / "r.yaml"
     recipe.write_text("train:\n  epochs: 3\n  batch_size: 8\ndata:\n  path: d.h5\n")
     cfg = load_config(recipe, ["train.epochs=5", "train.lr=1e-4"])

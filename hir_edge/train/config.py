@@ -133,6 +133,10 @@ class LossSection:
     # objective. It needs the text tower's embeddings of all prompts at each step.
     prompt_weight: float = 0.0
     prompt_label_smoothing: float = 0.0
+    # "rank": that smoothing at every rank; "candidate": the same target mass on every wrong
+    # answer at every rank, so 14 orders are trained to the margin of 100 species
+    # (hir_edge.losses.prompt_bank_loss).
+    prompt_label_smoothing_scope: str = "rank"
     # Leave known positives out of the InfoNCE denominators instead of treating them as
     # negatives: two specimens of one species, and a specimen with a prompt of its own lineage
     # ("Diptera" for every fly; hir_edge.losses.lineage_members).
@@ -203,6 +207,11 @@ class TrainConfig:
         if self.train.mode == "fusion-only" and not self.train.init_from:
             raise ConfigError(
                 "train.mode=fusion-only trains a head on frozen encoders: set train.init_from"
+            )
+        if self.loss.prompt_label_smoothing_scope not in ("rank", "candidate"):
+            raise ConfigError(
+                f"loss.prompt_label_smoothing_scope: {self.loss.prompt_label_smoothing_scope!r};"
+                " choose 'rank' or 'candidate'"
             )
         if self.train.precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(

@@ -109,6 +109,7 @@ class Trainer:
                 fusion_mode=cfg.loss.fusion_mode,
                 prompt=cfg.loss.prompt_weight if model.has_text else 0.0,
                 prompt_smoothing=cfg.loss.prompt_label_smoothing,
+                prompt_smoothing_scope=cfg.loss.prompt_label_smoothing_scope,
             )
         )
         self.prompt_tokens = self.prompt_sizes = self.prompt_candidates = None
