@@ -3,7 +3,8 @@
 The count profile of overlapping k-mers (k = 6 by default) hardly changes when a read loses a
 base, gains one, has a few errors or is cut short — each error touches at most k of ~650
 k-mers — which is why k-mer search is the fast classical stand-in for alignment, and why the
-field runtime uses it as evidence beside the learned embeddings. numpy only.
+field runtime uses it as evidence beside the learned embeddings. The cosine is computed from
+exact integer products of counts (ONNX Runtime's int8 matrix product, else float32 BLAS).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 
 from hir_edge.dna.qc import base_codes, clean_read
 
-MAX_K = 8  # 4^8 = 65,536 profile columns: float32 profiles cost 256 kB per reference
+MAX_K = 8  # 4^8 = 65,536 profile columns: int8 counts cost 64 kB per reference
 _DROP_CLEAN = str.maketrans("", "", "ACGTN")  # what a cleaned read is made of
-_CHUNK_ELEMENTS = 1 << 22  # query × reference scores held at once (16 MB of float32)
+_CHUNK_ELEMENTS = 1 << 22  # query × reference scores held at once (32 MB of float64)
 
 
 def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
@@ -59,17 +60,13 @@ def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-_PROFILE_ELEMENTS = 2**20  # k-mer counts held at once while profiling (256 sequences at k=6)
+_PROFILE_ELEMENTS = 2**20  # k-mer counts held at once while counting (256 sequences at k=6)
 
 
-def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
-    """[N, 4^k] float32 k-mer counts, L2-normalised; k-mers holding N are skipped.
-
-    A k-mer's column is its base-4 number (:func:`kmer_codes`). A read with no complete k-mer
-    (shorter than k, or all N) gets a zero row: cosine 0 to all.
-    """
+def _count_chunks(sequences: Sequence[str], k: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, int64 k-mer counts [chunk, 4^k]) over ``sequences``, a bounded chunk at a
+    time; k-mers holding N are skipped."""
     width = 4**k
-    out = np.zeros((len(sequences), width), dtype=np.float32)
     # Many sequences at a time, joined: one k-mer pass and one count for all of them (k-mers
     # across a join are dropped), not one Python step per sequence.
     chunk = max(1, _PROFILE_ELEMENTS // width)
@@ -81,11 +78,59 @@ def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
         inside = np.arange(len(kmers)) + k <= np.cumsum(lengths)[row]
         keep = inside & (kmers >= 0)
         counts = np.bincount(row[keep] * width + kmers[keep], minlength=len(part) * width)
-        out[first : first + len(part)] = counts.reshape(len(part), width)
+        yield first, counts.reshape(len(part), width)
+
+
+def kmer_counts(sequences: Sequence[str], k: int, dtype=np.int32) -> np.ndarray:
+    """[N, 4^k] k-mer counts; a k-mer's column is its base-4 number (:func:`kmer_codes`).
+
+    Raises:
+        OverflowError: a count does not fit ``dtype``.
+    """
+    out = np.zeros((len(sequences), 4**k), dtype=dtype)
+    limit = np.iinfo(dtype).max
+    for first, counts in _count_chunks(sequences, k):
+        if counts.size and counts.max() > limit:
+            raise OverflowError(f"a k-mer occurs more than {limit} times in one sequence")
+        out[first : first + len(counts)] = counts
+    return out
+
+
+def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
+    """[N, 4^k] float32 k-mer counts, L2-normalised; k-mers holding N are skipped.
+
+    A k-mer's column is its base-4 number (:func:`kmer_codes`). A read with no complete k-mer
+    (shorter than k, or all N) gets a zero row: cosine 0 to all.
+    """
+    out = np.zeros((len(sequences), 4**k), dtype=np.float32)
+    for first, counts in _count_chunks(sequences, k):
+        out[first : first + len(counts)] = counts
     # Counts are integers: their squares sum exactly, in any order.
     norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
     np.divide(out, norms, out=out, where=norms > 0)
     return out
+
+
+# ONNX Runtime's integer matrix product (MatMulInteger: uint8 reads x int8 references -> int32),
+# as a one-node model: ModelProto(ir_version 5, opset 10, graph "kmer_dot" with inputs
+# reads [n, kmers] uint8 and references [kmers, m] int8, output shared [n, m] int32).
+# tests/test_baselines.py rebuilds it with onnx.helper; the runtime needs no onnx package.
+_KMER_DOT_ONNX = bytes.fromhex(
+    "080512086869722d656467653a95010a2a0a0572656164730a0a7265666572656e6365731206736861726564"
+    "220d4d61744d756c496e746567657212086b6d65725f646f745a1d0a05726561647312140a120802120e0a03"
+    "12016e0a0712056b6d6572735a220a0a7265666572656e63657312140a120803120e0a0712056b6d657273"
+    "0a0312016d621a0a0673686172656412100a0e0806120a0a0312016e0a0312016d42040a00100a"
+)
+
+
+def _kmer_dot_session():
+    """The one-thread ONNX Runtime session of :data:`_KMER_DOT_ONNX`."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(_KMER_DOT_ONNX, options, providers=["CPUExecutionProvider"])
 
 
 def _stable_order(scores: np.ndarray) -> np.ndarray:
@@ -129,17 +174,47 @@ class KmerIndex:
         if not self.sequences:
             raise ValueError("no reference sequences: the reference library is empty")
         self.k = k
-        self.profiles = kmer_profiles(self.sequences, k)
+        # The references' k-mer counts, one column each: int8 for ONNX Runtime's integer
+        # product (a quarter of float32's memory, read once per batch), float32 when a count
+        # passes 127 (a long low-complexity stretch). Either way the products are exact
+        # integers, and the cosine is their quotient by the exact norms.
+        try:
+            counts = kmer_counts(self.sequences, k, np.int8)
+        except OverflowError:
+            counts = kmer_counts(self.sequences, k, np.int32).astype(np.float32)
+        self._norms = np.sqrt(np.einsum("ij,ij->i", counts, counts, dtype=np.float64))
+        self._counts = np.ascontiguousarray(counts.T)
+        self._session = None  # made on first use (and not pickled)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_session": None}
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    def _shared(self, counts: np.ndarray) -> np.ndarray:
+        """[n, M] dot products of queries' k-mer ``counts`` with every reference's: int8 x
+        uint8 on ONNX Runtime when both fit, else float32 BLAS (exact as well: every sum of
+        products of counts stays far below 2^24)."""
+        if self._counts.dtype == np.int8 and counts.max(initial=0) <= 255:
+            if self._session is None:
+                self._session = _kmer_dot_session()
+            shared = self._session.run(
+                None, {"reads": counts.astype(np.uint8), "references": self._counts}
+            )[0]
+            return shared.astype(np.float64)
+        refs = self._counts.astype(np.float32, copy=False)
+        return (counts.astype(np.float32) @ refs).astype(np.float64)
 
     def _score_chunks(self, queries: list[str]) -> Iterator[tuple[int, np.ndarray]]:
         """(first query row, cosine [chunk, M]) over clean queries, a bounded chunk at a time."""
         size = max(1, _CHUNK_ELEMENTS // max(len(self), 4**self.k))
         for start in range(0, len(queries), size):
-            profiles = kmer_profiles(queries[start : start + size], self.k)
-            yield start, profiles @ self.profiles.T
+            counts = kmer_counts(queries[start : start + size], self.k, np.int64)
+            norms = np.sqrt(np.einsum("ij,ij->i", counts, counts).astype(np.float64))
+            outer = norms[:, None] * self._norms[None, :]
+            shared = self._shared(counts)
+            yield start, np.divide(shared, outer, out=np.zeros_like(shared), where=outer > 0)
 
     def query(self, sequences: Sequence[str], top: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``top`` most similar references of each query (capped at the library size).
