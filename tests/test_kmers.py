@@ -56,3 +56,11 @@ def test_kmer_cosine_is_exact_on_every_path():
         np.testing.assert_allclose(scores, exact(index_refs), rtol=1e-12)
     with pytest.raises(OverflowError, match="a k-mer occurs more than 127 times in one sequence"):
         kmer_counts(["A" * 140], 6, np.int8)
+
+
+def test_kmer_counts_transposed_are_the_transpose():
+    rng = np.random.default_rng(9)
+    seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 80, 300)]
+    np.testing.assert_array_equal(
+        kmer_counts(seqs, 6, np.int16, transposed=True), kmer_counts(seqs, 6, np.int16).T
+    )

@@ -63,9 +63,11 @@ def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
 _PROFILE_ELEMENTS = 2**20  # k-mer counts held at once while counting (256 sequences at k=6)
 
 
-def _count_chunks(sequences: Sequence[str], k: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, int64 k-mer counts [chunk, 4^k]) over ``sequences``, a bounded chunk at a
-    time; k-mers holding N are skipped."""
+def _count_chunks(
+    sequences: Sequence[str], k: int, transposed: bool = False
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, int64 k-mer counts [chunk, 4^k], or [4^k, chunk] ``transposed``) over
+    ``sequences``, a bounded chunk at a time; k-mers holding N are skipped."""
     width = 4**k
     # Many sequences at a time, joined: one k-mer pass and one count for all of them (k-mers
     # across a join are dropped), not one Python step per sequence.
@@ -77,22 +79,35 @@ def _count_chunks(sequences: Sequence[str], k: int) -> Iterator[tuple[int, np.nd
         row = np.repeat(np.arange(len(part)), lengths)[: len(kmers)]
         inside = np.arange(len(kmers)) + k <= np.cumsum(lengths)[row]
         keep = inside & (kmers >= 0)
-        counts = np.bincount(row[keep] * width + kmers[keep], minlength=len(part) * width)
-        yield first, counts.reshape(len(part), width)
+        if transposed:
+            where = kmers[keep] * len(part) + row[keep]
+            shape = (width, len(part))
+        else:
+            where = row[keep] * width + kmers[keep]
+            shape = (len(part), width)
+        yield first, np.bincount(where, minlength=len(part) * width).reshape(shape)
 
 
-def kmer_counts(sequences: Sequence[str], k: int, dtype=np.int32) -> np.ndarray:
-    """[N, 4^k] k-mer counts; a k-mer's column is its base-4 number (:func:`kmer_codes`).
+def kmer_counts(
+    sequences: Sequence[str], k: int, dtype=np.int32, transposed: bool = False
+) -> np.ndarray:
+    """[N, 4^k] k-mer counts ([4^k, N] ``transposed``, built so: no copy to transpose); a
+    k-mer's column is its base-4 number (:func:`kmer_codes`).
 
     Raises:
         OverflowError: a count does not fit ``dtype``.
     """
-    out = np.zeros((len(sequences), 4**k), dtype=dtype)
+    width = 4**k
+    shape = (width, len(sequences)) if transposed else (len(sequences), width)
+    out = np.zeros(shape, dtype=dtype)
     limit = np.iinfo(dtype).max
-    for first, counts in _count_chunks(sequences, k):
+    for first, counts in _count_chunks(sequences, k, transposed):
         if counts.size and counts.max() > limit:
             raise OverflowError(f"a k-mer occurs more than {limit} times in one sequence")
-        out[first : first + len(counts)] = counts
+        if transposed:
+            out[:, first : first + counts.shape[1]] = counts
+        else:
+            out[first : first + len(counts)] = counts
     return out
 
 
@@ -179,11 +194,12 @@ class KmerIndex:
         # passes 127 (a long low-complexity stretch). Either way the products are exact
         # integers, and the cosine is their quotient by the exact norms.
         try:
-            counts = kmer_counts(self.sequences, k, np.int8)
+            counts = kmer_counts(self.sequences, k, np.int8, transposed=True)
         except OverflowError:
-            counts = kmer_counts(self.sequences, k, np.int32).astype(np.float32)
-        self._norms = np.sqrt(np.einsum("ij,ij->i", counts, counts, dtype=np.float64))
-        self._counts = np.ascontiguousarray(counts.T)
+            counts = kmer_counts(self.sequences, k, np.int32, transposed=True)
+            counts = counts.astype(np.float32)
+        self._norms = np.sqrt(np.einsum("ij,ij->j", counts, counts, dtype=np.float64))
+        self._counts = counts  # [4^k, M]
         self._session = None  # made on first use (and not pickled)
 
     def __getstate__(self) -> dict:
