@@ -60,10 +60,10 @@ def test_kmer_profile_columns_and_n_skipping():
 
 
 def test_kmer_profiles_of_a_batch_are_each_sequences_own():
-    """Counted in joined chunks (300 sequences span two): row i is sequence i's profile alone."""
+    """Counted in joined chunks (300 sequences span five): row i is sequence i's profile alone."""
     rng = np.random.default_rng(5)
     seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 60, 300)]
-    batch = kmer_profiles(seqs, k=6)  # 256 sequences a chunk at k=6
+    batch = kmer_profiles(seqs, k=6)  # 64 sequences a chunk at k=6
     for i, seq in enumerate(seqs):
         np.testing.assert_array_equal(batch[i], kmer_profiles([seq], k=6)[0])
         counts = np.zeros(4096)
