@@ -163,7 +163,7 @@ def baselines(data: Path) -> dict:
     noise = get_preset("paper").dna
     noisy = [degrade_dna_seeded(s, noise, 0, i) for i, s in enumerate(clean)]
     out = {}
-    kmer, align = KmerIndex(refs, k=6), AlignmentIndex(refs, prefilter=50)
+    kmer, align = KmerIndex(refs, k=6, threads=0), AlignmentIndex(refs, prefilter=50)
     for name, reads in (("clean", clean), ("noisy_d", noisy)):
         for method, predict, index in (
             ("alignment", alignment_predict, align),

@@ -37,25 +37,46 @@ def test_kmer_dot_model_is_the_one_node_integer_product():
 
 
 def test_kmer_cosine_is_exact_on_every_path():
-    """The integer product (counts up to 127 in a reference, 255 in a read) and the float
-    fallback (a 140-base poly-A reference holds AAAAAA 135 times; a 300-base poly-A read 295
-    times) give the cosine of the exact counts."""
+    """The integer product (reference counts up to 127, read counts up to the saturation-safe
+    limit), a read past the limit (exact int64 over its own k-mers) and a float64 library (a
+    140-base poly-A reference holds AAAAAA 135 times) all give the cosine of the exact counts:
+    a 300-base poly-A read holds AAAAAA 295 times, a 206-base one 201 times (under 255, over
+    the limit 32,767 // (2 * 100) = 163 of a library whose largest count is 100)."""
     rng = np.random.default_rng(8)
     refs = [_random_seq(rng, 300) for _ in range(5)]
-    reads = [refs[1][10:250], _random_seq(rng, 200), "A" * 300]
+    reads = [refs[1][10:250], _random_seq(rng, 200), "A" * 300, "A" * 206, "ACG"]
 
     def exact(index_refs):
         q = kmer_counts(reads, 6, np.int64).astype(float)
         r = kmer_counts(index_refs, 6, np.int64).astype(float)
-        return (q @ r.T) / np.outer(np.linalg.norm(q, axis=1), np.linalg.norm(r, axis=1))
+        norms = np.outer(np.linalg.norm(q, axis=1), np.linalg.norm(r, axis=1))
+        return np.divide(q @ r.T, norms, out=np.zeros_like(norms), where=norms > 0)
 
-    for index_refs in (refs, [*refs, "A" * 140]):
-        index = KmerIndex(index_refs)
-        assert index._counts.dtype == (np.int8 if index_refs is refs else np.float32)
+    for extra, dtype, limit in (
+        ([], np.int8, 255),
+        (["A" * 105], np.int8, 163),
+        (["A" * 140], np.float64, 0),
+    ):
+        index = KmerIndex([*refs, *extra])
+        assert index._counts.dtype == dtype and index._read_limit == limit
         _, scores = next(index._score_chunks(reads))
-        np.testing.assert_allclose(scores, exact(index_refs), rtol=1e-12)
+        np.testing.assert_allclose(scores, exact([*refs, *extra]), rtol=1e-12, atol=0)
+        assert not scores[4].any()  # shorter than k: cosine 0 to all
     with pytest.raises(OverflowError, match="a k-mer occurs more than 127 times in one sequence"):
         kmer_counts(["A" * 140], 6, np.int8)
+
+
+def test_kmer_index_pickles_without_its_session():
+    import pickle
+
+    index = KmerIndex(["ACGTACGTAAACCC", "TTTTGGGGCCCCAAA"])
+    before = index.query(["ACGTACGTAAAC"], 2)
+    assert index._session is not None
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy._session is None
+    after = copy.query(["ACGTACGTAAAC"], 2)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
 
 
 def test_kmer_counts_transposed_are_the_transpose():

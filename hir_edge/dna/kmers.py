@@ -4,7 +4,7 @@ The count profile of overlapping k-mers (k = 6 by default) hardly changes when a
 base, gains one, has a few errors or is cut short — each error touches at most k of ~650
 k-mers — which is why k-mer search is the fast classical stand-in for alignment, and why the
 field runtime uses it as evidence beside the learned embeddings. The cosine is computed from
-exact integer products of counts (ONNX Runtime's int8 matrix product, else float32 BLAS).
+exact integer products of counts (ONNX Runtime's int8 matrix product where the counts fit).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hir_edge.dna.qc import base_codes, clean_read
 
 MAX_K = 8  # 4^8 = 65,536 profile columns: int8 counts cost 64 kB per reference
 _DROP_CLEAN = str.maketrans("", "", "ACGTN")  # what a cleaned read is made of
-_CHUNK_ELEMENTS = 1 << 22  # query × reference scores held at once (32 MB of float64)
+_CHUNK_ELEMENTS = 1 << 20  # query × reference scores at once (three [chunk, M] arrays, 8 MB each)
 
 
 def clean_sequences(sequences: Sequence[str], what: str) -> list[str]:
@@ -131,7 +131,7 @@ def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
 # ONNX Runtime's integer matrix product (MatMulInteger: uint8 reads x int8 references -> int32),
 # as a one-node model: ModelProto(ir_version 5, opset 10, graph "kmer_dot" with inputs
 # reads [n, kmers] uint8 and references [kmers, m] int8, output shared [n, m] int32).
-# tests/test_baselines.py rebuilds it with onnx.helper; the runtime needs no onnx package.
+# tests/test_kmers.py rebuilds it with onnx.helper; the runtime needs no onnx package.
 _KMER_DOT_ONNX = bytes.fromhex(
     "080512086869722d656467653a95010a2a0a0572656164730a0a7265666572656e6365731206736861726564"
     "220d4d61744d756c496e746567657212086b6d65725f646f745a1d0a05726561647312140a120802120e0a03"
@@ -140,13 +140,14 @@ _KMER_DOT_ONNX = bytes.fromhex(
 )
 
 
-def _kmer_dot_session():
-    """The one-thread ONNX Runtime session of :data:`_KMER_DOT_ONNX`."""
+def _kmer_dot_session(threads: int):
+    """The ONNX Runtime session of :data:`_KMER_DOT_ONNX` (``threads`` 0: one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(_KMER_DOT_ONNX, options, providers=["CPUExecutionProvider"])
 
 
@@ -179,27 +180,31 @@ class KmerIndex:
         references: reference barcodes (cleaned to A/C/G/T/N here).
         k: k-mer length, 1..8 (6 is the usual choice for ~650-bp COI barcodes: 4,096 columns,
             specific enough to tell species apart, short enough to survive a few errors).
+        threads: ONNX Runtime threads for the product; 1 (``identify``'s worker processes
+            already fill the cores), 0 for one per core.
+
+    The cosine is the exact integer dot product of k-mer counts over their exact norms: ties
+    are true ties (the lower index first), whatever the library's size or the CPU.
 
     Raises:
         ValueError: no reference, a bad sequence (naming it), or k out of range.
     """
 
-    def __init__(self, references: Sequence[str], k: int = 6):
+    def __init__(self, references: Sequence[str], k: int = 6, threads: int = 1):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
         self.sequences = clean_sequences(references, "reference")
         if not self.sequences:
             raise ValueError("no reference sequences: the reference library is empty")
         self.k = k
+        self.threads = threads
         # The references' k-mer counts, one column each: int8 for ONNX Runtime's integer
-        # product (a quarter of float32's memory, read once per batch), float32 when a count
-        # passes 127 (a long low-complexity stretch). Either way the products are exact
-        # integers, and the cosine is their quotient by the exact norms.
+        # product (a quarter of float32's memory, read once per batch), float64 when a count
+        # passes 127 (a long low-complexity stretch; exact to 2^53).
         try:
             counts = kmer_counts(self.sequences, k, np.int8, transposed=True)
         except OverflowError:
-            counts = kmer_counts(self.sequences, k, np.int32, transposed=True)
-            counts = counts.astype(np.float32)
+            counts = kmer_counts(self.sequences, k, np.int64, transposed=True).astype(float)
         # a sum of squared counts is at most (length - k + 1)^2: int32 is exact (and twice as
         # fast as int64) for sequences under 46,000 bases
         exact = np.int32 if max(map(len, self.sequences)) < 46_000 else np.int64
@@ -208,6 +213,11 @@ class KmerIndex:
         )
         self._norms = np.sqrt(squares.astype(np.float64))
         self._counts = counts  # [4^k, M]
+        # Without VNNI, x86 CPUs add a uint8 x int8 product's neighbouring pairs in int16 with
+        # saturation: a read's counts go to ONNX Runtime only while 2 * read * reference
+        # counts stay within 32,767 (255 for any library whose counts stay under 65).
+        top = int(counts.max(initial=0)) if counts.dtype == np.int8 else 0
+        self._read_limit = min(255, 32_767 // (2 * max(top, 1))) if top else 0
         self._session = None  # made on first use (and not pickled)
 
     def __getstate__(self) -> dict:
@@ -217,28 +227,36 @@ class KmerIndex:
         return len(self.sequences)
 
     def _shared(self, counts: np.ndarray) -> np.ndarray:
-        """[n, M] dot products of queries' k-mer ``counts`` with every reference's: int8 x
-        uint8 on ONNX Runtime when both fit, else float32 BLAS (exact as well: every sum of
-        products of counts stays far below 2^24)."""
-        if self._counts.dtype == np.int8 and counts.max(initial=0) <= 255:
+        """[n, M] float64 dot products of queries' k-mer ``counts`` (int64) with every
+        reference's, exact: uint8 x int8 on ONNX Runtime where the counts fit
+        (``_read_limit``), exact int64 over the read's own k-mers for a read that does not, and
+        float64 for a float64 library."""
+        if self._counts.dtype != np.int8:
+            return counts.astype(np.float64) @ self._counts
+        fits = counts.max(axis=1, initial=0) <= self._read_limit
+        shared = np.empty((len(counts), self._counts.shape[1]), dtype=np.float64)
+        if fits.any():
             if self._session is None:
-                self._session = _kmer_dot_session()
-            shared = self._session.run(
-                None, {"reads": counts.astype(np.uint8), "references": self._counts}
-            )[0]
-            return shared.astype(np.float64)
-        refs = self._counts.astype(np.float32, copy=False)
-        return (counts.astype(np.float32) @ refs).astype(np.float64)
+                self._session = _kmer_dot_session(self.threads)
+            feed = {"reads": counts[fits].astype(np.uint8), "references": self._counts}
+            shared[fits] = self._session.run(None, feed)[0]
+        for row in np.flatnonzero(~fits):
+            present = np.flatnonzero(counts[row])
+            shared[row] = counts[row, present] @ self._counts[present].astype(np.int64)
+        return shared
 
     def _score_chunks(self, queries: list[str]) -> Iterator[tuple[int, np.ndarray]]:
-        """(first query row, cosine [chunk, M]) over clean queries, a bounded chunk at a time."""
+        """(first query row, cosine [chunk, M] float64) over clean queries, a bounded chunk at
+        a time."""
         size = max(1, _CHUNK_ELEMENTS // max(len(self), 4**self.k))
         for start in range(0, len(queries), size):
             counts = kmer_counts(queries[start : start + size], self.k, np.int64)
             norms = np.sqrt(np.einsum("ij,ij->i", counts, counts).astype(np.float64))
-            outer = norms[:, None] * self._norms[None, :]
             shared = self._shared(counts)
-            yield start, np.divide(shared, outer, out=np.zeros_like(shared), where=outer > 0)
+            del counts
+            outer = norms[:, None] * self._norms[None, :]
+            # a zero norm has a zero product: it stays 0, the cosine to anything
+            yield start, np.divide(shared, outer, out=shared, where=outer > 0)
 
     def query(self, sequences: Sequence[str], top: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``top`` most similar references of each query (capped at the library size).
