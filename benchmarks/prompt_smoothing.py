@@ -3,14 +3,14 @@
     python benchmarks/prompt_smoothing.py    # three tiny CLIBD runs (about 10 minutes each, 2 cores)
 
 PyTorch's label smoothing ε puts ε/K on each of a rank's K prompts, so it trains a rank of few
-taxa toward a smaller margin between the true prompt and the others: log((1-ε)(K-1)/ε) is 4.8
+taxa toward a smaller margin between the true prompt and the others: log(1 + K(1-ε)/ε) is 4.8
 logits for 14 orders and 6.3 for 64 families. In the reproduction, prompts of rare orders sat
 closer to every photo than those of common ones (a hub that catches photos of other orders),
 and IT order Top-1 fell below family (reproduction.md). Each variant is recipes/tiny-clibd.yaml,
 seed 0, with only ``loss.prompt_label_smoothing`` and its scope changed:
 
 * ``per rank, ε = 0.1``: the recipe (PyTorch's smoothing at every rank);
-* ``per candidate, ε = 0.1``: every wrong answer gets ε/(K_max - 1) at every rank, one margin;
+* ``per candidate, ε = 0.1``: every wrong answer gets ε/(K_max - 1) at every rank, about one margin;
 * ``none``: no smoothing (the paper's objective).
 
 Scored on the *validation* split (the test split chooses nothing): IT Top-1 per rank (clean) and

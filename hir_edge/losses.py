@@ -355,14 +355,16 @@ def prompt_bank_loss(
         bank: per rank, [n_l, d] normalised prompt embeddings.
         candidates: per rank, [n_l] bool: taxa that are answers (not placeholders).
         scale: s.
-        label_smoothing: spread over the rank's candidates.
+        label_smoothing: ε, the target mass taken off the true taxon (in ``rank`` scope, PyTorch's,
+            which also spreads it over placeholder columns).
         reduction: ``"mean"`` over the ranks that have a term, or ``"sum"`` (Eq. 11's L_F).
         smoothing_scope: ``"rank"``: ``label_smoothing`` at every rank (PyTorch's label
             smoothing), which trains a rank of few taxa toward a smaller margin between the
-            true and the other prompts (log((1-ε)(K-1)/ε): 4.8 for 14 orders, 6.8 for 100
+            true and the other prompts (log(1 + K(1-ε)/ε): 4.8 for 14 orders, 6.8 for 100
             species). ``"candidate"``: every wrong answer gets the same target mass at every
             rank, ``label_smoothing`` / (K_max - 1) with K_max the answers of the largest rank,
-            so every rank is trained toward one margin.
+            so every rank is trained toward nearly one margin (6.9 for 14 orders, 6.8 for 100
+            species at ε = 0.1).
     """
     if smoothing_scope not in ("rank", "candidate"):
         raise ValueError(f"smoothing_scope must be 'rank' or 'candidate', not {smoothing_scope!r}")

@@ -134,7 +134,7 @@ class LossSection:
     prompt_weight: float = 0.0
     prompt_label_smoothing: float = 0.0
     # "rank": that smoothing at every rank; "candidate": the same target mass on every wrong
-    # answer at every rank, so 14 orders are trained to the margin of 100 species
+    # answer at every rank, so 14 orders are trained to about the margin of 100 species
     # (hir_edge.losses.prompt_bank_loss).
     prompt_label_smoothing_scope: str = "rank"
     # Leave known positives out of the InfoNCE denominators instead of treating them as
