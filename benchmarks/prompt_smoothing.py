@@ -4,7 +4,7 @@
 
 PyTorch's label smoothing ε puts ε/K on each of a rank's K prompts, so it trains a rank of few
 taxa toward a smaller margin between the true prompt and the others: log(1 + K(1-ε)/ε) is 4.8
-logits for 14 orders and 6.3 for 64 families. In the reproduction, prompts of rare orders sat
+logits for 14 orders and 6.4 for 64 families. In the reproduction, prompts of rare orders sat
 closer to every photo than those of common ones (a hub that catches photos of other orders),
 and IT order Top-1 fell below family (reproduction.md). Each variant is recipes/tiny-clibd.yaml,
 seed 0, with only ``loss.prompt_label_smoothing`` and its scope changed:

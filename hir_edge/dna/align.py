@@ -27,6 +27,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -161,8 +162,13 @@ class ReferenceAligner:
         self.widen = widen
         # each reference's coding frame, found when it is first a best hit (-1: not yet)
         self._frames = np.full(len(self.references), -1, dtype=np.int64)
-        self.sites = SiteProfile(self.references, self._species)
         self._scorer = CandidateScorer(self.references, biopython_aligner)
+
+    @cached_property
+    def sites(self) -> SiteProfile:
+        """The library's bases per site, built when a best hit first has a mismatch (a run of
+        reads identical to their references never needs it: start-up time)."""
+        return SiteProfile(self.references, self._species)
 
     @property
     def _aligner(self):
@@ -387,7 +393,10 @@ class ReferenceAligner:
         bases = np.concatenate(wrong_bases) if wrong_bases else np.zeros(0, dtype=np.int64)
         codon_position = (at - frame) % 3
         by_position = np.bincount(codon_position, minlength=3)
-        shares, in_library = self.sites.shares(j, at, bases)
+        if len(at):
+            shares, in_library = self.sites.shares(j, at, bases)
+        else:
+            shares, in_library = np.zeros(0), np.zeros(0, dtype=bool)
         third_called = int(called_by_position[2])
         span = matches + len(at) + gaps
         # Free end gaps let a read of nothing in the library align a handful of bases
