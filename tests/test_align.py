@@ -366,6 +366,19 @@ def test_a_few_perfectly_aligned_bases_are_no_identical_hit():
     assert fragment.reference == 3 and fragment.identity == 1.0 and fragment.span == 150
 
 
+def test_the_library_bases_are_built_only_for_a_hit_with_a_mismatch():
+    """A read identical to its reference needs no per-site bases (start-up time): the profile
+    is built when a best hit first has a mismatch, and gives that hit its evidence."""
+    rng = np.random.default_rng(8)
+    refs = [coding(rng, 200) for _ in range(3)]
+    aligner = ReferenceAligner(refs, shortlist=3, species=["a", "b", "c"])
+    (hit,) = aligner.search([refs[2]])[1]
+    assert hit.identity == 1.0 and hit.library_bases == 0 and "sites" not in vars(aligner)
+    read = mutate_third_positions(refs[1], range(0, 200, 20))
+    (hit,) = aligner.search([read])[1]
+    assert "sites" in vars(aligner) and sum(hit.mismatches_by_position) == 10
+
+
 _KILLED_PARENT = """
 import sys, time
 import numpy as np
