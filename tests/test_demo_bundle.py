@@ -164,3 +164,30 @@ def test_bench_times_dna_identification_by_read_set(tmp_path):
         "reads: unrelated",
     ]
     assert all(r["batch"] == 32 for r in read_rows)
+
+
+def test_a_lone_read_is_embedded_as_it_would_be_in_a_batch():
+    """ONNX Runtime's INT8 product of a single row takes another kernel that can round a read
+    one quantum differently, so a lone read is run as two identical rows: its embedding does not
+    depend on whether other reads came with it."""
+    from hir_edge.runtime.backends import OnnxRuntimeBackend
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.identifier import Identifier
+
+    bundle = open_bundle(default_bundle())
+    backend = OnnxRuntimeBackend(bundle, "int8", device="cpu", threads=1)
+    reads = [line.strip() for line in (EXAMPLES / "reads.fa").open() if line[:1] not in ">"]
+    ids, mask = Identifier(bundle, backend).tokenizer.encode_batch(reads[:2])
+    session, fed = backend._session("dna"), []
+
+    class Spy:
+        def run(self, outputs, feed):
+            fed.append(feed["input_ids"])
+            return session.run(outputs, feed)
+
+    backend._sessions["dna"] = Spy()
+    lone = backend.embed_dna(ids[:1], mask[:1])
+    pair = backend.embed_dna(ids, mask)
+    assert [f.shape[0] for f in fed] == [2, 2] and np.array_equal(fed[0][1], ids[0])
+    assert lone.shape == (1, bundle.embed_dim)
+    np.testing.assert_array_equal(lone[0], pair[0])
