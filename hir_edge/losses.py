@@ -8,9 +8,9 @@
 * :class:`HirObjective` — L = L_con + λ_HiR·L_HiR (+ λ_F·L_F), the three variants.
 
 Every module runs at world size 1 without torch.distributed. With several processes the
-embeddings are all-gathered *with gradients* (as open_clip's ClipLoss with
-``gather_with_grad=True, local_loss=False``): every process computes the global-batch loss,
-and DDP's gradient averaging then equals the single-process gradient of the global batch.
+embeddings are all-gathered *with gradients* (:mod:`hir_edge.gather`): every process computes
+the global-batch loss, and DDP's gradient averaging then equals the single-process gradient of
+the global batch.
 """
 
 from __future__ import annotations
@@ -18,54 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from hir_edge.gather import gather_no_grad, gather_with_grad
 
 # Finite stand-in for log(0) in masked log-sum-exps: exp(-1e4) underflows to 0 but, unlike
 # -inf, keeps gradients finite when a row has no admissible entry at all.
 _NEG = -1.0e4
-
-
-# --------------------------------------------------------------------------- distributed
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-class _AllGather(torch.autograd.Function):
-    """all_gather whose backward sums every rank's gradient for this rank's slice.
-
-    Each rank's loss sees every rank's embeddings, so the gradient of ``x`` on rank r is the sum
-    over ranks of their gradient for slice r: an all-reduce, then this rank's slice.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.stack(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad[dist.get_rank()]
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every process along dim 0; gradients flow back to each source."""
-    if _world_size() == 1:
-        return x
-    return _AllGather.apply(x).flatten(0, 1)
-
-
-def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate labels or masks from every process (no gradient needed)."""
-    if _world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 # --------------------------------------------------------------------------- contrastive
