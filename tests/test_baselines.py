@@ -17,7 +17,6 @@ from hir_edge.evaluation.baselines import (
     alignment_predict,
     kmer_knn,
     kmer_predict,
-    kmer_profiles,
     per_rank_accuracy,
     per_species_split,
     topk_accuracy,
@@ -40,40 +39,6 @@ def _mutate(seq: str, positions: list[int]) -> str:
 
 def _random_seq(rng: np.random.Generator, n: int) -> str:
     return "".join(rng.choice(list("ACGT"), size=n))
-
-
-# ----------------------------------------------------------------------------- k-mer profiles
-
-
-def test_kmer_profile_columns_and_n_skipping():
-    profiles = kmer_profiles(["AAAAAAA", "ACGTAC", "AAANAAAAAA", "ACGNN"], k=6)
-    assert profiles.shape == (4, 4096)
-    assert profiles.dtype == np.float32
-    # AAAAAA twice -> one column (0) holding all the weight after L2 normalisation.
-    assert profiles[0, 0] == pytest.approx(1.0) and np.count_nonzero(profiles[0]) == 1
-    # ACGTAC = 0·4^5 + 1·4^4 + 2·4^3 + 3·4^2 + 0·4 + 1 = 433.
-    assert profiles[1, 433] == pytest.approx(1.0) and np.count_nonzero(profiles[1]) == 1
-    # Four of the five 6-mers hold the N: only the last one (AAAAAA) counts.
-    assert profiles[2, 0] == pytest.approx(1.0) and np.count_nonzero(profiles[2]) == 1
-    # Shorter than k once the N are skipped: a zero row, not a division by zero.
-    assert not profiles[3].any()
-
-
-def test_kmer_profiles_of_a_batch_are_each_sequences_own():
-    """Counted in joined chunks (300 sequences span five): row i is sequence i's profile alone."""
-    rng = np.random.default_rng(5)
-    seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 60, 300)]
-    batch = kmer_profiles(seqs, k=6)  # 64 sequences a chunk at k=6
-    for i, seq in enumerate(seqs):
-        np.testing.assert_array_equal(batch[i], kmer_profiles([seq], k=6)[0])
-        counts = np.zeros(4096)
-        for j in range(len(seq) - 5):
-            if "N" not in seq[j : j + 6]:
-                counts[
-                    sum("ACGT".index(b) * 4 ** (5 - p) for p, b in enumerate(seq[j : j + 6]))
-                ] += 1
-        norm = np.linalg.norm(counts)
-        np.testing.assert_allclose(batch[i], counts / norm if norm else counts, rtol=1e-6)
 
 
 def test_kmer_query_cosine_by_hand():

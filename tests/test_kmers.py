@@ -12,6 +12,34 @@ def _random_seq(rng: np.random.Generator, n: int) -> str:
     return "".join(rng.choice(list("ACGT"), size=n))
 
 
+def test_kmer_count_columns_and_n_skipping():
+    counts = kmer_counts(["AAAAAAA", "ACGTAC", "AAANAAAAAA", "ACGNN"], 6)
+    assert counts.shape == (4, 4096) and counts.dtype == np.int32
+    # AAAAAA twice -> column 0 holds 2.
+    assert counts[0, 0] == 2 and np.count_nonzero(counts[0]) == 1
+    # ACGTAC = 0·4^5 + 1·4^4 + 2·4^3 + 3·4^2 + 0·4 + 1 = 433.
+    assert counts[1, 433] == 1 and np.count_nonzero(counts[1]) == 1
+    # Four of the five 6-mers hold the N: only the last one (AAAAAA) counts.
+    assert counts[2, 0] == 1 and np.count_nonzero(counts[2]) == 1
+    # Shorter than k once the N are skipped: a zero row.
+    assert not counts[3].any()
+
+
+def test_kmer_counts_of_a_batch_are_each_sequences_own():
+    """Counted in joined chunks (300 sequences span five): row i is sequence i's count alone."""
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 60, 300)]
+    batch = kmer_counts(seqs, 6)  # 64 sequences a chunk at k=6
+    for i, seq in enumerate(seqs):
+        expected = np.zeros(4096, dtype=np.int32)
+        for j in range(len(seq) - 5):
+            if "N" not in seq[j : j + 6]:
+                expected[
+                    sum("ACGT".index(b) * 4 ** (5 - p) for p, b in enumerate(seq[j : j + 6]))
+                ] += 1
+        np.testing.assert_array_equal(batch[i], expected)
+
+
 def test_kmer_dot_model_is_the_one_node_integer_product():
     """The shipped bytes are this model (the runtime builds no graph and needs no onnx)."""
     onnx = pytest.importorskip("onnx")
@@ -55,10 +83,11 @@ def test_kmer_cosine_is_exact_on_every_path():
     for extra, dtype, limit in (
         ([], np.int8, 255),
         (["A" * 105], np.int8, 163),
-        (["A" * 140], np.float64, 0),
+        (["A" * 140], np.float64, None),  # no integer product: no limit applies
     ):
         index = KmerIndex([*refs, *extra])
-        assert index._counts.dtype == dtype and index._read_limit == limit
+        assert index._counts.dtype == dtype
+        assert limit is None or index._read_limit == limit
         _, scores = next(index._score_chunks(reads))
         np.testing.assert_allclose(scores, exact([*refs, *extra]), rtol=1e-12, atol=0)
         assert not scores[4].any()  # shorter than k: cosine 0 to all

@@ -1,4 +1,4 @@
-"""K-mer profiles and cosine search over reference barcodes: alignment-free, indel-tolerant.
+"""K-mer counts and cosine search over reference barcodes: alignment-free, indel-tolerant.
 
 The count profile of overlapping k-mers (k = 6 by default) hardly changes when a read loses a
 base, gains one, has a few errors or is cut short — each error touches at most k of ~650
@@ -61,8 +61,8 @@ def kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 # k-mer counts held at once while counting: 64 sequences at k=6, 2 MB of int64 that stay in
-# cache (256 at once took twice as long to count the 5,000-barcode library)
-_PROFILE_ELEMENTS = 2**18
+# cache (more at once spill out of it and count slower)
+_COUNT_ELEMENTS = 2**18
 
 
 def _count_chunks(
@@ -73,7 +73,7 @@ def _count_chunks(
     width = 4**k
     # Many sequences at a time, joined: one k-mer pass and one count for all of them (k-mers
     # across a join are dropped), not one Python step per sequence.
-    chunk = max(1, _PROFILE_ELEMENTS // width)
+    chunk = max(1, _COUNT_ELEMENTS // width)
     for first in range(0, len(sequences), chunk):
         part = sequences[first : first + chunk]
         lengths = np.fromiter((len(seq) for seq in part), dtype=np.int64, count=len(part))
@@ -110,21 +110,6 @@ def kmer_counts(
             out[:, first : first + counts.shape[1]] = counts
         else:
             out[first : first + len(counts)] = counts
-    return out
-
-
-def kmer_profiles(sequences: Sequence[str], k: int) -> np.ndarray:
-    """[N, 4^k] float32 k-mer counts, L2-normalised; k-mers holding N are skipped.
-
-    A k-mer's column is its base-4 number (:func:`kmer_codes`). A read with no complete k-mer
-    (shorter than k, or all N) gets a zero row: cosine 0 to all.
-    """
-    out = np.zeros((len(sequences), 4**k), dtype=np.float32)
-    for first, counts in _count_chunks(sequences, k):
-        out[first : first + len(counts)] = counts
-    # Counts are integers: their squares sum exactly, in any order.
-    norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-    np.divide(out, norms, out=out, where=norms > 0)
     return out
 
 
@@ -216,8 +201,7 @@ class KmerIndex:
         # Without VNNI, x86 CPUs add a uint8 x int8 product's neighbouring pairs in int16 with
         # saturation: a read's counts go to ONNX Runtime only while 2 * read * reference
         # counts stay within 32,767 (255 for any library whose counts stay under 65).
-        top = int(counts.max(initial=0)) if counts.dtype == np.int8 else 0
-        self._read_limit = min(255, 32_767 // (2 * max(top, 1))) if top else 0
+        self._read_limit = min(255, 32_767 // (2 * max(int(counts.max(initial=0)), 1)))
         self._session = None  # made on first use (and not pickled)
 
     def __getstate__(self) -> dict:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hir_edge.dna.kmers import KmerIndex, _stable_order, clean_sequences, kmer_profiles
+from hir_edge.dna.kmers import KmerIndex, _stable_order, clean_sequences
 from hir_edge.evaluation.protocol import GLOBAL_DEFINITION, TopKResult
 from hir_edge.taxonomy import RANKS
 
@@ -456,7 +456,6 @@ __all__ = [
     "clean_sequences",
     "kmer_knn",
     "kmer_predict",
-    "kmer_profiles",
     "per_rank_accuracy",
     "per_species_split",
     "topk_accuracy",

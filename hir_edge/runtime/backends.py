@@ -122,8 +122,8 @@ class OnnxRuntimeBackend:
                 ]
             )
         # A lone read is run as two identical rows: ONNX Runtime's INT8 product of one row
-        # takes another kernel, which rounds a few reads one quantum differently (1 of 256
-        # real reads): a read's answer would then depend on whether it came alone.
+        # takes another kernel, which rounds a few reads one quantum differently: a read's
+        # answer would then depend on whether it came alone.
         lone = len(input_ids) == 1
         feed = {
             "input_ids": np.repeat(input_ids, 2, axis=0) if lone else input_ids,
