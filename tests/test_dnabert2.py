@@ -17,6 +17,7 @@ from hir_edge.models.dnabert2 import (  # noqa: E402
     DNABert2Model,
     alibi_bias,
     alibi_slopes,
+    attention_bias,
     mean_pool,
 )
 from hir_edge.models.dnabert2_weights import (  # noqa: E402
@@ -215,6 +216,19 @@ def test_alibi_bias_is_minus_slope_times_distance_for_any_length():
     assert alibi_bias(torch.tensor([0.5]), 1000)[0, 999, 0].item() == -499.5  # no 512 cap
 
 
+def test_attention_bias_is_alibi_with_padded_keys_at_the_lowest_value():
+    keep = torch.tensor([[True, True, False], [True, True, True]])
+    bias = attention_bias(torch.tensor([0.5, 0.25]), keep)
+    assert bias.shape == (2, 2, 3, 3)
+    low = torch.finfo(torch.float32).min
+    # row 0 (query 0), head 0: keys at distance 0, 1 and a padded key
+    assert bias[0, 0, 0].tolist() == [0.0, -0.5, low]
+    assert bias[0, 1, 2].tolist() == [-0.5, -0.25, low]  # query 2 of head 1 sees keys 0, 1
+    assert bias[1, 1, 2].tolist() == [-0.5, -0.25, 0.0]  # nothing padded in the second read
+    weights = torch.softmax(torch.zeros(2, 2, 3, 3) + bias, dim=-1)
+    assert (weights[0, :, :, 2] == 0).all()  # a padded key gets no weight, exactly
+
+
 # --- attention by hand ----------------------------------------------------------------------------
 
 
@@ -227,9 +241,9 @@ def test_attention_equals_hand_computed_alibi_attention_with_a_padded_key():
     keep = torch.tensor([[True, True, True, True, False]])
     slopes = alibi_slopes(heads)
     with torch.no_grad():
-        got32 = attn(x, keep, alibi_bias(torch.tensor(slopes), 5))[0].double()
+        got32 = attn(x, attention_bias(torch.tensor(slopes), keep))[0].double()
         attn.double()
-        got = attn(x.double(), keep, alibi_bias(torch.tensor(slopes, dtype=torch.float64), 5))[0]
+        got = attn(x.double(), attention_bias(torch.tensor(slopes, dtype=torch.float64), keep))[0]
 
     w = attn.Wqkv.weight.detach().double()
     b = attn.Wqkv.bias.detach().double()

@@ -55,6 +55,31 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert f"clean reads, {copies}" in card
 
 
+def test_int8_dna_graph_keeps_attention_products_in_float(tiny_bundle):
+    """Weights are INT8; the two attention products per layer (scores and weighted values, both
+    inputs activations) and the projection head read float tensors: no dequantiser feeds
+    them."""
+    import onnx
+
+    graph = onnx.load(str(tiny_bundle / "dna.int8.onnx")).graph
+    dequantised = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    weights = {init.name for init in graph.initializer} | {
+        n.output[0]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in {i.name for i in graph.initializer}
+    }
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    products = [n for n in matmuls if not any(i in weights for i in n.input)]
+    layers = sum(n.op_type == "Softmax" for n in graph.node)
+    assert layers >= 1 and len(products) == 2 * layers
+    assert not any(i in dequantised for n in products for i in n.input)
+    dense = [n for n in matmuls if n not in products]
+    assert dense and all(all(i in dequantised for i in n.input) for n in dense)
+    # the projection head on the pooled vector stays float too (QUANTISED_OPS)
+    heads = [n for n in graph.node if n.op_type == "Gemm"]
+    assert heads and not any(i in dequantised for n in heads for i in n.input)
+
+
 def test_opened_bundle_matches_the_taxonomy(tiny_bundle):
     bundle = open_bundle(tiny_bundle)
     sizes = bundle.taxonomy.sizes()

@@ -219,6 +219,21 @@ def alibi_bias(slopes: torch.Tensor, seq_len: int | torch.SymInt) -> torch.Tenso
     return -slopes.view(-1, 1, 1) * dist.unsqueeze(0)
 
 
+def attention_bias(slopes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The additive attention bias [B, heads, T, T]: ALiBi plus the key-padding mask.
+
+    Built once per input and shared by every layer, so each layer adds one tensor to its scores
+    instead of scaling, adding ALiBi and masking them in turn: those three passes over
+    [B, heads, T, T] were a third of the field DNA encoder's time. A padded key gets the dtype's
+    lowest value, so its softmax weight is exactly 0 (a row of padding only is uniform, as
+    masking gave).
+    """
+    alibi = alibi_bias(slopes, keep.shape[1])
+    pad = torch.zeros(keep.shape, dtype=slopes.dtype, device=slopes.device)
+    pad = pad.masked_fill(~keep, torch.finfo(slopes.dtype).min)
+    return alibi.unsqueeze(0) + pad[:, None, None, :]
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of token states over non-padding positions ([B, T, H] -> [B, H]).
 
@@ -256,13 +271,12 @@ class _SelfAttention(nn.Module):
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, alibi: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Attend.
 
         Args:
             x: hidden states [B, T, H].
-            keep: bool [B, T], True at real tokens; padded keys get no weight.
-            alibi: [heads, T, T] from :func:`alibi_bias`.
+            bias: [B, heads, T, T] from :func:`attention_bias` (ALiBi; padded keys excluded).
 
         Returns:
             Per-token context [B, T, H] (heads concatenated, before the output dense).
@@ -270,10 +284,8 @@ class _SelfAttention(nn.Module):
         b, t, _ = x.shape
         qkv = self.Wqkv(x).reshape(b, t, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, T, d]
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        scores = scores + alibi.unsqueeze(0)
-        pad_keys = ~keep.view(b, 1, 1, t)
-        scores = scores.masked_fill(pad_keys, torch.finfo(scores.dtype).min)
+        # 1/sqrt(d) on q ([B, heads, T, d]) rather than on the scores ([B, heads, T, T])
+        scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2)) + bias
         probs = self.dropout(torch.softmax(scores, dim=-1))
         return torch.matmul(probs, v).transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
 
@@ -298,8 +310,8 @@ class _Attention(nn.Module):
         self.self = _SelfAttention(config)
         self.output = _SelfOutput(config)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, alibi: torch.Tensor) -> torch.Tensor:
-        return self.output(self.self(x, keep, alibi), x)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(x, bias), x)
 
 
 class _GegluMLP(nn.Module):
@@ -326,12 +338,12 @@ class _Layer(nn.Module):
         self.attention = _Attention(config)
         self.mlp = _GegluMLP(config)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor, alibi: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.attention(x, keep, alibi))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.attention(x, bias))
 
 
 class _Encoder(nn.Module):
-    """The layer stack; builds the ALiBi bias once per input and shares it across layers."""
+    """The layer stack; builds the attention bias once per input and shares it across layers."""
 
     def __init__(self, config: DNABert2Config):
         super().__init__()
@@ -341,9 +353,9 @@ class _Encoder(nn.Module):
         self.register_buffer("alibi_slopes", slopes, persistent=False)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        alibi = alibi_bias(self.alibi_slopes.to(x.dtype), x.shape[1])
+        bias = attention_bias(self.alibi_slopes.to(x.dtype), keep)
         for layer in self.layer:
-            x = layer(x, keep, alibi)
+            x = layer(x, bias)
         return x
 
 
