@@ -170,13 +170,14 @@ def test_a_lone_read_is_embedded_as_it_would_be_in_a_batch():
     """ONNX Runtime's INT8 product of a single row takes another kernel that can round a read
     one quantum differently, so a lone read is run as two identical rows: its embedding does not
     depend on whether other reads came with it."""
+    from hir_edge.dna.io import read_sequences
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import open_bundle
     from hir_edge.runtime.identifier import Identifier
 
     bundle = open_bundle(default_bundle())
     backend = OnnxRuntimeBackend(bundle, "int8", device="cpu", threads=1)
-    reads = [line.strip() for line in (EXAMPLES / "reads.fa").open() if line[:1] not in ">"]
+    reads = [read.sequence for read in read_sequences(EXAMPLES / "reads.fa")]
     ids, mask = Identifier(bundle, backend).tokenizer.encode_batch(reads[:2])
     session, fed = backend._session("dna"), []
 

@@ -62,12 +62,10 @@ def test_int8_dna_graph_keeps_attention_products_in_float(tiny_bundle):
     import onnx
 
     graph = onnx.load(str(tiny_bundle / "dna.int8.onnx")).graph
-    dequantised = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
-    weights = {init.name for init in graph.initializer} | {
-        n.output[0]
-        for n in graph.node
-        if n.op_type == "DequantizeLinear" and n.input[0] in {i.name for i in graph.initializer}
-    }
+    stored = {init.name for init in graph.initializer}
+    dequantisers = [n for n in graph.node if n.op_type == "DequantizeLinear"]
+    dequantised = {n.output[0] for n in dequantisers}
+    weights = stored | {n.output[0] for n in dequantisers if n.input[0] in stored}
     matmuls = [n for n in graph.node if n.op_type == "MatMul"]
     products = [n for n in matmuls if not any(i in weights for i in n.input)]
     layers = sum(n.op_type == "Softmax" for n in graph.node)

@@ -2,9 +2,10 @@
 
 * CPU (``*.int8.onnx``): ONNX Runtime static quantisation in QDQ format — symmetric INT8
   weights per output channel, UINT8 activations calibrated on real specimens (U8S8: the fast
-  path of ONNX Runtime's x86 kernels, and at least as accurate as S8S8). Conv, MatMul,
-  Gemm and the embedding Gather are quantised; Softmax, LayerNorm, GELU, the ALiBi bias and the
-  final normalisation stay in float, because they are where INT8 error concentrates. So do
+  path of ONNX Runtime's x86 kernels, and at least as accurate as S8S8). Conv, MatMul with a
+  weight and the embedding Gather are quantised; Softmax, LayerNorm, GELU, the attention bias,
+  attention's activation-by-activation products (:func:`activation_products`), the projection
+  head (Gemm: :data:`QUANTISED_OPS`) and the final normalisation stay in float. So do
   convolutions that see three or fewer input channels per group — an image stem (RGB) and the
   depthwise convolutions of an EfficientNet: each output channel there has 9 to 27 weights
   and little arithmetic to save, and quantising them degrades the embedding most (what the
@@ -35,9 +36,8 @@ log = logging.getLogger(__name__)
 
 # Gather: the k-mer embedding table is most of a small DNA encoder (cosine vs fp32 unchanged
 # at 0.9999 on the demo DNA encoder, file 1.00 → 0.72 MB). Not Gemm: in these graphs a Gemm is
-# the projection head on the pooled vector, one small product per specimen, and one activation
-# scale for the whole pooled vector let a few large features swamp the rest (the test export's
-# DNA embedding fell to cosine 0.95 against fp32 when a run's pooled features spread widely).
+# the projection head on the pooled vector, one small product per specimen, and quantising it
+# alone took the test export's DNA embedding to cosine 0.955 against fp32.
 QUANTISED_OPS = ("Conv", "MatMul", "Gather")
 
 
@@ -127,8 +127,8 @@ def narrow_convolutions(model, max_channels: int = 3) -> list[str]:
 def activation_products(model) -> list[str]:
     """Names of the MatMul nodes whose inputs are both activations (no weight): attention's
     scores and weighted values. They stay in float: quantising them puts a quantise-dequantise
-    pair on every [batch, heads, T, T] tensor, which on the CPU cost more than the INT8 product
-    saved, and the scores are what INT8 rounds worst (a long read's attention is flat)."""
+    pair on every [batch, heads, T, T] tensor, which on the CPU costs more than the INT8 product
+    saves."""
     weights = {init.name for init in model.graph.initializer}
     return [
         node.name

@@ -223,8 +223,8 @@ def attention_bias(slopes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The additive attention bias [B, heads, T, T]: ALiBi plus the key-padding mask.
 
     Built once per input and shared by every layer, so each layer adds one tensor to its scores
-    instead of scaling, adding ALiBi and masking them in turn: those three passes over
-    [B, heads, T, T] were a third of the field DNA encoder's time. A padded key gets the dtype's
+    instead of scaling, adding ALiBi and masking them in turn (three passes over
+    [B, heads, T, T], the field DNA encoder's largest tensors). A padded key gets the dtype's
     lowest value, so its softmax weight is exactly 0 (a row of padding only is uniform, as
     masking gave).
     """
