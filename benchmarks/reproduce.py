@@ -129,6 +129,25 @@ def cell(results: list[dict], setting: str, cond: str, rank: str, k: int = 1) ->
     ]
 
 
+def fully_labelled(results: list[dict], setting: str, cond: str, rank: str) -> list[float]:
+    """Top-1 per seed on the specimens named at every rank (empty for older results)."""
+    return [
+        r["paper"][setting][cond]["fully_labelled"]["accuracy"][rank]["top1"]
+        for r in results
+        if "fully_labelled" in r["paper"].get(setting, {}).get(cond, {})
+    ]
+
+
+def order_vs_family(results: list[dict]) -> str:
+    """IT order against family, per seed on the same specimens (those named at every rank)."""
+    family = fully_labelled(results, "IT", "clean", "family")
+    if not family:
+        return "not in these results (they predate the fully-labelled count)"
+    order = fully_labelled(results, "IT", "clean", "order")
+    n = results[0]["paper"]["IT"]["clean"]["fully_labelled"]["count"]
+    return f"family → order on the {n} test specimens named at every rank: {claim(family, order)}"
+
+
 def fmt_cells(results: list[dict], setting: str, cond: str) -> list[str]:
     out = []
     for rank in RANKS:
@@ -511,6 +530,7 @@ def write_report(args, results, timings, base, moth, seeds, seconds) -> None:
         f"- Learned fusion beats averaging when both are degraded — I+DT Global Top-1, Noisy I+D, "
         f"CLIBD-HiR Avg → CLIBD-HiR-Fuse Fusion: {claim(joint('hir', 'I+DT Avg', 'noisy_id'), joint('hir-fuse', 'I+DT Fusion', 'noisy_id'))}; "
         f"same model (Fuse's own Avg → Fusion): {claim(joint('hir-fuse', 'I+DT Avg', 'noisy_id'), joint('hir-fuse', 'I+DT Fusion', 'noisy_id'))}",
+        f"- IT order is no harder than family (CLIBD, clean) — {order_vs_family(results['clibd'])}",
         f"- DT of the CLIBD-HiR-Fuse model (tiny preset) vs the alignment baseline, Global Top-1: clean {np.mean(dt('hir-fuse', 'clean')):.1f} vs "
         f"{base['alignment|clean']['accuracy']['global']['top1']:.1f}; Noisy D {np.mean(dt('hir-fuse', 'noisy_d')):.1f} vs "
         f"{base['alignment|noisy_d']['accuracy']['global']['top1']:.1f}",

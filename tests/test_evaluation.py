@@ -79,6 +79,27 @@ def test_paper_protocol_top1_top5_and_global_by_hand():
     assert res.cell("global", 1) == 75.0
 
 
+def test_fully_labelled_compares_ranks_on_the_same_specimens():
+    # Specimen 2 is named only to order and its photo points at the wrong order: it lowers
+    # order's Top-1 over all labelled specimens (2 of 3) but is not among the fully labelled
+    # ones, where order (2 of 2) and family (1 of 2) are read on the same specimens.
+    banks = [np.eye(5)[:2], np.eye(5)[2:5]]
+    queries = _unit([[1, 0, 1, 0, 0], [0, 1, 0, 1, 0], [0, 1, 0, 0, 1]])
+    labels = np.array([[0, 0], [1, 2], [0, -1]])
+    res = paper_protocol(queries, banks, labels, ("order", "family"), ks=(1, 2))
+    assert res.cell("order", 1) == pytest.approx(200 / 3)
+    assert res.fully_labelled_count == 2
+    assert res.fully_labelled == {"order": {1: 100.0, 2: 100.0}, "family": {1: 50.0, 2: 50.0}}
+    out = res.to_dict()["fully_labelled"]
+    assert out == {
+        "count": 2,
+        "accuracy": {
+            "order": {"top1": 100.0, "top2": 100.0},
+            "family": {"top1": 50.0, "top2": 50.0},
+        },
+    }
+
+
 def test_nearest_labels_and_micro_macro():
     keys = _unit([[1, 0], [0, 1], [1, 1]])
     key_labels = np.array([[0, 5], [1, -1], [0, 6]])
