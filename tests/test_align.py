@@ -109,6 +109,25 @@ def test_divergence_estimate_matches_an_exhaustive_grid():
         assert divergence_estimate(called, third, shares) == pytest.approx(best, abs=1e-3)
 
 
+def test_divergence_estimate_searches_windows_to_the_whole_grids_answer():
+    """The windowed search finds the very point ``np.argmax`` over every grid point finds,
+    clipped fine grids (estimates at 0 and near 0.3) included."""
+    rng = np.random.default_rng(3)
+    estimates = set()
+    for _ in range(300):
+        n = int(rng.integers(0, 150))
+        third = rng.random(n) < rng.random()
+        shares = rng.random(n)
+        called = (
+            int(third.sum() + rng.integers(0, 220)),
+            int((~third).sum() + rng.integers(0, 440)),
+        )
+        windowed = divergence_estimate(called, third, shares)
+        assert windowed == divergence_estimate(called, third, shares, whole_grid=True)
+        estimates.add(windowed)
+    assert min(estimates) == 0.0 and max(estimates) > 0.25
+
+
 def test_coding_frame_is_the_open_one():
     rng = np.random.default_rng(1)
     orf = coding(rng, 200)

@@ -148,11 +148,44 @@ class SiteProfile:
         return np.where(placed, share, 1.0 / 3.0), placed & (theirs > 0)
 
 
+def _grid_argmax(f, e: np.ndarray, d: np.ndarray, stride: int) -> tuple[int, int]:
+    """(i, j) of ``np.argmax`` of ``f(e, d)`` over the whole grid, from a fraction of it.
+
+    ``f`` is concave (:func:`divergence_estimate`), so its grid maximum lies near the best
+    point of every ``stride``-th row and column. From there, windows move to their best point
+    until it is the best of the ``stride`` points on each side of it (the first window is
+    twice as wide, so that usually settles it). The values are the whole grid's (``f`` works
+    point by point), and a window keeps the grid's row-major order, so ties go as
+    ``np.argmax`` over the grid sends them.
+    """
+    rows = np.unique(np.r_[np.arange(0, len(e), stride), len(e) - 1])
+    cols = np.unique(np.r_[np.arange(0, len(d), stride), len(d) - 1])
+    a, b = np.unravel_index(int(np.argmax(f(e[rows], d[cols]))), (len(rows), len(cols)))
+    i, j, reach = int(rows[a]), int(cols[b]), 2 * stride
+    for _ in range(len(e) * len(d)):  # each move rises, or ties earlier in the grid: no cycle
+        i0, i1 = max(i - reach, 0), min(i + reach + 1, len(e))
+        j0, j1 = max(j - reach, 0), min(j + reach + 1, len(d))
+        window = f(e[i0:i1], d[j0:j1])
+        a, b = np.unravel_index(int(np.argmax(window)), window.shape)
+        i, j = i0 + int(a), j0 + int(b)
+        # settled when the window holds the best point's own neighbourhood
+        if (
+            (i - i0 >= stride or i0 == 0)
+            and (i1 - 1 - i >= stride or i1 == len(e))
+            and (j - j0 >= stride or j0 == 0)
+            and (j1 - 1 - j >= stride or j1 == len(d))
+        ):
+            return i, j
+        reach = stride
+    return i, j
+
+
 def divergence_estimate(
     called: tuple[int, int],
     third: np.ndarray,
     shares: np.ndarray,
     share3: float = THIRD_POSITION_SHARE,
+    whole_grid: bool = False,
 ) -> float:
     """Maximum-likelihood divergence per site between the read's species and the reference's.
 
@@ -162,7 +195,9 @@ def divergence_estimate(
     per site; the new base is the one the library's species carry there with the mismatch's
     ``shares``), or a match. The log-likelihood is a sum of logs of linear functions of
     (e, D), hence concave: a coarse grid over 0..0.3 and a fine one around its best find the
-    maximum to 0.0005 in D.
+    maximum to 0.0005 in D. Each grid's best point is found from a strided subgrid and a
+    window around it (:func:`_grid_argmax`: about a tenth of the points); ``whole_grid``
+    evaluates every point instead, as a check.
 
     Args:
         called: aligned sites with a base on both sides, (third positions, other positions).
@@ -191,11 +226,36 @@ def divergence_estimate(
             out = np.add.reduce(np.concatenate([np.stack(terms), mismatch]), axis=0)
         return np.nan_to_num(out, nan=-np.inf)
 
+    if not len(weights):  # nothing but matches: the likelihood falls as e or D grows
+        return 0.0
+    scaled = counts[:, None, None], values[:, None, None]
+
+    def window(e: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """loglik's finite values, bit for bit, with less work per call (errstate is set
+        once by the caller; its non-finite points are all -inf)."""
+        e, d = e[:, None], d[None, :]
+        parts = np.empty((2 + len(values), e.shape[0], d.shape[1]))
+        for k, (sites, weight) in enumerate(matched):
+            room = 1.0 - e - d * weight
+            np.multiply(sites, np.log(np.clip(room, 0.0, None)), out=parts[k])
+            parts[k][room < 0] = -np.inf
+        np.multiply(scaled[0], np.log(e / 3.0 + d * scaled[1]), out=parts[2:])
+        out = np.add.reduce(parts, axis=0)
+        out[np.isnan(out)] = -np.inf
+        return out
+
     e, d = np.linspace(0.0, 0.3, 31), np.linspace(0.0, 0.3, 61)
-    for _ in range(2):
-        i, j = np.unravel_index(int(np.argmax(loglik(e, d))), (len(e), len(d)))
-        e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
-        d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for stride in (4, 5):
+            if whole_grid:
+                i, j = np.unravel_index(int(np.argmax(loglik(e, d))), (len(e), len(d)))
+            else:
+                # A fine grid clipped at 0 or 0.3 repeats its end value: a flat run the window
+                # search would stop on. Each value once (the grid is sorted) gives the same best.
+                e, d = np.unique(e), np.unique(d)
+                i, j = _grid_argmax(window, e, d, stride)
+            e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
+            d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
     return round(float(d[20]), 4)  # a multiple of 0.0005: no float noise at a cut-off
 
 
