@@ -154,9 +154,9 @@ def _grid_argmax(f, e: np.ndarray, d: np.ndarray, stride: int) -> tuple[int, int
     ``f`` is concave (:func:`divergence_estimate`), so its grid maximum lies near the best
     point of every ``stride``-th row and column. From there, windows move to their best point
     until it is the best of the ``stride`` points on each side of it (the first window is
-    twice as wide, so that usually settles it). The values are the whole grid's (``f`` works
-    point by point), and a window keeps the grid's row-major order, so ties go as
-    ``np.argmax`` over the grid sends them.
+    twice as wide, so that usually settles it). ``f`` gives a point the same value in any
+    window, and a window keeps the grid's row-major order, so ties go as ``np.argmax`` over
+    the whole grid sends them.
     """
     rows = np.unique(np.r_[np.arange(0, len(e), stride), len(e) - 1])
     cols = np.unique(np.r_[np.arange(0, len(d), stride), len(d) - 1])
@@ -196,7 +196,7 @@ def divergence_estimate(
     ``shares``), or a match. The log-likelihood is a sum of logs of linear functions of
     (e, D), hence concave: a coarse grid over 0..0.3 and a fine one around its best find the
     maximum to 0.0005 in D. Each grid's best point is found from a strided subgrid and a
-    window around it (:func:`_grid_argmax`: about a tenth of the points); ``whole_grid``
+    window around it (:func:`_grid_argmax`: about a sixth of the points); ``whole_grid``
     evaluates every point instead, as a check.
 
     Args:
@@ -211,28 +211,14 @@ def divergence_estimate(
     weights = np.where(third, w3, w12) * np.asarray(shares, dtype=float)
     values, counts = np.unique(np.round(weights, 4), return_counts=True)
 
-    def loglik(e: np.ndarray, d: np.ndarray) -> np.ndarray:
-        e, d = e[:, None], d[None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = [
-                # a site's chance of matching (room) is never below 0
-                np.where(room < 0, -np.inf, sites * np.log(np.clip(room, 0.0, None)))
-                for sites, weight in matched
-                for room in [1.0 - e - d * weight]
-            ]
-            # every mismatch weight at once; summed term by term in this order (a reduction
-            # along the first axis), as a loop adding them would
-            mismatch = counts[:, None, None] * np.log(e / 3.0 + d * values[:, None, None])
-            out = np.add.reduce(np.concatenate([np.stack(terms), mismatch]), axis=0)
-        return np.nan_to_num(out, nan=-np.inf)
-
     if not len(weights):  # nothing but matches: the likelihood falls as e or D grows
         return 0.0
     scaled = counts[:, None, None], values[:, None, None]
 
-    def window(e: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """loglik's finite values, bit for bit, with less work per call (errstate is set
-        once by the caller; its non-finite points are all -inf)."""
+    def loglik(e: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """[len(e), len(d)] log-likelihood at every (e, D) pair; -inf where a site's chance
+        of matching would fall below 0. Terms are summed in one order (a reduction along the
+        first axis), so a point's value is the same in any grid or window holding it."""
         e, d = e[:, None], d[None, :]
         parts = np.empty((2 + len(values), e.shape[0], d.shape[1]))
         for k, (sites, weight) in enumerate(matched):
@@ -241,7 +227,7 @@ def divergence_estimate(
             parts[k][room < 0] = -np.inf
         np.multiply(scaled[0], np.log(e / 3.0 + d * scaled[1]), out=parts[2:])
         out = np.add.reduce(parts, axis=0)
-        out[np.isnan(out)] = -np.inf
+        out[np.isnan(out)] = -np.inf  # no sites of a kind and no room: 0 · -inf
         return out
 
     e, d = np.linspace(0.0, 0.3, 31), np.linspace(0.0, 0.3, 61)
@@ -253,7 +239,7 @@ def divergence_estimate(
                 # A fine grid clipped at 0 or 0.3 repeats its end value: a flat run the window
                 # search would stop on. Each value once (the grid is sorted) gives the same best.
                 e, d = np.unique(e), np.unique(d)
-                i, j = _grid_argmax(window, e, d, stride)
+                i, j = _grid_argmax(loglik, e, d, stride)
             e = np.clip(np.linspace(e[i] - 0.02, e[i] + 0.02, 41), 0.0, 0.3)
             d = np.clip(np.linspace(d[j] - 0.01, d[j] + 0.01, 41), 0.0, 0.3)
     return round(float(d[20]), 4)  # a multiple of 0.0005: no float noise at a cut-off
