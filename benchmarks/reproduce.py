@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SHARED = ROOT.parent / "shared" / "data"
 
 from results_file import write_results  # noqa: E402  (benchmarks/ is on sys.path)
+from seed_stats import RANKS, cell, claim, fmt_cells, order_vs_family  # noqa: E402
 
 # The paper's BIOSCAN-1M numbers (Top-1 / Top-5), Tables 1 and 2.
 PAPER_T1 = {
@@ -64,7 +65,6 @@ PAPER_T2 = {
     ("I+DT Fusion", "Noisy D"): ("100.0/100", "96.2/99.7", "88.7/96.9", "60.8/83.2", "91.4/98.0"),
     ("I+DT Fusion", "Noisy I+D"): ("99.9/100", "93.0/99.5", "87.0/96.0", "57.4/81.7", "88.0/97.5"),
 }
-RANKS = ("order", "family", "genus", "species", "global")
 VARIANTS = {"clibd": "CLIBD", "hir": "CLIBD-HiR", "hir-fuse": "CLIBD-HiR-Fuse"}
 COND = {"clean": "Clean", "noisy_i": "Noisy I", "noisy_d": "Noisy D", "noisy_id": "Noisy I+D"}
 
@@ -119,44 +119,6 @@ def evaluate(model: Path, data: Path, work: Path, split: str = "test") -> dict:
         quiet=True,
     )
     return Evaluator(model, data, options).run()
-
-
-def cell(results: list[dict], setting: str, cond: str, rank: str, k: int = 1) -> list[float]:
-    return [
-        r["paper"][setting][cond]["accuracy"][rank][f"top{k}"]
-        for r in results
-        if setting in r["paper"]
-    ]
-
-
-def fully_labelled(results: list[dict], setting: str, cond: str, rank: str) -> list[float]:
-    """Top-1 per seed on the specimens named at every rank (empty for older results)."""
-    return [
-        r["paper"][setting][cond]["fully_labelled"]["accuracy"][rank]["top1"]
-        for r in results
-        if "fully_labelled" in r["paper"].get(setting, {}).get(cond, {})
-    ]
-
-
-def order_vs_family(results: list[dict]) -> str:
-    """IT order against family, per seed on the same specimens (those named at every rank)."""
-    family = fully_labelled(results, "IT", "clean", "family")
-    if not family:
-        return "not in these results (they predate the fully-labelled count)"
-    order = fully_labelled(results, "IT", "clean", "order")
-    n = results[0]["paper"]["IT"]["clean"]["fully_labelled"]["count"]
-    return f"family → order on the {n} test specimens named at every rank: {claim(family, order)}"
-
-
-def fmt_cells(results: list[dict], setting: str, cond: str) -> list[str]:
-    out = []
-    for rank in RANKS:
-        t1, t5 = cell(results, setting, cond, rank, 1), cell(results, setting, cond, rank, 5)
-        if len(t1) > 1:
-            out.append(f"{np.mean(t1):.1f}±{np.std(t1):.1f} / {np.mean(t5):.1f}")
-        else:
-            out.append(f"{t1[0]:.1f} / {t5[0]:.1f}")
-    return out
 
 
 # --------------------------------------------------------------------------- baselines
@@ -343,21 +305,6 @@ def table2(results: dict) -> list[str]:
                 + f" | {paper} |"
             )
     return lines
-
-
-def claim(a: list[float], b: list[float]) -> str:
-    """Does b beat a? From the paired per-seed differences (run i of b against run i of a:
-    the same seed, data order and initialisation), their mean and 95% t-interval."""
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    mean = float(d.mean())
-    text = f"{np.mean(a):.1f} → {np.mean(b):.1f} (paired gain {mean:+.1f}"
-    if len(d) < 2:
-        return text + ", one seed: no interval)"
-    t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}.get(len(d) - 1, 1.96)
-    half = t * float(d.std(ddof=1)) / np.sqrt(len(d))
-    lo, hi = mean - half, mean + half
-    verdict = "holds" if lo > 0 else "reversed" if hi < 0 else "not shown (the interval spans 0)"
-    return text + f", 95% interval [{lo:+.1f}, {hi:+.1f}] over {len(d)} seeds): {verdict}"
 
 
 def moth_section(moth: dict) -> list[str]:

@@ -58,7 +58,7 @@ def _train_and_eval(work: Path, data: Path, seed: int | None) -> tuple[dict, dic
 def order_vs_family(papers: list[dict]) -> dict:
     """IT order and family Top-1 per training seed on the test specimens named at every rank,
     and the paired gain of order over family with its 95% t-interval."""
-    from reproduce import claim
+    from seed_stats import claim
 
     full = [p["IT"]["clean"]["fully_labelled"] for p in papers]
     order = [f["accuracy"]["order"]["top1"] for f in full]
