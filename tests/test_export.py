@@ -53,6 +53,9 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert "## Limits" in card and "generated demo taxon" in card
     copies = "their 'paper'-degraded copies and 100-bp and 150-bp fragments of them"
     assert f"clean reads, {copies}" in card
+    # the card says when read placement weighs identity against the references' radii
+    margin = "labelled_margin" in (scoring.get("placement") or {}).get("features", ())
+    assert margin == ("how far that reference's taxon reaches" in card)
 
 
 def test_int8_dna_graph_keeps_attention_products_in_float(tiny_bundle):
@@ -92,7 +95,7 @@ def test_shipped_library_is_every_record_embedded_once(tiny_bundle, tiny_run, ti
     import shutil
 
     from hir_edge.data.hdf5 import SpecimenStore
-    from hir_edge.export.library import write_references
+    from hir_edge.export.library import add_radii, write_references
     from hir_edge.models import load_model
 
     copy = tmp_path / "b"
@@ -107,13 +110,15 @@ def test_shipped_library_is_every_record_embedded_once(tiny_bundle, tiny_run, ti
         splits,
     )
     assert count == sum(len(SpecimenStore(tiny_world, s)) for s in splits)
+    add_radii(copy, json.loads((copy / "manifest.json").read_text()))
     with (
         np.load(tiny_bundle / "references.npz") as shipped,
         np.load(copy / "references.npz") as fresh,
     ):
         assert sorted(shipped.files) == sorted(fresh.files)
         for key in shipped.files:
-            assert np.array_equal(shipped[key], fresh[key]), key
+            nan = shipped[key].dtype.kind == "f"  # radii are NaN where not named
+            assert np.array_equal(shipped[key], fresh[key], equal_nan=nan), key
 
 
 def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_path):

@@ -187,6 +187,62 @@ def test_a_reference_named_only_to_a_coarser_rank_says_nothing_about_the_finer_o
     assert names["hit_unnamed"].tolist() == [0.0, 1.0]
 
 
+def test_the_margin_is_the_nearest_named_reference_against_its_own_radius():
+    """The best hit (reference 0) is named at order only: at order its radius counts, at genus
+    that of reference 1, the nearest named there; an unknown radius gives 0."""
+    labels = np.array([[0, -1], [0, 0], [0, 1]])
+    radii = np.array([[0.80, np.nan], [0.85, 0.93], [0.85, 0.93]])
+    asked = []
+
+    def radius_of(i, j, level):
+        asked.append((i, j, level))
+        return float(radii[j, level])
+
+    f = placement_features(
+        path_probs=np.array([[0.9, 0.5]]),
+        path_ids=np.array([[0, 0]]),
+        identity=np.array([0.99]),
+        divergence=np.array([0.0]),
+        hit_labels=np.array([[0, -1]]),
+        candidate_ids=[np.arange(3)],
+        candidate_identity=[np.array([0.99, 0.96, 0.90])],
+        candidate_labels=labels,
+        called=np.array([650]),
+        hit_refs=np.array([0]),
+        radius_of=radius_of,
+    )[0]
+    margin = f[:, FEATURES.index("labelled_margin")]
+    assert margin == pytest.approx([0.99 - 0.80, 0.96 - 0.93])
+    assert asked == [(0, 0, 0), (0, 1, 1)]
+    radii[1, 1] = np.nan
+    asked.clear()
+    again = placement_features(
+        np.array([[0.9, 0.5]]),
+        np.array([[0, 0]]),
+        np.array([0.99]),
+        np.array([0.0]),
+        np.array([[0, -1]]),
+        [np.arange(3)],
+        [np.array([0.99, 0.96, 0.90])],
+        labels,
+        np.array([650]),
+        np.array([0]),
+        radius_of,
+    )[0]
+    assert again[:, FEATURES.index("labelled_margin")].tolist() == [pytest.approx(0.19), 0.0]
+    # without radii (older bundles) the feature is 0 and nothing else moves
+    names = _one_read(labels, 0.99, 0.0, [0, -1], [0.99, 0.96, 0.90], called=650)
+    assert names["labelled_margin"].tolist() == [0.0, 0.0]
+    assert np.array_equal(
+        np.delete(again, FEATURES.index("labelled_margin"), axis=1),
+        np.delete(
+            np.stack([names[n] for n in FEATURES], axis=1),
+            FEATURES.index("labelled_margin"),
+            axis=1,
+        ),
+    )
+
+
 def test_logistic_fit_recovers_a_known_slope():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4000, 1))

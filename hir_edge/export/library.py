@@ -135,6 +135,35 @@ def write_references(
     return len(ids)
 
 
+def add_radii(out: Path, manifest: dict) -> str:
+    """Each reference's radius per rank (:meth:`LibraryBarcodes.radii`) into the bundle's
+    references, aligned once here so that ``identify`` never has to; a note for the log."""
+    from hir_edge.runtime.barcodes import LibraryBarcodes
+    from hir_edge.runtime.bundle import References
+    from hir_edge.runtime.scoring import ScoringSettings
+
+    with np.load(out / REFERENCES, allow_pickle=False) as done:
+        arrays = {name: done[name] for name in done.files}
+    if "barcodes" not in arrays:
+        return ""
+    labels = arrays["labels"]
+    scoring = ScoringSettings.from_section(manifest.get("scoring", {}), labels.shape[1])
+    refs = References(arrays["ids"], labels, None, barcodes=arrays["barcodes"])
+    library = LibraryBarcodes(refs, scoring)
+    radii = library.radii()
+    library.close()
+    if radii is None:
+        return ""
+    arrays["radii"] = radii.astype(np.float32)
+    partial = out / (REFERENCES + ".partial.npz")
+    np.savez_compressed(partial, **arrays)
+    partial.replace(out / REFERENCES)
+    median = [float(np.nanmedian(radii[:, lv])) for lv in range(labels.shape[1])]
+    return "; radii (median identity to the nearest other taxon per rank) " + ", ".join(
+        f"{m:.3f}" for m in median
+    )
+
+
 def _clean_or_empty(raw: str) -> str:
     from hir_edge.dna.qc import clean_read
 

@@ -173,6 +173,14 @@ def model_card(manifest: dict) -> str:
                 "- read placement also fitted on outgroups: the barcodes of "
                 f"{calibrated['outgroups']} whose taxa the library lacks (asked, never references)"
             )
+    placement = manifest.get("scoring", {}).get("placement") or {}
+    if "labelled_margin" in placement.get("features", ()):
+        lines.append(
+            "- read placement weighs a read's identity to its nearest reference against how far "
+            "that reference's taxon reaches: its identity to the nearest barcode of another "
+            "taxon at each rank, aligned at export over the shipped library (the calibration's "
+            "over its own library, with each read's hidden taxon taken out)"
+        )
     open_set = manifest.get("scoring", {}).get("open_set")
     if open_set:
         lines += [

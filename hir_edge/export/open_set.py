@@ -259,8 +259,15 @@ def calibrate_placement(
         if not kept:
             continue
         evs = [ev for _, ev in kept]
+        hidden = [q.hidden for q, _ in kept]
         rows["features"].append(
-            read_placement_features(evs, [q.read for q, _ in kept], identifier.bundle.references)
+            read_placement_features(
+                evs,
+                [q.read for q, _ in kept],
+                identifier.bundle.references,
+                # radii of the library as the read meets it: its hidden taxon's barcodes gone
+                lambda i, j, level, hidden=hidden: identifier.library.radius(j, level, hidden[i]),
+            )
         )
         for q, ev in kept:
             truth = q.labels

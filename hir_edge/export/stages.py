@@ -20,6 +20,7 @@ from hir_edge.errors import HirEdgeError
 from hir_edge.export.distill import DistillConfig
 from hir_edge.export.library import (
     FieldInputs,
+    add_radii,
     batches,
     calibrate_scoring,
     field_inputs,
@@ -312,7 +313,8 @@ def full_library(ctx: ExportContext) -> tuple[str, Path]:
         embedded=ctx.options.reference_split,
     )
     ctx.manifest["scoring"]["calibrated_on"]["library_shipped"] = every
-    return f"every record is a reference: {count} specimens of {', '.join(every)}", (
+    radii = add_radii(ctx.out, ctx.manifest)
+    return f"every record is a reference: {count} specimens of {', '.join(every)}{radii}", (
         ctx.out / REFERENCES
     )
 

@@ -34,6 +34,8 @@ class LibraryBarcodes:
         self.scoring = scoring
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
+        self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
+        self._nearest: np.ndarray | None = None  # [M, L] the reference each radius is to
 
     def aligner(self) -> ReferenceAligner | None:
         """The aligner over the library's barcodes, built on first use (None without any)."""
@@ -123,6 +125,66 @@ class LibraryBarcodes:
             ]
 
         return answer
+
+    def radii(self) -> np.ndarray | None:
+        """[M, L] each reference's identity to its nearest barcode of another taxon at each
+        rank (NaN: no barcode, or not named at that rank): how far that taxon reaches in this
+        library. The bundle's own (``references.radii``), else aligned once and kept."""
+        refs = self.references
+        if refs is None or self.aligner() is None:
+            return None
+        if refs.radii is None:
+            refs.radii, self._nearest = self._radii(None, np.arange(len(refs.labels)))
+        return refs.radii
+
+    def radius(self, reference: int, level: int, hidden: Hidden) -> float:
+        """:meth:`radii` of one reference at one rank with a taxon hidden from the library
+        (open-set calibration: the hidden taxon's barcodes are not there to be nearest)."""
+        radii = self.radii()
+        if self._nearest is None:  # the bundle's radii: which reference was nearest is not kept
+            self.references.radii = None
+            radii = self.radii()
+        nearest = self._nearest[reference, level]
+        if hidden is None or nearest < 0 or self.references.labels[nearest, hidden[0]] != hidden[1]:
+            return float(radii[reference, level])
+        key = (reference, level, hidden)
+        if key not in self._radius_cache:
+            identity, _ = self._radii(hidden, np.array([reference]), level)
+            self._radius_cache[key] = float(identity[0, level])
+        return self._radius_cache[key]
+
+    def _radii(
+        self, hidden: Hidden, rows: np.ndarray, only: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Radii of reference ``rows`` at every rank (or at rank ``only``) and the reference
+        each is to (-1: none), by searching each barcode with its own taxon at that rank (and
+        references not named there, which may be of it) and ``hidden`` taken out."""
+        labels = self.references.labels
+        out = np.full((len(rows), labels.shape[1]), np.nan, dtype=np.float32)
+        nearest = np.full((len(rows), labels.shape[1]), -1, dtype=np.int64)
+        position = np.full(len(labels), -1)
+        position[self._barcoded] = np.arange(len(self._barcoded))
+        gone = np.zeros(len(labels), dtype=bool)
+        if hidden is not None:
+            gone[self.hidden_references(hidden)] = True
+        barcodes = self.references.barcodes
+        for level in range(labels.shape[1]) if only is None else (only,):
+            asked = [k for k, j in enumerate(rows) if position[j] >= 0 and labels[j, level] >= 0]
+            if not asked:
+                continue
+            exclude = []
+            for k in asked:
+                out_of_reach = (labels[:, level] == labels[rows[k], level]) | (labels[:, level] < 0)
+                excluded = position[out_of_reach | gone]
+                exclude.append(excluded[excluded >= 0])
+            seqs = [barcodes[rows[k]] for k in asked]
+            seqs = [b.decode("ascii") if isinstance(b, bytes) else str(b) for b in seqs]
+            _, hits = self._aligner.search(seqs, exclude)
+            for k, hit in zip(asked, hits):
+                if hit is not None:
+                    out[k, level] = hit.identity
+                    nearest[k, level] = self._barcoded[hit.reference]
+        return out, nearest
 
     def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
         level, taxon = hidden

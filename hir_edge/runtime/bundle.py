@@ -147,6 +147,9 @@ class References:
         dna: [M, d] normalised DNA embeddings (zero rows: no barcode).
         image: [M, d] normalised image embeddings, or None.
         barcodes: [M] cleaned reference barcodes (bytes), for k-mer evidence; or None.
+        radii: [M, L] each reference's identity to its nearest barcode of another taxon per
+            rank (:meth:`hir_edge.runtime.barcodes.LibraryBarcodes.radii`); None: not
+            aligned (bundles exported before radii).
     """
 
     ids: np.ndarray
@@ -154,14 +157,18 @@ class References:
     dna: np.ndarray | None
     image: np.ndarray | None = None
     barcodes: np.ndarray | None = None
+    radii: np.ndarray | None = None
 
     def subset(self, keep: np.ndarray) -> References:
         """The references where ``keep`` (bool [M]) is true: a smaller library, e.g. only the
-        training records when a benchmark asks about the others."""
+        training records when a benchmark asks about the others. Radii stay the whole
+        library's: a reference's nearest relative may be gone from the subset, so they are at
+        least as high as its own would be, and answers at most as deep."""
         return References(
             *(None if a is None else a[keep] for a in (self.ids, self.labels, self.dna)),
             image=None if self.image is None else self.image[keep],
             barcodes=None if self.barcodes is None else self.barcodes[keep],
+            radii=None if self.radii is None else self.radii[keep],
         )
 
 
@@ -290,6 +297,7 @@ def open_bundle(
                 dna=data["dna"].astype(np.float32) if "dna" in data.files else None,
                 image=data["image"].astype(np.float32) if "image" in data.files else None,
                 barcodes=data["barcodes"] if "barcodes" in data.files else None,
+                radii=data["radii"].astype(np.float32) if "radii" in data.files else None,
             )
     _check_shapes(root, manifest, taxonomy, banks, references)
     return Bundle(root, manifest, taxonomy, banks, references, tmp)
@@ -340,6 +348,9 @@ def _check_shapes(root: Path, manifest: Manifest, taxonomy: Taxonomy, banks, ref
             emb = getattr(references, name)
             if emb is not None and emb.shape != (len(labels), d):
                 raise BundleError(f"{root}: reference {name} embeddings are {emb.shape}")
+        radii = references.radii
+        if radii is not None and radii.shape != labels.shape:
+            raise BundleError(f"{root}: reference radii are {radii.shape}, labels {labels.shape}")
     for part, graph in manifest.graphs.items():
         for rel in graph.files.values():
             if manifest.files and rel not in manifest.files:

@@ -331,6 +331,8 @@ class Identifier:
             placement = self.scoring.placement
             reads = [i for i in idx if out[i].hit is not None]
             if placement is not None and seqs is not None and reads:
+                if "labelled_margin" in placement.features:
+                    self.library.radii()  # the bundle's, or aligned once for this library
                 features = read_placement_features(
                     [out[i] for i in reads],
                     [specimens[i].sequence for i in reads],

@@ -17,7 +17,11 @@ path), from evidence the runtime has for every read with a barcode hit:
   that of the nearest one outside it — a barcode gap at every rank;
 * ``labelled_hit_agrees``: whether the nearest aligned reference sits in the path's taxon at r;
 * ``called``: the read's called bases, as a share of a full barcode;
-* ``hit_unnamed``: whether the best hit is a record not named at r.
+* ``hit_unnamed``: whether the best hit is a record not named at r;
+* ``labelled_margin``: that identity minus the nearest named reference's *radius* at r, its
+  own identity to the nearest barcode of another taxon at r
+  (:meth:`hir_edge.runtime.barcodes.LibraryBarcodes.radii`, aligned at export): a read nearer
+  its hit than the hit's taxon reaches is probably of that taxon, whatever the identity.
 
 Each rank's model is a logistic regression on these features, or, in bundles exported since
 the placement gained a hidden layer, a one-hidden-layer network (tanh) whose output is a
@@ -44,7 +48,7 @@ numpy only (this runs in the field).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -78,7 +82,12 @@ PAIR_FEATURES = (
     "labelled_gap*labelled_identity",
     "sqrt(divergence)",
 )
-FEATURES = BASE_FEATURES + PAIR_FEATURES
+# How much nearer the read is to its nearest reference named at r than that reference is to
+# its own nearest relative of another taxon at r (LibraryBarcodes.radii): a read of an absent
+# family can be as near its hit as a read of an absent congener is, but not nearer than the
+# hit's family reaches. 0 where the bundle has no radii.
+RADIUS_FEATURES = ("labelled_margin",)
+FEATURES = BASE_FEATURES + PAIR_FEATURES + RADIUS_FEATURES
 FULL_BARCODE = 650  # bases of a full COI-5P barcode (the 'called' feature's unit)
 MAX_CONFIDENCE = 0.999  # never claim certainty: the fit saw a finite number of reads
 
@@ -191,6 +200,8 @@ def placement_features(
     candidate_identity: list[np.ndarray],
     candidate_labels: np.ndarray,
     called: np.ndarray,
+    hit_refs: np.ndarray | None = None,
+    radius_of: Callable[[int, int, int], float] | None = None,
 ) -> np.ndarray:
     """[N, L, F] features of :data:`FEATURES` for N reads with a best hit.
 
@@ -203,6 +214,8 @@ def placement_features(
         candidate_ids, candidate_identity: per read, the aligned references and identities.
         candidate_labels: [M, L] the label ids of every reference.
         called: [N] called bases of each read.
+        hit_refs: [N] the best hit's reference; radius_of: (read, reference, rank level) →
+            that reference's radius (NaN: unknown). Without them ``labelled_margin`` is 0.
     """
     n, levels = path_ids.shape
     out = np.zeros((n, levels, len(FEATURES)))
@@ -213,15 +226,21 @@ def placement_features(
     out[..., 4] = hit_labels == path_ids  # kept where no aligned reference is named at r
     out[..., 5] = np.minimum(called, FULL_BARCODE)[:, None] / FULL_BARCODE
     out[..., 6] = hit_labels < 0
+    margin = FEATURES.index("labelled_margin")
     for i in range(n):
         labels = candidate_labels[candidate_ids[i]]  # [c, L]
         ident = candidate_identity[i]
         for level in range(levels):
             named = labels[:, level] >= 0  # a record named to a coarser rank says nothing here
+            nearest = None if hit_refs is None or hit_labels[i, level] < 0 else hit_refs[i]
+            if named.any() and hit_labels[i, level] < 0:  # the nearest named at r instead
+                nearest = candidate_ids[i][np.flatnonzero(named)[np.argmax(ident[named])]]
+                out[i, level, 1] = ident[named].max()
+            if radius_of is not None and nearest is not None:
+                radius = radius_of(i, int(nearest), level)
+                out[i, level, margin] = 0.0 if np.isnan(radius) else out[i, level, 1] - radius
             if not named.any():
                 continue
-            if hit_labels[i, level] < 0:  # the best hit is not named at r: the nearest that is
-                out[i, level, 1] = ident[named].max()
             taxa, near = labels[named, level], ident[named]
             inside = taxa == path_ids[i, level]
             best_in = near[inside].max() if inside.any() else 0.0
@@ -240,11 +259,18 @@ def placement_features(
 
 
 def read_placement_features(
-    evidence: Sequence[Evidence], sequences: Sequence[str], refs: References
+    evidence: Sequence[Evidence],
+    sequences: Sequence[str],
+    refs: References,
+    radius_of: Callable[[int, int, int], float] | None = None,
 ) -> np.ndarray:
     """[N, L, F] :func:`placement_features` of reads with a best hit, from their evidence
     (:class:`~hir_edge.runtime.answer.Evidence`) and the bundle's references: what
-    ``identify`` and the export's open-set calibration both feed the placement model."""
+    ``identify`` and the export's open-set calibration both feed the placement model.
+    ``radius_of``: the references' radii (default: ``refs.radii``, if any)."""
+    if radius_of is None and refs.radii is not None:
+        radii = refs.radii
+        radius_of = lambda i, j, level: float(radii[j, level])  # noqa: E731
     sims = [ev.barcode_sims for ev in evidence]
     return placement_features(
         np.stack([ev.path_p for ev in evidence]),
@@ -256,6 +282,8 @@ def read_placement_features(
         [row[row > 0] for row in sims],
         refs.labels,
         np.array([len(s) - s.count("N") for s in sequences]),
+        np.array([ev.hit.reference for ev in evidence]),
+        radius_of,
     )
 
 

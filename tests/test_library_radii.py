@@ -1,0 +1,79 @@
+"""How far each reference's taxa reach in its library: radii by hand, with a taxon hidden."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hir_edge.errors import BundleError
+from hir_edge.runtime.barcodes import LibraryBarcodes
+from hir_edge.runtime.bundle import References, open_bundle
+from hir_edge.runtime.scoring import ScoringSettings
+
+LENGTH = 420
+
+
+def _library() -> LibraryBarcodes:
+    """Four barcodes differing from a base only by substitutions at disjoint interior sites:
+    r1 at 21 sites, r2 at 63, r3 at 42; so r0-r1 are 95% identical, r0-r3 90%, r0-r2 and
+    r1-r3 85%, r1-r2 80%, r2-r3 75%. Families {r0, r1} and {r2, r3}; four genera."""
+    rng = np.random.default_rng(7)
+    base = rng.choice(list("ACGT"), LENGTH)
+    sites = rng.permutation(np.arange(20, LENGTH - 20))
+    seqs = [base.copy()]
+    for used in (sites[:21], sites[21:84], sites[84:126]):
+        s = base.copy()
+        s[used] = [{"A": "C", "C": "G", "G": "T", "T": "A"}[b] for b in s[used]]
+        seqs.append(s)
+    labels = np.array([[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 2, 2], [0, 1, 3, 3]])
+    refs = References(
+        np.array(["r0", "r1", "r2", "r3"]),
+        labels,
+        None,
+        barcodes=np.array(["".join(s).encode("ascii") for s in seqs]),
+    )
+    return LibraryBarcodes(refs, ScoringSettings.from_section({}, 4))
+
+
+def test_radii_are_each_references_nearest_barcode_of_another_taxon():
+    library = _library()
+    radii = library.radii()
+    assert np.isnan(radii[:, 0]).all()  # one order: nothing of another order to be near
+    assert radii[:, 1] == pytest.approx([0.90, 0.85, 0.85, 0.90])
+    assert radii[:, 2] == pytest.approx([0.95, 0.95, 0.85, 0.90])
+    assert radii[:, 3] == pytest.approx(radii[:, 2])
+    assert library.references.radii is radii  # aligned once, then kept
+
+
+def test_a_hidden_taxon_is_not_there_to_be_nearest():
+    library = _library()
+    assert library.radius(0, 1, (2, 3)) == pytest.approx(0.85)  # r3's genus gone: r2 is nearest
+    assert library.radius(0, 2, (2, 1)) == pytest.approx(0.90)  # r1 gone: r3
+    assert library.radius(0, 2, (2, 2)) == pytest.approx(0.95)  # r2 was not nearest anyway
+    assert np.isnan(library.radius(0, 1, (1, 1)))  # the other family gone: nothing beyond r0's
+    assert library.radius(0, 1, None) == pytest.approx(0.90)
+
+
+def test_a_subset_keeps_its_rows_radii():
+    library = _library()
+    radii = library.radii()
+    subset = library.references.subset(np.array([True, False, True, True]))
+    assert np.array_equal(subset.radii, radii[[0, 2, 3]], equal_nan=True)
+
+
+def test_the_shipped_radii_load_and_a_wrong_shape_is_refused(tiny_bundle, tmp_path):
+    import shutil
+
+    bundle = open_bundle(tiny_bundle)
+    assert bundle.references.radii.shape == bundle.references.labels.shape
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    with np.load(copy / "references.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["radii"] = arrays["radii"][:3]
+    np.savez_compressed(copy / "references.npz", **arrays)
+    n, ranks = bundle.references.labels.shape
+    with pytest.raises(
+        BundleError, match=rf"reference radii are \(3, {ranks}\), labels \({n}, {ranks}\)"
+    ):
+        open_bundle(copy, verify=False)
