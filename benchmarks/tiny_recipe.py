@@ -58,11 +58,11 @@ def _train_and_eval(work: Path, data: Path, seed: int | None) -> tuple[dict, dic
 def order_vs_family(papers: list[dict]) -> dict:
     """IT order and family Top-1 per training seed on the test specimens named at every rank,
     and the paired gain of order over family with its 95% t-interval."""
-    from seed_stats import claim
+    from seed_stats import claim, fully_labelled
 
-    full = [p["IT"]["clean"]["fully_labelled"] for p in papers]
-    order = [f["accuracy"]["order"]["top1"] for f in full]
-    family = [f["accuracy"]["family"]["top1"] for f in full]
+    runs = [{"paper": p} for p in papers]  # the per-seed results layout seed_stats reads
+    order = fully_labelled(runs, "IT", "clean", "order")
+    family = fully_labelled(runs, "IT", "clean", "family")
     return {"order": order, "family": family, "claim": claim(family, order)}
 
 

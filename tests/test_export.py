@@ -53,9 +53,9 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     assert "## Limits" in card and "generated demo taxon" in card
     copies = "their 'paper'-degraded copies and 100-bp and 150-bp fragments of them"
     assert f"clean reads, {copies}" in card
-    # the card says when read placement weighs identity against the references' radii
-    margin = "labelled_margin" in (scoring.get("placement") or {}).get("features", ())
-    assert margin == ("how far that reference's taxon reaches" in card)
+    # read placement weighs identity against the references' radii, and the card says so
+    assert "labelled_margin" in scoring["placement"]["features"]
+    assert "how far that reference's taxon reaches" in card
 
 
 def test_int8_dna_graph_keeps_attention_products_in_float(tiny_bundle):
@@ -95,22 +95,23 @@ def test_shipped_library_is_every_record_embedded_once(tiny_bundle, tiny_run, ti
     import shutil
 
     from hir_edge.data.hdf5 import SpecimenStore
-    from hir_edge.export.library import add_radii, write_references
+    from hir_edge.export.library import write_references
     from hir_edge.models import load_model
 
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)
     splits = ["test", "train", "val"]
-    count = write_references(
+    count, radii = write_references(
         copy,
         ExportOptions(tiny_run, copy),
         load_model(tiny_run / "best"),
         "int8",
         tiny_world,
         splits,
+        radii_scoring=json.loads((copy / "manifest.json").read_text())["scoring"],
     )
     assert count == sum(len(SpecimenStore(tiny_world, s)) for s in splits)
-    add_radii(copy, json.loads((copy / "manifest.json").read_text()))
+    assert radii.shape == (count, 4)
     with (
         np.load(tiny_bundle / "references.npz") as shipped,
         np.load(copy / "references.npz") as fresh,

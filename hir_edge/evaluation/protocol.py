@@ -68,21 +68,19 @@ class TopKResult:
     fully_labelled_count: int = 0
 
     def to_dict(self) -> dict:
+        def named(acc: dict[str, dict[int, float]]) -> dict:
+            return {r: {f"top{k}": v for k, v in by_k.items()} for r, by_k in acc.items()}
+
         out = {
             "ks": list(self.ks),
-            "accuracy": {
-                r: {f"top{k}": v for k, v in acc.items()} for r, acc in self.per_rank.items()
-            },
+            "accuracy": named(self.per_rank),
             "counts": dict(self.counts),
             "global_definition": GLOBAL_DEFINITION,
         }
         if self.fully_labelled:
             out["fully_labelled"] = {
                 "count": self.fully_labelled_count,
-                "accuracy": {
-                    r: {f"top{k}": v for k, v in acc.items()}
-                    for r, acc in self.fully_labelled.items()
-                },
+                "accuracy": named(self.fully_labelled),
             }
         return out
 

@@ -85,13 +85,17 @@ def write_references(
     calib_path: Path,
     splits: list[str],
     embedded: str | None = None,
-) -> int:
+    radii_scoring: dict | None = None,
+) -> tuple[int, np.ndarray | None]:
     """Embed the specimens of ``splits`` through the shipped graphs as the reference library
-    (with their cleaned barcodes); returns how many. Labels outside the bundle's taxonomy (a
-    species only in a validation split) are kept down to the deepest rank it holds.
+    (with their cleaned barcodes); returns how many, and their radii. Labels outside the
+    bundle's taxonomy (a species only in a validation split) are kept down to the deepest rank
+    it holds.
 
     ``embedded`` names the split the bundle's current library already holds (the same
-    specimens, through the same graphs): its rows are taken from there, not embedded again."""
+    specimens, through the same graphs): its rows are taken from there, not embedded again.
+    ``radii_scoring``: the manifest's scoring section, to align each reference's radius per
+    rank (:func:`reference_radii`) into the library, so that ``identify`` never has to."""
     from hir_edge.runtime.backends import OnnxRuntimeBackend
     from hir_edge.runtime.bundle import Bundle, Manifest
     from hir_edge.taxonomy import Taxonomy
@@ -128,40 +132,32 @@ def write_references(
         "labels": np.concatenate(labels),
         "image": np.concatenate(image).astype(np.float16),
     }
+    radii = None
     if with_dna:  # a photo-only bundle has neither a DNA branch nor barcodes to align
         arrays["dna"] = np.concatenate(dna).astype(np.float16)
         arrays["barcodes"] = np.array(barcodes)
+        if radii_scoring is not None:
+            radii = reference_radii(arrays["labels"], arrays["barcodes"], radii_scoring)
+        if radii is not None:
+            arrays["radii"] = radii
     np.savez_compressed(out / REFERENCES, **arrays)
-    return len(ids)
+    return len(ids), radii
 
 
-def add_radii(out: Path, manifest: dict) -> str:
-    """Each reference's radius per rank (:meth:`LibraryBarcodes.radii`) into the bundle's
-    references, aligned once here so that ``identify`` never has to; a note for the log."""
+def reference_radii(labels: np.ndarray, barcodes: np.ndarray, scoring: dict) -> np.ndarray | None:
+    """[M, L] float32 each reference's radius per rank (:meth:`LibraryBarcodes.radii`), aligned
+    with the search settings of the manifest's ``scoring`` section; None without barcodes."""
     from hir_edge.runtime.barcodes import LibraryBarcodes
     from hir_edge.runtime.bundle import References
     from hir_edge.runtime.scoring import ScoringSettings
 
-    with np.load(out / REFERENCES, allow_pickle=False) as done:
-        arrays = {name: done[name] for name in done.files}
-    if "barcodes" not in arrays:
-        return ""
-    labels = arrays["labels"]
-    scoring = ScoringSettings.from_section(manifest.get("scoring", {}), labels.shape[1])
-    refs = References(arrays["ids"], labels, None, barcodes=arrays["barcodes"])
-    library = LibraryBarcodes(refs, scoring)
+    settings = ScoringSettings.from_section(scoring, labels.shape[1])
+    library = LibraryBarcodes(
+        References(np.arange(len(labels)), labels, None, barcodes=barcodes), settings
+    )
     radii = library.radii()
     library.close()
-    if radii is None:
-        return ""
-    arrays["radii"] = radii.astype(np.float32)
-    partial = out / (REFERENCES + ".partial.npz")
-    np.savez_compressed(partial, **arrays)
-    partial.replace(out / REFERENCES)
-    median = [float(np.nanmedian(radii[:, lv])) for lv in range(labels.shape[1])]
-    return "; radii (median identity to the nearest other taxon per rank) " + ", ".join(
-        f"{m:.3f}" for m in median
-    )
+    return None if radii is None else radii.astype(np.float32)
 
 
 def _clean_or_empty(raw: str) -> str:

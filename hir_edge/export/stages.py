@@ -20,7 +20,6 @@ from hir_edge.errors import HirEdgeError
 from hir_edge.export.distill import DistillConfig
 from hir_edge.export.library import (
     FieldInputs,
-    add_radii,
     batches,
     calibrate_scoring,
     field_inputs,
@@ -268,7 +267,7 @@ def reference_library(ctx: ExportContext) -> tuple[str, Path | None]:
     (ctx.out / MANIFEST).write_text(json.dumps(ctx.manifest, indent=1))
     if not options.reference_split:  # prompts alone: the bundle ships no references
         return "no reference split: prompts only", None
-    count = write_references(
+    count, _ = write_references(
         ctx.out, options, ctx.field_model, ctx.precision, ctx.calib_path, [options.reference_split]
     )
     return f"{count} {options.reference_split} specimens", ctx.out / REFERENCES
@@ -303,7 +302,7 @@ def calibration(ctx: ExportContext) -> tuple[str, None]:
 def full_library(ctx: ExportContext) -> tuple[str, Path]:
     """Every record of the calibration data becomes a reference, once calibrated."""
     every = list_splits(ctx.calib_path)
-    count = write_references(
+    count, radii = write_references(
         ctx.out,
         ctx.options,
         ctx.field_model,
@@ -311,10 +310,14 @@ def full_library(ctx: ExportContext) -> tuple[str, Path]:
         ctx.calib_path,
         every,
         embedded=ctx.options.reference_split,
+        radii_scoring=ctx.manifest["scoring"],
     )
     ctx.manifest["scoring"]["calibrated_on"]["library_shipped"] = every
-    radii = add_radii(ctx.out, ctx.manifest)
-    return f"every record is a reference: {count} specimens of {', '.join(every)}{radii}", (
+    note = ""
+    if radii is not None:
+        medians = ", ".join(f"{np.nanmedian(radii[:, lv]):.3f}" for lv in range(radii.shape[1]))
+        note = f"; radii (median identity to the nearest other taxon per rank) {medians}"
+    return f"every record is a reference: {count} specimens of {', '.join(every)}{note}", (
         ctx.out / REFERENCES
     )
 

@@ -36,6 +36,7 @@ class LibraryBarcodes:
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
         self._nearest: np.ndarray | None = None  # [M, L] the reference each radius is to
+        self._position = np.zeros(0, dtype=np.int64)
 
     def aligner(self) -> ReferenceAligner | None:
         """The aligner over the library's barcodes, built on first use (None without any)."""
@@ -45,6 +46,8 @@ class LibraryBarcodes:
                 b.decode("ascii") if isinstance(b, bytes) else str(b) for b in refs.barcodes
             ]
             self._barcoded = np.flatnonzero([bool(b) for b in barcodes])
+            self._position = np.full(len(barcodes), -1)  # reference row -> aligner index
+            self._position[self._barcoded] = np.arange(len(self._barcoded))
             if len(self._barcoded):
                 species = refs.labels[self._barcoded, -1]
                 self._aligner = ReferenceAligner(
@@ -106,12 +109,8 @@ class LibraryBarcodes:
             return lambda: (None, None)
         exclude = None
         if hidden is not None:
-            position = {int(j): k for k, j in enumerate(self._barcoded)}
             exclude = [
-                None
-                if h is None
-                else np.array([position[j] for j in self.hidden_references(h) if j in position])
-                for h in hidden
+                None if h is None else self._aligned(self.hidden_references(h)) for h in hidden
             ]
         pending = aligner.start_search(sequences, exclude)
 
@@ -134,24 +133,29 @@ class LibraryBarcodes:
         if refs is None or self.aligner() is None:
             return None
         if refs.radii is None:
-            refs.radii, self._nearest = self._radii(None, np.arange(len(refs.labels)))
+            self._align_radii()
         return refs.radii
 
     def radius(self, reference: int, level: int, hidden: Hidden) -> float:
         """:meth:`radii` of one reference at one rank with a taxon hidden from the library
         (open-set calibration: the hidden taxon's barcodes are not there to be nearest)."""
-        radii = self.radii()
-        if self._nearest is None:  # the bundle's radii: which reference was nearest is not kept
-            self.references.radii = None
-            radii = self.radii()
+        if hidden is None:
+            return float(self.radii()[reference, level])
+        if self._nearest is None:  # a bundle's radii do not say which reference was nearest
+            self.aligner()
+            self._align_radii()
         nearest = self._nearest[reference, level]
-        if hidden is None or nearest < 0 or self.references.labels[nearest, hidden[0]] != hidden[1]:
-            return float(radii[reference, level])
+        if nearest < 0 or self.references.labels[nearest, hidden[0]] != hidden[1]:
+            return float(self.references.radii[reference, level])  # its nearest is still there
         key = (reference, level, hidden)
         if key not in self._radius_cache:
             identity, _ = self._radii(hidden, np.array([reference]), level)
             self._radius_cache[key] = float(identity[0, level])
         return self._radius_cache[key]
+
+    def _align_radii(self) -> None:
+        rows = np.arange(len(self.references.labels))
+        self.references.radii, self._nearest = self._radii(None, rows)
 
     def _radii(
         self, hidden: Hidden, rows: np.ndarray, only: int | None = None
@@ -162,29 +166,30 @@ class LibraryBarcodes:
         labels = self.references.labels
         out = np.full((len(rows), labels.shape[1]), np.nan, dtype=np.float32)
         nearest = np.full((len(rows), labels.shape[1]), -1, dtype=np.int64)
-        position = np.full(len(labels), -1)
-        position[self._barcoded] = np.arange(len(self._barcoded))
         gone = np.zeros(len(labels), dtype=bool)
         if hidden is not None:
             gone[self.hidden_references(hidden)] = True
-        barcodes = self.references.barcodes
         for level in range(labels.shape[1]) if only is None else (only,):
-            asked = [k for k, j in enumerate(rows) if position[j] >= 0 and labels[j, level] >= 0]
+            asked = [j for j in rows if self._position[j] >= 0 and labels[j, level] >= 0]
             if not asked:
                 continue
             exclude = []
-            for k in asked:
-                out_of_reach = (labels[:, level] == labels[rows[k], level]) | (labels[:, level] < 0)
-                excluded = position[out_of_reach | gone]
-                exclude.append(excluded[excluded >= 0])
-            seqs = [barcodes[rows[k]] for k in asked]
-            seqs = [b.decode("ascii") if isinstance(b, bytes) else str(b) for b in seqs]
-            _, hits = self._aligner.search(seqs, exclude)
-            for k, hit in zip(asked, hits):
+            for j in asked:
+                out_of_reach = (labels[:, level] == labels[j, level]) | (labels[:, level] < 0)
+                exclude.append(self._aligned(np.flatnonzero(out_of_reach | gone)))
+            barcodes = [self._aligner.references[self._position[j]] for j in asked]
+            _, hits = self._aligner.search(barcodes, exclude)
+            row_of = {int(j): k for k, j in enumerate(rows)}
+            for j, hit in zip(asked, hits):
                 if hit is not None:
-                    out[k, level] = hit.identity
-                    nearest[k, level] = self._barcoded[hit.reference]
+                    out[row_of[int(j)], level] = hit.identity
+                    nearest[row_of[int(j)], level] = self._barcoded[hit.reference]
         return out, nearest
+
+    def _aligned(self, rows: np.ndarray) -> np.ndarray:
+        """The aligner's indices of those reference ``rows`` that have a barcode."""
+        at = self._position[rows]
+        return at[at >= 0]
 
     def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
         level, taxon = hidden
