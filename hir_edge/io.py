@@ -211,6 +211,15 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         raise
 
 
+def cache_folder(setting: str | None = None) -> Path | None:
+    """Where derived files (a library's k-mer index) are kept between runs: ``setting`` (a
+    folder, or "off" for none), else $XDG_CACHE_HOME/hir-edge, else ~/.cache/hir-edge."""
+    if setting is not None:
+        return None if setting.strip().lower() in ("off", "") else Path(setting).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hir-edge"
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:

@@ -18,6 +18,15 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Runs of ``identify`` keep their k-mer indexes in a folder of the test session's own,
+    never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HIR_EDGE_CACHE", str(tmp_path_factory.mktemp("hir-edge-cache")))
+        yield
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return shared_path()

@@ -581,3 +581,14 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_traceback(tmp_path, capfd)
         pool.close()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "hir-edge worker: " in err and "gone.bundle" in err
+
+
+def test_identify_keeps_the_k_mer_index_where_cache_says(tiny_bundle, field_inputs, tmp_path):
+    folder, _ = field_inputs
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(folder / "reads.fa"), "-q"]
+    first = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
+    assert first.exit_code == 0, first.output
+    assert [p.name[:11] for p in (tmp_path / "kept").iterdir()] == ["kmer-index-"]
+    second = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
+    off = run([*args, "--format", "tsv"], env={"HIR_EDGE_CACHE": "off"})
+    assert second.output == first.output == off.output  # the same answers, kept or counted

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hir_edge.dna.kmers import KmerIndex, kmer_counts
+from hir_edge.dna import kmers
+from hir_edge.dna.kmers import KmerIndex, cached_counts, index_key, kmer_counts
 
 
 def _random_seq(rng: np.random.Generator, n: int) -> str:
@@ -113,4 +114,59 @@ def test_kmer_counts_transposed_are_the_transpose():
     seqs = ["".join(rng.choice(list("ACGTN"), int(n))) for n in rng.integers(0, 80, 300)]
     np.testing.assert_array_equal(
         kmer_counts(seqs, 6, np.int16, transposed=True), kmer_counts(seqs, 6, np.int16).T
+    )
+
+
+def test_kept_index_reads_back_the_counts_it_was_built_from(tmp_path, monkeypatch):
+    rng = np.random.default_rng(9)
+    refs = [_random_seq(rng, int(n)) for n in rng.integers(100, 400, 40)]
+    built = KmerIndex(refs, 5, cache_dir=tmp_path)
+    counted = KmerIndex(refs, 5)  # no cache
+    (kept,) = tmp_path.iterdir()
+    assert kept.name == f"kmer-index-{index_key(refs, 5)}.npz"
+
+    def no_counting(*args):
+        raise AssertionError("counted again although the index was kept")
+
+    monkeypatch.setattr(kmers, "reference_counts", no_counting)
+    again = KmerIndex(refs, 5, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again._counts, built._counts)
+    np.testing.assert_array_equal(again._norms, built._norms)
+    queries = [_random_seq(rng, 200) for _ in range(5)] + refs[:3]
+    for got, want in zip(again.query(queries, 4), counted.query(queries, 4)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_another_library_order_or_k_is_another_index():
+    refs = ["ACGTACGTAC", "TTTTGGGGCC"]
+    key = index_key(refs, 6)
+    assert key != index_key(refs[::-1], 6)
+    assert key != index_key(refs, 5)
+    assert key != index_key([refs[0], refs[1] + "A"], 6)
+
+
+def test_a_damaged_kept_index_is_counted_again_and_replaced(tmp_path):
+    rng = np.random.default_rng(3)
+    refs = [_random_seq(rng, 300) for _ in range(20)]
+    want_counts, want_norms = kmers.reference_counts(refs, 6)
+    cached_counts(refs, 6, tmp_path)
+    (kept,) = tmp_path.iterdir()
+    data = kept.read_bytes()
+    middle = len(data) // 2  # inside the counts: the member's CRC no longer matches
+    kept.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
+    counts, norms = cached_counts(refs, 6, tmp_path)
+    np.testing.assert_array_equal(counts, want_counts)
+    np.testing.assert_array_equal(norms, want_norms)
+    assert kept.read_bytes() == data  # written whole again
+    kept.write_bytes(data[:100])  # cut short
+    np.testing.assert_array_equal(cached_counts(refs, 6, tmp_path)[0], want_counts)
+    assert [p.name for p in tmp_path.iterdir()] == [kept.name]  # no temporary left behind
+
+
+def test_an_unwritable_cache_folder_costs_the_cache_not_the_run(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    counts, _ = cached_counts(["ACGTACGTACGTAAA", "GGGGCCCCAAAATTT"], 6, blocker / "cache")
+    np.testing.assert_array_equal(
+        counts, kmer_counts(["ACGTACGTACGTAAA", "GGGGCCCCAAAATTT"], 6, np.int8, transposed=True)
     )

@@ -124,6 +124,15 @@ def _default_workers() -> int:
     help="Run only a bundle signed with this Ed25519 key's private half (a PEM public key; "
     "env HIR_EDGE_TRUSTED_KEY).",
 )
+@click.option(
+    "--cache",
+    envvar="HIR_EDGE_CACHE",
+    default=None,
+    metavar="DIR|off",
+    help="Keep the library's k-mer index here between runs, as a BLAST database is built once "
+    "(default: $XDG_CACHE_HOME/hir-edge, else ~/.cache/hir-edge; env HIR_EDGE_CACHE); off: "
+    "count it every run.",
+)
 @force_option("Overwrite --output / --log files.")
 @quiet_option("No progress bar or summary line.")
 def identify(**options):

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -122,6 +123,7 @@ class ReferenceAligner:
             species may fill them); reads of known species rarely pay for it.
         kmer_index: build the k-mer index (False in worker processes, which align the
             shortlists ranked by their parent's).
+        index_cache: a folder that keeps the k-mer index between runs (KmerIndex).
     """
 
     def __init__(
@@ -135,13 +137,14 @@ class ReferenceAligner:
         min_parallel: int = 16,
         widen: bool = True,
         kmer_index: bool = True,
+        index_cache: Path | None = None,
     ):
         self.workers = max(1, workers)
         self.min_parallel = min_parallel
         self._pool = None
         self.k = k
         # Worker processes align shortlists ranked here: they need no k-mer index of their own.
-        self._index = KmerIndex(barcodes, k) if kmer_index else None
+        self._index = KmerIndex(barcodes, k, cache_dir=index_cache) if kmer_index else None
         self.references = (
             self._index.sequences if self._index else clean_sequences(list(barcodes), "reference")
         )

@@ -9,7 +9,10 @@ exact integer products of counts (ONNX Runtime's int8 matrix product where the c
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -158,6 +161,64 @@ def stable_top(scores: np.ndarray, count: int) -> np.ndarray:
     return chosen[np.argsort(neg[chosen], kind="stable")]
 
 
+def reference_counts(sequences: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The references' k-mer counts [4^k, M], one column each, and their norms [M] float64.
+
+    int8 for ONNX Runtime's integer product (a quarter of float32's memory, read once per
+    batch), float64 when a count passes 127 (a long low-complexity stretch; exact to 2^53).
+    """
+    try:
+        counts = kmer_counts(sequences, k, np.int8, transposed=True)
+    except OverflowError:
+        counts = kmer_counts(sequences, k, np.int64, transposed=True).astype(float)
+    # a sum of squared counts is at most (length - k + 1)^2: int32 is exact (and twice as
+    # fast as int64) for sequences under 46,000 bases
+    exact = np.int32 if max(map(len, sequences)) < 46_000 else np.int64
+    squares = np.einsum(
+        "ij,ij->j", counts, counts, dtype=exact if counts.dtype == np.int8 else np.float64
+    )
+    return counts, np.sqrt(squares.astype(np.float64))
+
+
+INDEX_FORMAT = 1  # of the cached counts: a new layout gets a new number (and new files)
+
+
+def index_key(sequences: Sequence[str], k: int) -> str:
+    """What the cached counts of these references are named by: a hash of the sequences, in
+    order, and k (another library, order or k is another file)."""
+    digest = hashlib.sha256(f"hir-edge kmer index {INDEX_FORMAT} k={k}\n".encode())
+    digest.update("\n".join(sequences).encode("ascii"))
+    return digest.hexdigest()[:32]
+
+
+def cached_counts(sequences: list[str], k: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`reference_counts`, read from ``folder`` when a run has kept them there, else
+    counted and kept (written whole, then renamed into place: a run that stops half-way
+    leaves no half file: :func:`hir_edge.io.atomic_open`). A file that does not read back
+    whole, with the right key and shape, is counted again and replaced (npz members carry a
+    CRC that reading checks); a folder that cannot be written costs the cache, not the run."""
+    key = index_key(sequences, k)
+    path = folder / f"kmer-index-{key}.npz"
+    shape = (4**k, len(sequences))
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            counts, norms = kept["counts"], kept["norms"]
+            whole = counts.shape == shape and norms.shape == shape[1:]
+            if str(kept["key"]) == key and whole and counts.dtype in (np.int8, np.float64):
+                return counts, norms
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass
+    counts, norms = reference_counts(sequences, k)
+    from hir_edge.io import atomic_open
+
+    try:
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, counts=counts, norms=norms, key=np.array(key))
+    except OSError:
+        pass  # a read-only or full disk: this run counted, the next counts again
+    return counts, norms
+
+
 class KmerIndex:
     """K-mer cosine search over a reference library of barcodes.
 
@@ -167,6 +228,9 @@ class KmerIndex:
             specific enough to tell species apart, short enough to survive a few errors).
         threads: ONNX Runtime threads for the product; 1 (``identify``'s worker processes
             already fill the cores), 0 for one per core.
+        cache_dir: a folder to keep the references' counts in between runs (None: none), as
+            a BLAST database is built once: counting a library's k-mers is most of a one-read
+            command's alignment set-up (:func:`cached_counts`).
 
     The cosine is the exact integer dot product of k-mer counts over their exact norms: ties
     are true ties (the lower index first), whatever the library's size or the CPU.
@@ -175,7 +239,13 @@ class KmerIndex:
         ValueError: no reference, a bad sequence (naming it), or k out of range.
     """
 
-    def __init__(self, references: Sequence[str], k: int = 6, threads: int = 1):
+    def __init__(
+        self,
+        references: Sequence[str],
+        k: int = 6,
+        threads: int = 1,
+        cache_dir: str | Path | None = None,
+    ):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an integer in 1..{MAX_K}, got {k!r}")
         self.sequences = clean_sequences(references, "reference")
@@ -183,20 +253,11 @@ class KmerIndex:
             raise ValueError("no reference sequences: the reference library is empty")
         self.k = k
         self.threads = threads
-        # The references' k-mer counts, one column each: int8 for ONNX Runtime's integer
-        # product (a quarter of float32's memory, read once per batch), float64 when a count
-        # passes 127 (a long low-complexity stretch; exact to 2^53).
-        try:
-            counts = kmer_counts(self.sequences, k, np.int8, transposed=True)
-        except OverflowError:
-            counts = kmer_counts(self.sequences, k, np.int64, transposed=True).astype(float)
-        # a sum of squared counts is at most (length - k + 1)^2: int32 is exact (and twice as
-        # fast as int64) for sequences under 46,000 bases
-        exact = np.int32 if max(map(len, self.sequences)) < 46_000 else np.int64
-        squares = np.einsum(
-            "ij,ij->j", counts, counts, dtype=exact if counts.dtype == np.int8 else np.float64
-        )
-        self._norms = np.sqrt(squares.astype(np.float64))
+        if cache_dir is None:
+            counts, norms = reference_counts(self.sequences, k)
+        else:
+            counts, norms = cached_counts(self.sequences, k, Path(cache_dir))
+        self._norms = norms
         self._counts = counts  # [4^k, M]
         # Without VNNI, x86 CPUs add a uint8 x int8 product's neighbouring pairs in int16 with
         # saturation: a read's counts go to ONNX Runtime only while 2 * read * reference

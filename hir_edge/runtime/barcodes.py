@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -27,11 +28,18 @@ class LibraryBarcodes:
     Args:
         references: the bundle's reference library (None: no barcode evidence).
         scoring: k-mer length, shortlist size and references per species of the search.
+        index_cache: a folder that keeps the library's k-mer index between runs (None: none).
     """
 
-    def __init__(self, references: References | None, scoring: ScoringSettings):
+    def __init__(
+        self,
+        references: References | None,
+        scoring: ScoringSettings,
+        index_cache: Path | None = None,
+    ):
         self.references = references
         self.scoring = scoring
+        self.index_cache = index_cache
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
@@ -56,6 +64,7 @@ class LibraryBarcodes:
                     self.scoring.barcode_shortlist,
                     [int(c) if c >= 0 else None for c in species],
                     self.scoring.barcode_per_species,
+                    index_cache=self.index_cache,
                 )
         return self._aligner
 

@@ -60,6 +60,7 @@ class Identifier:
             bundle's.
         alignment: align reads to the reference barcodes (False: the learned evidence alone,
             prompt ranking and reference embeddings — for measuring what the models know).
+        index_cache: a folder that keeps the library's k-mer index between runs (None: none).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class Identifier:
         max_rank: str | None = None,
         novel_divergence: float | None = None,
         alignment: bool = True,
+        index_cache: Path | None = None,
     ):
         self.bundle = bundle
         self.alignment = alignment
@@ -90,7 +92,7 @@ class Identifier:
         self.rules = AnswerRules(
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
-        self.library = LibraryBarcodes(bundle.references, self.scoring)
+        self.library = LibraryBarcodes(bundle.references, self.scoring, index_cache)
         branches = bundle.manifest.provenance.get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 

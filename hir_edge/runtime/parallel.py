@@ -45,6 +45,7 @@ class WorkerSettings:
     # which of the bundle's references to keep (None: all); a benchmark asks with part of the
     # library, as identify_bold.py does, so that no held-out read finds itself
     keep_references: tuple[bool, ...] | None = None
+    index_cache: Path | None = None  # where the library's k-mer index is kept between runs
 
     def identifier(self, bundle, backend):
         """The Identifier that answers with these options: the workers' and the command's own."""
@@ -57,6 +58,7 @@ class WorkerSettings:
             self.min_confidence,
             self.max_rank,
             novel_divergence=self.novel_divergence,
+            index_cache=self.index_cache,
         )
 
 

@@ -14,6 +14,7 @@ from typing import IO
 from hir_edge import __version__
 from hir_edge.dna.io import ReadReport
 from hir_edge.errors import HirEdgeError, InputError
+from hir_edge.io import cache_folder
 from hir_edge.progress import progress_bar
 from hir_edge.runtime.backends import open_for_inference
 from hir_edge.runtime.bundle import version_note
@@ -48,6 +49,7 @@ class IdentifyRun:
     max_rank: str | None = None
     batch_size: int = 32
     workers: int = 1
+    cache: str | None = None  # a folder for the k-mer index, "off", or None: the user's cache
     quiet: bool = False
     stats: dict = field(default_factory=dict)
 
@@ -98,6 +100,7 @@ class IdentifyRun:
             min_confidence=self.min_confidence,
             max_rank=self.max_rank,
             novel_divergence=self.novel_divergence,
+            index_cache=cache_folder(self.cache),
         )
         identifier = settings.identifier(bundle, backend)
         stack.callback(identifier.close)
