@@ -213,9 +213,10 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
 
 def cache_folder(setting: str | None = None) -> Path | None:
     """Where derived files (a library's k-mer index) are kept between runs: ``setting`` (a
-    folder, or "off" for none), else $XDG_CACHE_HOME/hir-edge, else ~/.cache/hir-edge."""
-    if setting is not None:
-        return None if setting.strip().lower() in ("off", "") else Path(setting).expanduser()
+    folder, or "off" for none), else $XDG_CACHE_HOME/hir-edge, else ~/.cache/hir-edge (an
+    empty setting is no setting, as click reads an empty HIR_EDGE_CACHE)."""
+    if setting is not None and setting.strip():
+        return None if setting.strip().lower() == "off" else Path(setting).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hir-edge"
 

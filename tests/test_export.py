@@ -122,6 +122,47 @@ def test_shipped_library_is_every_record_embedded_once(tiny_bundle, tiny_run, ti
             assert np.array_equal(shipped[key], fresh[key], equal_nan=nan), key
 
 
+def test_a_library_of_the_reference_split_alone_still_ships_its_radii(
+    tiny_bundle, tiny_run, tiny_world, tmp_path
+):
+    """With ``library_all`` off the calibration's own references stay, and their radii are
+    aligned into them: the placement reads them, and identify must never align them."""
+    import shutil
+
+    from hir_edge.data.hdf5 import SpecimenStore
+    from hir_edge.export.stages import STAGES, ExportContext, full_library
+    from hir_edge.models import load_model
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    train = set(SpecimenStore(tiny_world, "train").processids())
+    with np.load(copy / "references.npz") as shipped:  # the library calibration saw
+        keep = np.array([str(i) in train for i in shipped["ids"]])
+        arrays = {k: shipped[k][keep] for k in shipped.files if k != "radii"}
+    np.savez_compressed(copy / "references.npz", **arrays)
+    options = ExportOptions(tiny_run, copy, library_all=False, reference_split="train")
+    ctx = ExportContext(
+        options=options,
+        teacher=None,
+        taxonomy=None,
+        calib_path=tiny_world,
+        out=copy,
+        work=tmp_path / "work",
+        field_model=load_model(tiny_run / "best"),
+        manifest=json.loads((copy / "manifest.json").read_text()),
+        precision="int8",
+    )
+    stage = next(s for s in STAGES if s.run is full_library)
+    assert stage.wanted(ctx)
+    line, _ = full_library(ctx)
+    assert line.startswith(f"references: {int(keep.sum())} specimens of train; radii")
+    assert ctx.manifest["scoring"]["calibrated_on"]["library_shipped"] == ["train"]
+    with np.load(copy / "references.npz") as written:
+        np.testing.assert_array_equal(written["ids"], arrays["ids"])
+        assert written["radii"].shape == arrays["labels"].shape
+        assert np.isfinite(written["radii"][:, -1]).any()
+
+
 def test_validation_fails_fast_with_clear_messages(tiny_run, tiny_world, tmp_path):
     base = dict(checkpoint=tiny_run / "best", output=tmp_path / "b", calib_data=tiny_world)
     teacher = r"--student 'tiny' is a teacher preset; students: edge-s, edge-m"

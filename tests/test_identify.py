@@ -583,12 +583,24 @@ def test_a_worker_that_cannot_start_is_one_line_not_a_traceback(tmp_path, capfd)
     assert "Traceback" not in err and "hir-edge worker: " in err and "gone.bundle" in err
 
 
-def test_identify_keeps_the_k_mer_index_where_cache_says(tiny_bundle, field_inputs, tmp_path):
+def test_identify_keeps_the_k_mer_index_where_cache_says(
+    tiny_bundle, field_inputs, tmp_path, monkeypatch
+):
+    from hir_edge.dna import kmers
+
     folder, _ = field_inputs
     args = ["--bundle", str(tiny_bundle), "--fasta", str(folder / "reads.fa"), "-q"]
     first = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
     assert first.exit_code == 0, first.output
     assert [p.name[:11] for p in (tmp_path / "kept").iterdir()] == ["kmer-index-"]
-    second = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
     off = run([*args, "--format", "tsv"], env={"HIR_EDGE_CACHE": "off"})
+    count = kmers.reference_counts
+
+    def spot_checks_only(sequences, k):
+        assert len(sequences) <= kmers.SPOT_CHECKS, "counted again although the index was kept"
+        return count(sequences, k)
+
+    monkeypatch.setattr(kmers, "reference_counts", spot_checks_only)
+    second = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
+    assert second.exit_code == 0, second.output
     assert second.output == first.output == off.output  # the same answers, kept or counted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,17 @@ def test_kmer_counts_transposed_are_the_transpose():
     )
 
 
+def _only_spot_checks(count):
+    """reference_counts that refuses to count more than the spot checks of a kept index."""
+
+    def counting(sequences, k):
+        if len(sequences) > kmers.SPOT_CHECKS:
+            raise AssertionError("counted again although the index was kept")
+        return count(sequences, k)
+
+    return counting
+
+
 def test_kept_index_reads_back_the_counts_it_was_built_from(tmp_path, monkeypatch):
     rng = np.random.default_rng(9)
     refs = [_random_seq(rng, int(n)) for n in rng.integers(100, 400, 40)]
@@ -125,10 +138,7 @@ def test_kept_index_reads_back_the_counts_it_was_built_from(tmp_path, monkeypatc
     (kept,) = tmp_path.iterdir()
     assert kept.name == f"kmer-index-{index_key(refs, 5)}.npz"
 
-    def no_counting(*args):
-        raise AssertionError("counted again although the index was kept")
-
-    monkeypatch.setattr(kmers, "reference_counts", no_counting)
+    monkeypatch.setattr(kmers, "reference_counts", _only_spot_checks(kmers.reference_counts))
     again = KmerIndex(refs, 5, cache_dir=tmp_path)
     np.testing.assert_array_equal(again._counts, built._counts)
     np.testing.assert_array_equal(again._norms, built._norms)
@@ -153,14 +163,56 @@ def test_a_damaged_kept_index_is_counted_again_and_replaced(tmp_path):
     (kept,) = tmp_path.iterdir()
     data = kept.read_bytes()
     middle = len(data) // 2  # inside the counts: the member's CRC no longer matches
-    kept.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
-    counts, norms = cached_counts(refs, 6, tmp_path)
-    np.testing.assert_array_equal(counts, want_counts)
-    np.testing.assert_array_equal(norms, want_norms)
-    assert kept.read_bytes() == data  # written whole again
-    kept.write_bytes(data[:100])  # cut short
-    np.testing.assert_array_equal(cached_counts(refs, 6, tmp_path)[0], want_counts)
+    # the first member's compression method in the zip's directory: NotImplementedError
+    method = data.index(b"PK\x01\x02") + 10
+    damaged = [
+        data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :],
+        data[:method] + bytes([99]) + data[method + 1 :],
+        data[:100],  # cut short
+    ]
+    for bad in damaged:
+        kept.write_bytes(bad)
+        counts, norms = cached_counts(refs, 6, tmp_path)
+        np.testing.assert_array_equal(counts, want_counts)
+        np.testing.assert_array_equal(norms, want_norms)
+        assert kept.read_bytes() == data  # written whole again
     assert [p.name for p in tmp_path.iterdir()] == [kept.name]  # no temporary left behind
+
+
+def test_kept_counts_that_are_not_these_references_are_counted_again(tmp_path):
+    """A whole file of the right name and shape whose counts differ from a recount of the
+    spot-checked references (another counting code, a hand-made file) is not trusted."""
+    rng = np.random.default_rng(4)
+    refs = [_random_seq(rng, 200) for _ in range(30)]
+    want_counts, want_norms = kmers.reference_counts(refs, 5)
+    wrong = want_counts.copy()
+    wrong[:, 0] = np.roll(wrong[:, 0], 1)  # reference 0 is always spot-checked
+    path = tmp_path / f"kmer-index-{index_key(refs, 5)}.npz"
+    np.savez(path, counts=wrong, norms=want_norms, key=np.array(index_key(refs, 5)))
+    np.testing.assert_array_equal(cached_counts(refs, 5, tmp_path)[0], want_counts)
+    with np.load(path) as kept:  # and replaced
+        np.testing.assert_array_equal(kept["counts"], want_counts)
+
+
+def test_a_link_in_the_cache_folder_is_neither_read_nor_written_through(tmp_path):
+    refs = ["ACGTACGTACGTAAAC", "GGGGCCCCAAAATTTG"]
+    victim = tmp_path / "someone-elses-file"
+    victim.write_text("keep me")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"kmer-index-{index_key(refs, 6)}.npz").symlink_to(victim)
+    counts, _ = cached_counts(refs, 6, cache)
+    np.testing.assert_array_equal(counts, kmer_counts(refs, 6, np.int8, transposed=True))
+    assert victim.read_text() == "keep me"
+
+
+def test_cache_folder_setting():
+    from hir_edge.io import cache_folder
+
+    assert cache_folder("off") is None and cache_folder(" OFF ") is None
+    assert cache_folder("/data/idx") == Path("/data/idx")
+    assert cache_folder("") == cache_folder(None)  # click reads an empty variable as unset
+    assert cache_folder(None).name == "hir-edge"
 
 
 def test_an_unwritable_cache_folder_costs_the_cache_not_the_run(tmp_path):

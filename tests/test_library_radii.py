@@ -54,6 +54,18 @@ def test_a_hidden_taxon_is_not_there_to_be_nearest():
     assert library.radius(0, 1, None) == pytest.approx(0.90)
 
 
+def test_hidden_taxa_leave_a_bundles_own_radii_as_they_are():
+    """A bundle's radii (aligned over its whole library) stay what radii() returns; the
+    hidden-taxon radii come from this library's own alignment."""
+    library = _library()
+    shipped = np.full((4, 4), 0.5, dtype=np.float32)
+    library.references.radii = shipped
+    assert library.radius(0, 1, (2, 3)) == pytest.approx(0.85)
+    assert library.radius(0, 2, (2, 2)) == pytest.approx(0.95)  # its own, not the shipped 0.5
+    assert library.radii() is shipped and (shipped == 0.5).all()
+    assert library.radius(0, 1, None) == 0.5
+
+
 def test_a_subset_keeps_its_rows_radii():
     library = _library()
     radii = library.radii()

@@ -10,7 +10,7 @@ exact integer products of counts (ONNX Runtime's int8 matrix product where the c
 from __future__ import annotations
 
 import hashlib
-import zipfile
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -180,43 +180,76 @@ def reference_counts(sequences: list[str], k: int) -> tuple[np.ndarray, np.ndarr
     return counts, np.sqrt(squares.astype(np.float64))
 
 
-INDEX_FORMAT = 1  # of the cached counts: a new layout gets a new number (and new files)
+INDEX_FORMAT = 1  # of the kept counts: a new layout gets a new number (and new files)
+SPOT_CHECKS = 8  # references recounted when kept counts are read back
 
 
 def index_key(sequences: Sequence[str], k: int) -> str:
-    """What the cached counts of these references are named by: a hash of the sequences, in
-    order, and k (another library, order or k is another file)."""
-    digest = hashlib.sha256(f"hir-edge kmer index {INDEX_FORMAT} k={k}\n".encode())
+    """What the kept counts of these references are named by: a hash of the sequences, in
+    order, k and the version of hir-edge that counted them (another library, order, k or
+    counting code is another file)."""
+    from hir_edge import __version__
+
+    head = f"hir-edge {__version__} kmer index {INDEX_FORMAT} k={k}\n"
+    digest = hashlib.sha256(head.encode())
     digest.update("\n".join(sequences).encode("ascii"))
     return digest.hexdigest()[:32]
 
 
 def cached_counts(sequences: list[str], k: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`reference_counts`, read from ``folder`` when a run has kept them there, else
-    counted and kept (written whole, then renamed into place: a run that stops half-way
-    leaves no half file: :func:`hir_edge.io.atomic_open`). A file that does not read back
-    whole, with the right key and shape, is counted again and replaced (npz members carry a
-    CRC that reading checks); a folder that cannot be written costs the cache, not the run."""
+    """:func:`reference_counts`, read from ``folder`` when a run has kept them there
+    (:func:`_read_kept`), else counted and kept (:func:`_keep`)."""
     key = index_key(sequences, k)
     path = folder / f"kmer-index-{key}.npz"
-    shape = (4**k, len(sequences))
-    try:
-        with np.load(path, allow_pickle=False) as kept:
-            counts, norms = kept["counts"], kept["norms"]
-            whole = counts.shape == shape and norms.shape == shape[1:]
-            if str(kept["key"]) == key and whole and counts.dtype in (np.int8, np.float64):
-                return counts, norms
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass
+    kept = _read_kept(path, key, sequences, k)
+    if kept is not None:
+        return kept
     counts, norms = reference_counts(sequences, k)
+    _keep(path, key, counts, norms)
+    return counts, norms
+
+
+def _read_kept(
+    path: Path, key: str, sequences: list[str], k: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The counts and norms kept at ``path`` when it is a plain file that reads back whole
+    (npz members carry a CRC that reading checks) with this key, these shapes, and the counts
+    of :data:`SPOT_CHECKS` references recounted here; else None (counted again). A link or a
+    FIFO of that name is no index: it is neither read nor written through."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        with np.load(path, allow_pickle=False) as kept:
+            counts, norms, stored = kept["counts"], kept["norms"], str(kept["key"])
+    except Exception:  # a damaged zip raises more than OSError (NotImplementedError, ...)
+        return None
+    shape = (4**k, len(sequences))
+    if stored != key or counts.shape != shape or norms.shape != shape[1:]:
+        return None
+    if counts.dtype not in (np.int8, np.float64) or norms.dtype != np.float64:
+        return None
+    picks = np.unique(np.linspace(0, len(sequences) - 1, SPOT_CHECKS).astype(int))
+    fresh, fresh_norms = reference_counts([sequences[i] for i in picks], k)
+    same = np.array_equal(counts[:, picks].astype(np.float64), fresh.astype(np.float64))
+    if not same or not np.array_equal(norms[picks], fresh_norms):
+        return None
+    return counts, norms
+
+
+def _keep(path: Path, key: str, counts: np.ndarray, norms: np.ndarray) -> None:
+    """Write the counts to ``path`` whole, then rename them into place (a run that stops
+    half-way leaves no half file: :func:`hir_edge.io.atomic_open`), in a folder of the
+    user's own. A folder that cannot be written costs the cache, not the run."""
     from hir_edge.io import atomic_open
 
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return  # someone else's link or FIFO: not written through
         with atomic_open(path, "wb") as handle:
             np.savez(handle, counts=counts, norms=norms, key=np.array(key))
     except OSError:
         pass  # a read-only or full disk: this run counted, the next counts again
-    return counts, norms
 
 
 class KmerIndex:

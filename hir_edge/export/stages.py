@@ -300,8 +300,12 @@ def calibration(ctx: ExportContext) -> tuple[str, None]:
 
 
 def full_library(ctx: ExportContext) -> tuple[str, Path]:
-    """Every record of the calibration data becomes a reference, once calibrated."""
-    every = list_splits(ctx.calib_path)
+    """Every record of the calibration data becomes a reference, once calibrated (with
+    ``library_all`` off, the calibration's own references stay), and each reference's radii
+    are aligned into the library: the placement reads them, and ``identify`` never aligns
+    them."""
+    every = list_splits(ctx.calib_path) if ctx.options.library_all else []
+    every = every or [ctx.options.reference_split]
     count, radii = write_references(
         ctx.out,
         ctx.options,
@@ -315,11 +319,13 @@ def full_library(ctx: ExportContext) -> tuple[str, Path]:
     ctx.manifest["scoring"]["calibrated_on"]["library_shipped"] = every
     note = ""
     if radii is not None:
-        medians = ", ".join(f"{np.nanmedian(radii[:, lv]):.3f}" for lv in range(radii.shape[1]))
+        medians = ", ".join(
+            f"{np.median(known):.3f}" if len(known := radii[~np.isnan(radii[:, lv]), lv]) else "-"
+            for lv in range(radii.shape[1])
+        )  # "-": a rank with one taxon (a library of one order) has no radius
         note = f"; radii (median identity to the nearest other taxon per rank) {medians}"
-    return f"every record is a reference: {count} specimens of {', '.join(every)}{note}", (
-        ctx.out / REFERENCES
-    )
+    what = "every record is a reference" if ctx.options.library_all else "references"
+    return f"{what}: {count} specimens of {', '.join(every)}{note}", (ctx.out / REFERENCES)
 
 
 def tensorrt(ctx: ExportContext) -> tuple[str, None]:
@@ -379,7 +385,7 @@ STAGES = (
         "reference library",
         "onnxruntime",
         full_library,
-        lambda c: bool(c.options.reference_split and c.options.library_all),
+        lambda c: bool(c.options.reference_split),
     ),
     Stage("tensorrt", "tensorrt", tensorrt, lambda c: c.options.engine),
     Stage("bundle", "hir-edge", finish_bundle),

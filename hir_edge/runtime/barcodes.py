@@ -20,6 +20,7 @@ from hir_edge.runtime.scoring import ScoringSettings
 
 # A taxon hidden from a query (open-set calibration): (rank level, taxon id), or None.
 Hidden = tuple[int, int] | None
+RADII_CHUNK = 256  # references whose radii are searched at once
 
 
 class LibraryBarcodes:
@@ -44,6 +45,7 @@ class LibraryBarcodes:
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
         self._nearest: np.ndarray | None = None  # [M, L] the reference each radius is to
+        self._own: np.ndarray | None = None  # [M, L] the radii as aligned in this library
         self._position = np.zeros(0, dtype=np.int64)
 
     def aligner(self) -> ReferenceAligner | None:
@@ -142,29 +144,33 @@ class LibraryBarcodes:
         if refs is None or self.aligner() is None:
             return None
         if refs.radii is None:
-            self._align_radii()
+            refs.radii = self._own_radii()[0]
         return refs.radii
 
     def radius(self, reference: int, level: int, hidden: Hidden) -> float:
         """:meth:`radii` of one reference at one rank with a taxon hidden from the library
-        (open-set calibration: the hidden taxon's barcodes are not there to be nearest)."""
+        (open-set calibration: the hidden taxon's barcodes are not there to be nearest), as
+        aligned in this library (a bundle's radii do not say which reference was nearest, and
+        are left as they are)."""
         if hidden is None:
             return float(self.radii()[reference, level])
-        if self._nearest is None:  # a bundle's radii do not say which reference was nearest
-            self.aligner()
-            self._align_radii()
-        nearest = self._nearest[reference, level]
-        if nearest < 0 or self.references.labels[nearest, hidden[0]] != hidden[1]:
-            return float(self.references.radii[reference, level])  # its nearest is still there
+        radii, nearest = self._own_radii()
+        to = nearest[reference, level]
+        if to < 0 or self.references.labels[to, hidden[0]] != hidden[1]:
+            return float(radii[reference, level])  # its nearest is still there
         key = (reference, level, hidden)
         if key not in self._radius_cache:
             identity, _ = self._radii(hidden, np.array([reference]), level)
             self._radius_cache[key] = float(identity[0, level])
         return self._radius_cache[key]
 
-    def _align_radii(self) -> None:
-        rows = np.arange(len(self.references.labels))
-        self.references.radii, self._nearest = self._radii(None, rows)
+    def _own_radii(self) -> tuple[np.ndarray, np.ndarray]:
+        """This library's radii and the reference each is to, aligned once."""
+        if self._nearest is None:
+            self.aligner()
+            rows = np.arange(len(self.references.labels))
+            self._own, self._nearest = self._radii(None, rows)
+        return self._own, self._nearest
 
     def _radii(
         self, hidden: Hidden, rows: np.ndarray, only: int | None = None
@@ -178,21 +184,23 @@ class LibraryBarcodes:
         gone = np.zeros(len(labels), dtype=bool)
         if hidden is not None:
             gone[self.hidden_references(hidden)] = True
+        row_of = {int(j): k for k, j in enumerate(rows)}
         for level in range(labels.shape[1]) if only is None else (only,):
             asked = [j for j in rows if self._position[j] >= 0 and labels[j, level] >= 0]
-            if not asked:
-                continue
-            exclude = []
-            for j in asked:
-                out_of_reach = (labels[:, level] == labels[j, level]) | (labels[:, level] < 0)
-                exclude.append(self._aligned(np.flatnonzero(out_of_reach | gone)))
-            barcodes = [self._aligner.references[self._position[j]] for j in asked]
-            _, hits = self._aligner.search(barcodes, exclude)
-            row_of = {int(j): k for k, j in enumerate(rows)}
-            for j, hit in zip(asked, hits):
-                if hit is not None:
-                    out[row_of[int(j)], level] = hit.identity
-                    nearest[row_of[int(j)], level] = self._barcoded[hit.reference]
+            # a chunk at a time: each reference's exclusions (its own taxon and every record
+            # not named at the rank) are held for a chunk, not for the whole library at once
+            for start in range(0, len(asked), RADII_CHUNK):
+                chunk = asked[start : start + RADII_CHUNK]
+                exclude = []
+                for j in chunk:
+                    out_of_reach = (labels[:, level] == labels[j, level]) | (labels[:, level] < 0)
+                    exclude.append(self._aligned(np.flatnonzero(out_of_reach | gone)))
+                barcodes = [self._aligner.references[self._position[j]] for j in chunk]
+                _, hits = self._aligner.search(barcodes, exclude)
+                for j, hit in zip(chunk, hits):
+                    if hit is not None:
+                        out[row_of[int(j)], level] = hit.identity
+                        nearest[row_of[int(j)], level] = self._barcoded[hit.reference]
         return out, nearest
 
     def _aligned(self, rows: np.ndarray) -> np.ndarray:

@@ -163,7 +163,8 @@ class References:
         """The references where ``keep`` (bool [M]) is true: a smaller library, e.g. only the
         training records when a benchmark asks about the others. Radii stay the whole
         library's: a reference's nearest relative may be gone from the subset, so they are at
-        least as high as its own would be, and answers at most as deep."""
+        least as high as its own would be, and a read's margin at most as large (the
+        placement usually answers less deep for it, though its network is not bound to)."""
         return References(
             *(None if a is None else a[keep] for a in (self.ids, self.labels, self.dna)),
             image=None if self.image is None else self.image[keep],
