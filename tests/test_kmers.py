@@ -222,3 +222,19 @@ def test_an_unwritable_cache_folder_costs_the_cache_not_the_run(tmp_path):
     np.testing.assert_array_equal(
         counts, kmer_counts(["ACGTACGTACGTAAA", "GGGGCCCCAAAATTT"], 6, np.int8, transposed=True)
     )
+
+
+def test_a_cache_folder_keeps_the_most_recently_used_indexes(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(kmers, "KEPT_INDEXES", 3)
+    libraries = [[f"ACGTACGTAC{'A' * n}GGT"] for n in range(5)]
+    for when, refs in enumerate(libraries[:3]):
+        cached_counts(refs, 4, tmp_path)
+        path = tmp_path / f"kmer-index-{index_key(refs, 4)}.npz"
+        os.utime(path, (1000 + when, 1000 + when))  # used in this order
+    cached_counts(libraries[0], 4, tmp_path)  # read back: now the most recent
+    cached_counts(libraries[3], 4, tmp_path)  # a fourth: the least recently used goes
+    names = {p.name for p in tmp_path.iterdir()}
+    expected = {f"kmer-index-{index_key(libraries[i], 4)}.npz" for i in (0, 2, 3)}
+    assert names == expected

@@ -9,7 +9,9 @@ exact integer products of counts (ONNX Runtime's int8 matrix product where the c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -182,6 +184,7 @@ def reference_counts(sequences: list[str], k: int) -> tuple[np.ndarray, np.ndarr
 
 INDEX_FORMAT = 1  # of the kept counts: a new layout gets a new number (and new files)
 SPOT_CHECKS = 8  # references recounted when kept counts are read back
+KEPT_INDEXES = 8  # libraries whose counts a cache folder keeps (the least recently used go)
 
 
 def index_key(sequences: Sequence[str], k: int) -> str:
@@ -203,10 +206,26 @@ def cached_counts(sequences: list[str], k: int, folder: Path) -> tuple[np.ndarra
     path = folder / f"kmer-index-{key}.npz"
     kept = _read_kept(path, key, sequences, k)
     if kept is not None:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: the last to go when the folder is pruned
         return kept
     counts, norms = reference_counts(sequences, k)
     _keep(path, key, counts, norms)
     return counts, norms
+
+
+def _prune(folder: Path) -> None:
+    """Remove all but the :data:`KEPT_INDEXES` most recently used indexes of ``folder`` (each
+    is tens of MB: a field kit's disk is small, and a library that comes back is counted
+    again)."""
+    kept = []
+    for path in folder.glob("kmer-index-*.npz"):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(path.lstat().st_mode):
+                kept.append((path.stat().st_mtime, path))
+    for _, path in sorted(kept, reverse=True)[KEPT_INDEXES:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _read_kept(
@@ -248,6 +267,7 @@ def _keep(path: Path, key: str, counts: np.ndarray, norms: np.ndarray) -> None:
             return  # someone else's link or FIFO: not written through
         with atomic_open(path, "wb") as handle:
             np.savez(handle, counts=counts, norms=norms, key=np.array(key))
+        _prune(path.parent)
     except OSError:
         pass  # a read-only or full disk: this run counted, the next counts again
 
