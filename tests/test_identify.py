@@ -19,6 +19,7 @@ from hir_edge.data.hdf5 import SpecimenStore
 from hir_edge.dna.align import ReferenceAligner
 from hir_edge.errors import BundleError
 from hir_edge.runtime.bundle import open_bundle
+from hir_edge.runtime.schema import RANKS
 
 pytestmark = pytest.mark.slow
 
@@ -604,3 +605,31 @@ def test_identify_keeps_the_k_mer_index_where_cache_says(
     second = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
     assert second.exit_code == 0, second.output
     assert second.output == first.output == off.output  # the same answers, kept or counted
+
+
+def test_tsv_rows_carry_each_ranks_calibrated_chance_for_reads(tiny_bundle, field_inputs):
+    """<rank>_p_right is the placement's p_right of the JSON, to three places; a photo alone
+    has no placement and leaves it empty."""
+    import csv
+    import io
+
+    folder, _ = field_inputs
+    reads = ["--bundle", str(tiny_bundle), "--fasta", str(folder / "reads.fa"), "-q"]
+    table = run([*reads, "--format", "tsv"])
+    as_json = run([*reads, "--format", "json"])
+    assert table.exit_code == 0 and as_json.exit_code == 0, table.output
+    rows = list(csv.DictReader(io.StringIO(table.stdout), delimiter="\t"))
+    answers = {a["id"]: a for a in json.loads(as_json.stdout)}
+    assert list(rows[0])[-5:] == [f"{r}_p_right" for r in RANKS] + ["warnings"]
+    for row in rows:
+        placement = answers[row["id"]]["placement"]
+        assert placement is not None
+        for rank in RANKS:
+            assert row[f"{rank}_p_right"] == f"{placement[rank]['p_right']:.3f}"
+        # the answer's confidence is its rank's calibrated chance
+        rank = row["assigned_rank"]
+        assert rank and row["confidence"] == row[f"{rank}_p_right"]
+    photo = next(folder.glob("*.jpg"))
+    alone = run(["--bundle", str(tiny_bundle), "--image", str(photo), "-q", "--format", "tsv"])
+    (row,) = csv.DictReader(io.StringIO(alone.stdout), delimiter="\t")
+    assert all(row[f"{rank}_p_right"] == "" for rank in RANKS)

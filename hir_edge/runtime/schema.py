@@ -31,6 +31,9 @@ COLUMNS = (
     "best_hit_id",
     "best_hit_identity",
     "divergence",
+    # reads with a placement: the calibrated chance that each rank's taxon is right (the
+    # confidence an answer at that rank would have); <rank>_p ranks the library's taxa
+    *(f"{rank}_p_right" for rank in RANKS),
     "warnings",
 )
 
@@ -129,7 +132,11 @@ def flat_row(item: Identification) -> dict:
             "best_hit_id": hit["id"] if hit else "",
             "best_hit_identity": f"{hit['identity']:.4f}" if hit else "",
             "divergence": "" if divergence is None else f"{divergence:.4f}",
-            "warnings": " | ".join(item.warnings),
         }
     )
+    placement = item.placement or {}
+    for rank in RANKS:
+        right = placement.get(rank)
+        row[f"{rank}_p_right"] = f"{right['p_right']:.3f}" if right else ""
+    row["warnings"] = " | ".join(item.warnings)
     return row
