@@ -18,6 +18,18 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def counting_only_spot_checks(count):
+    """A stand-in for kmers.reference_counts that refuses to count more than the spot checks
+    of a kept k-mer index: a run that recounts the whole library fails."""
+    from hir_edge.dna import kmers
+
+    def counting(sequences, k):
+        assert len(sequences) <= kmers.SPOT_CHECKS, "counted again although the index was kept"
+        return count(sequences, k)
+
+    return counting
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _own_cache(tmp_path_factory):
     """Runs of ``identify`` keep their k-mer indexes in a folder of the test session's own,

@@ -20,6 +20,7 @@ from hir_edge.dna.align import ReferenceAligner
 from hir_edge.errors import BundleError
 from hir_edge.runtime.bundle import open_bundle
 from hir_edge.runtime.schema import RANKS
+from tests.conftest import counting_only_spot_checks
 
 pytestmark = pytest.mark.slow
 
@@ -595,13 +596,9 @@ def test_identify_keeps_the_k_mer_index_where_cache_says(
     assert first.exit_code == 0, first.output
     assert [p.name[:11] for p in (tmp_path / "kept").iterdir()] == ["kmer-index-"]
     off = run([*args, "--format", "tsv"], env={"HIR_EDGE_CACHE": "off"})
-    count = kmers.reference_counts
-
-    def spot_checks_only(sequences, k):
-        assert len(sequences) <= kmers.SPOT_CHECKS, "counted again although the index was kept"
-        return count(sequences, k)
-
-    monkeypatch.setattr(kmers, "reference_counts", spot_checks_only)
+    monkeypatch.setattr(
+        kmers, "reference_counts", counting_only_spot_checks(kmers.reference_counts)
+    )
     second = run([*args, "--cache", str(tmp_path / "kept"), "--format", "tsv"])
     assert second.exit_code == 0, second.output
     assert second.output == first.output == off.output  # the same answers, kept or counted

@@ -9,6 +9,7 @@ import pytest
 
 from hir_edge.dna import kmers
 from hir_edge.dna.kmers import KmerIndex, cached_counts, index_key, kmer_counts
+from tests.conftest import counting_only_spot_checks
 
 
 def _random_seq(rng: np.random.Generator, n: int) -> str:
@@ -119,17 +120,6 @@ def test_kmer_counts_transposed_are_the_transpose():
     )
 
 
-def _only_spot_checks(count):
-    """reference_counts that refuses to count more than the spot checks of a kept index."""
-
-    def counting(sequences, k):
-        if len(sequences) > kmers.SPOT_CHECKS:
-            raise AssertionError("counted again although the index was kept")
-        return count(sequences, k)
-
-    return counting
-
-
 def test_kept_index_reads_back_the_counts_it_was_built_from(tmp_path, monkeypatch):
     rng = np.random.default_rng(9)
     refs = [_random_seq(rng, int(n)) for n in rng.integers(100, 400, 40)]
@@ -138,7 +128,9 @@ def test_kept_index_reads_back_the_counts_it_was_built_from(tmp_path, monkeypatc
     (kept,) = tmp_path.iterdir()
     assert kept.name == f"kmer-index-{index_key(refs, 5)}.npz"
 
-    monkeypatch.setattr(kmers, "reference_counts", _only_spot_checks(kmers.reference_counts))
+    monkeypatch.setattr(
+        kmers, "reference_counts", counting_only_spot_checks(kmers.reference_counts)
+    )
     again = KmerIndex(refs, 5, cache_dir=tmp_path)
     np.testing.assert_array_equal(again._counts, built._counts)
     np.testing.assert_array_equal(again._norms, built._norms)

@@ -214,6 +214,14 @@ def cached_counts(sequences: list[str], k: int, folder: Path) -> tuple[np.ndarra
     return counts, norms
 
 
+def _is_plain_file(path: Path) -> bool:
+    """``path`` is a regular file itself (not a link to one, a FIFO or missing)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def _prune(folder: Path) -> None:
     """Remove all but the :data:`KEPT_INDEXES` most recently used indexes of ``folder`` (each
     is tens of MB: a field kit's disk is small, and a library that comes back is counted
@@ -221,7 +229,7 @@ def _prune(folder: Path) -> None:
     kept = []
     for path in folder.glob("kmer-index-*.npz"):
         with contextlib.suppress(OSError):
-            if stat.S_ISREG(path.lstat().st_mode):
+            if _is_plain_file(path):
                 kept.append((path.stat().st_mtime, path))
     for _, path in sorted(kept, reverse=True)[KEPT_INDEXES:]:
         with contextlib.suppress(OSError):
@@ -235,9 +243,9 @@ def _read_kept(
     (npz members carry a CRC that reading checks) with this key, these shapes, and the counts
     of :data:`SPOT_CHECKS` references recounted here; else None (counted again). A link or a
     FIFO of that name is no index: it is neither read nor written through."""
+    if not _is_plain_file(path):
+        return None
     try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return None
         with np.load(path, allow_pickle=False) as kept:
             counts, norms, stored = kept["counts"], kept["norms"], str(kept["key"])
     except Exception:  # a damaged zip raises more than OSError (NotImplementedError, ...)
@@ -263,7 +271,7 @@ def _keep(path: Path, key: str, counts: np.ndarray, norms: np.ndarray) -> None:
 
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.is_symlink() or (path.exists() and not path.is_file()):
+        if os.path.lexists(path) and not _is_plain_file(path):
             return  # someone else's link or FIFO: not written through
         with atomic_open(path, "wb") as handle:
             np.savez(handle, counts=counts, norms=norms, key=np.array(key))

@@ -304,8 +304,8 @@ def full_library(ctx: ExportContext) -> tuple[str, Path]:
     ``library_all`` off, the calibration's own references stay), and each reference's radii
     are aligned into the library: the placement reads them, and ``identify`` never aligns
     them."""
-    every = list_splits(ctx.calib_path) if ctx.options.library_all else []
-    every = every or [ctx.options.reference_split]
+    options = ctx.options
+    every = list_splits(ctx.calib_path) if options.library_all else [options.reference_split]
     count, radii = write_references(
         ctx.out,
         ctx.options,

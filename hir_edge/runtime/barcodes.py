@@ -44,8 +44,8 @@ class LibraryBarcodes:
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
-        self._nearest: np.ndarray | None = None  # [M, L] the reference each radius is to
-        self._own: np.ndarray | None = None  # [M, L] the radii as aligned in this library
+        # this library's own radii [M, L] and the reference each is to, aligned on first use
+        self._own: tuple[np.ndarray, np.ndarray] | None = None
         self._position = np.zeros(0, dtype=np.int64)
 
     def aligner(self) -> ReferenceAligner | None:
@@ -166,11 +166,10 @@ class LibraryBarcodes:
 
     def _own_radii(self) -> tuple[np.ndarray, np.ndarray]:
         """This library's radii and the reference each is to, aligned once."""
-        if self._nearest is None:
+        if self._own is None:
             self.aligner()
-            rows = np.arange(len(self.references.labels))
-            self._own, self._nearest = self._radii(None, rows)
-        return self._own, self._nearest
+            self._own = self._radii(None, np.arange(len(self.references.labels)))
+        return self._own
 
     def _radii(
         self, hidden: Hidden, rows: np.ndarray, only: int | None = None
