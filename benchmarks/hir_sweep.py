@@ -1,8 +1,8 @@
 """λ_HiR and τ_h on the validation split (never the test split) for the tiny CLIBD-HiR recipe.
 
-    python benchmarks/hir_sweep.py   # two tiny training runs (about 12 minutes each on 2
-                                     # cores; CLIBD's is dna_encodings.py's default run) and
-                                     # a noisy evaluation each
+    python benchmarks/hir_sweep.py   # two tiny training runs (each about as long as
+                                     # tiny_recipe.md's; CLIBD's is dna_encodings.py's default
+                                     # run) and a noisy evaluation each
 
 The paper's λ_HiR and τ_h were lost with its equations. With λ_HiR = 1, τ_h = 0.1 the image
 branch lost fine-grained accuracy in the reproduction study; this sweep trains Algo 1 (seed 0)

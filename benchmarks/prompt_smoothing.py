@@ -1,6 +1,6 @@
 """Is label smoothing why IT order Top-1 sits below family? Three ways to smooth L_P, on validation.
 
-    python benchmarks/prompt_smoothing.py    # three tiny CLIBD runs (about 10 minutes each, 2 cores)
+    python benchmarks/prompt_smoothing.py    # three tiny CLIBD runs (each as long as tiny_recipe.md's)
 
 PyTorch's label smoothing ε puts ε/K on each of a rank's K prompts, so it trains a rank of few
 taxa toward a smaller margin between the true prompt and the others: log(1 + K(1-ε)/ε) is 4.8

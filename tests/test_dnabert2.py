@@ -19,6 +19,7 @@ from hir_edge.models.dnabert2 import (  # noqa: E402
     alibi_slopes,
     attention_bias,
     mean_pool,
+    merge_tokens,
 )
 from hir_edge.models.dnabert2_weights import (  # noqa: E402
     load_dnabert2,
@@ -498,5 +499,36 @@ def test_downsample_merges_token_groups_and_their_mask():
         (model.merge.weight * emb[0, 0:4].T.unsqueeze(0)).sum(dim=(1, 2)) + model.merge.bias,
         atol=1e-6,
     )
+    # outside export the convolution runs as one matrix product on grouped tokens: same values
+    assert torch.allclose(merge_tokens(model.merge, emb), merged, atol=1e-6)
     with pytest.raises(ValueError, match=r"13 tokens do not split into groups of 4"):
         model.output_mask(torch.ones(1, 13, dtype=torch.long))
+
+
+def test_training_kernels_match_the_exported_graph_in_values_and_gradients(monkeypatch):
+    """Training and PyTorch inference use the fused attention kernel and a matrix-product
+    merge; the ONNX export traces the explicit graph. Same maths: outputs and every
+    parameter's gradient agree, with padded keys and an unread group."""
+    import hir_edge.models.dnabert2 as dnabert2
+
+    model = tiny_model(
+        seed=4, downsample=4, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    ).train()
+    ids = torch.randint(3, 40, (3, 16))
+    mask = torch.ones(3, 16, dtype=torch.long)
+    mask[0, 12:] = 0
+    mask[1, 4:8] = 0
+
+    def run():
+        model.zero_grad()
+        out = model(ids, mask)
+        (out.square().sum() + out[:, 0].sum()).backward()
+        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    fused, fused_grads = run()
+    monkeypatch.setattr(dnabert2, "exporting", lambda: True)
+    graph, graph_grads = run()
+    assert (fused - graph).abs().max().item() < 1e-5
+    assert fused_grads.keys() == graph_grads.keys()
+    for name, grad in fused_grads.items():
+        assert (grad - graph_grads[name]).abs().max().item() < 1e-4, name

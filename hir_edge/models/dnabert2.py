@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hir_edge.errors import InputError
@@ -234,6 +235,28 @@ def attention_bias(slopes: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return alibi.unsqueeze(0) + pad[:, None, None, :]
 
 
+def exporting() -> bool:
+    """True while the model is traced for ONNX: the export keeps the graph that the field
+    encoder was tuned and quantised on (explicit attention, a Conv1d merge), while training
+    and PyTorch inference take the same maths in faster kernels."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
+def merge_tokens(merge: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """Each ``k`` consecutive token states merged into one ([B, T, H] -> [B, T/k, H]).
+
+    The strided convolution (kernel = stride = k) is a linear map of each group of k tokens
+    laid side by side, so outside export it runs as one matrix product on a reshaped view:
+    no transposes of [B, H, T] and no convolution backward.
+    """
+    if exporting():
+        return merge(x.transpose(1, 2)).transpose(1, 2)
+    b, t, h = x.shape
+    k = merge.kernel_size[0]
+    weight = merge.weight.permute(0, 2, 1).reshape(merge.out_channels, k * h)
+    return F.linear(x.reshape(b, t // k, k * h), weight, merge.bias)
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of token states over non-padding positions ([B, T, H] -> [B, H]).
 
@@ -284,10 +307,16 @@ class _SelfAttention(nn.Module):
         b, t, _ = x.shape
         qkv = self.Wqkv(x).reshape(b, t, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, T, d]
-        # 1/sqrt(d) on q ([B, heads, T, d]) rather than on the scores ([B, heads, T, T])
-        scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2)) + bias
-        probs = self.dropout(torch.softmax(scores, dim=-1))
-        return torch.matmul(probs, v).transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
+        if exporting():
+            # The graph the field encoder was quantised on: 1/sqrt(d) on q ([B, heads, T, d])
+            # rather than on the scores ([B, heads, T, T]), then one bias add and a softmax.
+            scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2))
+            probs = self.dropout(torch.softmax(scores + bias, dim=-1))
+            context = torch.matmul(probs, v)
+        else:  # the same maths in PyTorch's fused kernel: less time and memory in training
+            drop = self.dropout.p if self.training else 0.0
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        return context.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
 
 
 class _SelfOutput(nn.Module):
@@ -423,8 +452,7 @@ class DNABert2Model(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         x = self.embeddings(input_ids)
         if self.merge is not None:
-            x = x * attention_mask.unsqueeze(-1).to(x.dtype)
-            x = self.merge(x.transpose(1, 2)).transpose(1, 2)
+            x = merge_tokens(self.merge, x * attention_mask.unsqueeze(-1).to(x.dtype))
         keep = self.output_mask(attention_mask).to(torch.bool)
         hidden = self.encoder(x, keep)
         return hidden * keep.unsqueeze(-1).to(hidden.dtype)

@@ -21,6 +21,7 @@ from torch import nn
 
 from hir_edge.errors import ConfigError
 from hir_edge.images import PreprocessConfig
+from hir_edge.models import text_lengths
 from hir_edge.models.clip_tower import ClipTowers
 from hir_edge.models.config import ModelConfig
 from hir_edge.models.dna_tower import DnaEncoder
@@ -163,7 +164,9 @@ class HirModel(nn.Module):
                 f"model preset {self.config.preset!r} has no text tower (students use the "
                 "prompt bank of their teacher)"
             )
-        return F.normalize(self.text_proj(self.text_model.encode_text(tokens)), dim=-1)
+        return F.normalize(
+            self.text_proj(text_lengths.encode_text(self.text_model, tokens)), dim=-1
+        )
 
     def fuse(self, z_image: torch.Tensor, z_dna: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GatedFusion, or the normalised mean when the model has no fusion head (I+DT Avg)."""

@@ -1,8 +1,9 @@
 """Training-time image augmentation (CLIBD's random resized crop, flips and rotation, and an
 optional colour jitter for real photos).
 
-Degradations (blur, noisy reads) are never used here: METHOD.md §5 keeps them for evaluation.
-Every specimen's augmentation is seeded from (seed, epoch, index), so a run gives the same
+Photos are never blurred here (METHOD.md §5 keeps that for evaluation); reads can be degraded
+and windowed (:class:`ReadAugment`, a declared deviation for the learned DNA branch). Every
+specimen's augmentation is seeded from (seed, epoch, index), so a run gives the same
 images whatever the number of loader workers, and a resumed run continues bit for bit.
 """
 
@@ -137,7 +138,9 @@ class SeededDataset(Dataset):
     def __getitem__(self, index: int):
         seed = int(np.random.SeedSequence([self.seed, self.epoch, int(index)]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator alone: torch.manual_seed also queues a seed for every
+            # accelerator backend, with a stack trace each, on every item.
+            torch.default_generator.manual_seed(seed)
             item = self.base[index]
             if self.text_coarsen_prob > 0 and torch.rand(1).item() < self.text_coarsen_prob:
                 labels = item["labels"].tolist()
