@@ -503,6 +503,8 @@ def test_downsample_merges_token_groups_and_their_mask():
     assert torch.allclose(merge_tokens(model.merge, emb), merged, atol=1e-6)
     with pytest.raises(ValueError, match=r"13 tokens do not split into groups of 4"):
         model.output_mask(torch.ones(1, 13, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"13 tokens do not split into groups of 4"):
+        model(torch.randint(3, 20, (1, 13)))
 
 
 def test_training_kernels_match_the_exported_graph_in_values_and_gradients(monkeypatch):
@@ -525,10 +527,36 @@ def test_training_kernels_match_the_exported_graph_in_values_and_gradients(monke
         (out.square().sum() + out[:, 0].sum()).backward()
         return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
+    fused_calls = []
+    kernel = dnabert2.F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        dnabert2.F,
+        "scaled_dot_product_attention",
+        lambda *a, **k: fused_calls.append(1) or kernel(*a, **k),
+    )
     fused, fused_grads = run()
+    assert len(fused_calls) == 2  # one per layer
     monkeypatch.setattr(dnabert2, "exporting", lambda: True)
     graph, graph_grads = run()
+    assert len(fused_calls) == 2  # the export graph never calls it
     assert (fused - graph).abs().max().item() < 1e-5
     assert fused_grads.keys() == graph_grads.keys()
     for name, grad in fused_grads.items():
         assert (grad - graph_grads[name]).abs().max().item() < 1e-4, name
+
+
+def test_autocast_keeps_the_explicit_attention_with_a_float32_bias(monkeypatch):
+    """Under bf16 autocast q is bf16 and the bias float32: the fused kernel would round the
+    bias to bf16 (a padded key's float32 minimum becomes -inf), so the explicit path adds it
+    to the scores in float32, as before, and a row of padding only stays finite."""
+    import hir_edge.models.dnabert2 as dnabert2
+
+    calls = []
+    monkeypatch.setattr(dnabert2.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1))
+    model = tiny_model(seed=5)
+    ids = torch.randint(3, 40, (2, 6))
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids, mask)
+    assert calls == [] and torch.isfinite(out.float()).all()
+    assert out[1].abs().max().item() == 0.0  # padding rows are zeroed

@@ -60,3 +60,17 @@ def test_a_tower_not_pooled_at_the_end_of_text_runs_untrimmed(text_model, monkey
     tokens = create_model("tiny").tokenize_text(prompts(5))
     with torch.no_grad():
         assert torch.equal(encode_text(text_model, tokens), text_model.encode_text(tokens))
+
+
+def test_a_linear_projection_is_applied_after_the_groups():
+    """open_clip's text_projection is a matrix or, with proj_bias, an nn.Linear."""
+    torch.manual_seed(1)
+    model = create_model("tiny")
+    text_model = model.text_model
+    del text_model.text_projection  # a registered parameter: removed before the module goes in
+    text_model.text_projection = torch.nn.Linear(128, 64)
+    tokens = model.tokenize_text(prompts(ROWS_PER_GROUP + 3))
+    with torch.no_grad():
+        grouped, full = encode_text(text_model, tokens), text_model.encode_text(tokens)
+    assert grouped.shape == (ROWS_PER_GROUP + 3, 64)
+    assert (grouped - full).abs().max().item() < 1e-5

@@ -307,9 +307,11 @@ class _SelfAttention(nn.Module):
         b, t, _ = x.shape
         qkv = self.Wqkv(x).reshape(b, t, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, T, d]
-        if exporting():
+        if exporting() or q.dtype != bias.dtype:
             # The graph the field encoder was quantised on: 1/sqrt(d) on q ([B, heads, T, d])
             # rather than on the scores ([B, heads, T, T]), then one bias add and a softmax.
+            # Under autocast too (bf16 q, float32 bias): the fused kernel would round the
+            # ALiBi bias to bf16 and a padded key's float32 minimum to -inf.
             scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2))
             probs = self.dropout(torch.softmax(scores + bias, dim=-1))
             context = torch.matmul(probs, v)
@@ -450,10 +452,10 @@ class DNABert2Model(nn.Module):
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        keep = self.output_mask(attention_mask).to(torch.bool)  # checks the length first
         x = self.embeddings(input_ids)
         if self.merge is not None:
             x = merge_tokens(self.merge, x * attention_mask.unsqueeze(-1).to(x.dtype))
-        keep = self.output_mask(attention_mask).to(torch.bool)
         hidden = self.encoder(x, keep)
         return hidden * keep.unsqueeze(-1).to(hidden.dtype)
 
