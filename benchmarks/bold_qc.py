@@ -3,7 +3,8 @@
 What it checks, on the 9,278 records of ../shared/data/bold_coi/*.tsv:
   * every record parses from the TSV, and again after a FASTA round trip (same ids, same
     clean sequences, same QC);
-  * the QC figures of real barcodes (length, N, ambiguity codes, best-frame stop codons);
+  * the QC figures of real barcodes (length, N, ambiguity codes, best-frame stop codons, how
+    repetitive they are against the low-complexity rule);
   * strand detection: BOLD stores COI-5P on the coding strand, so every record must be kept
     as it is, and its reverse complement must be flipped back to it exactly;
   * the same on reads degraded with hir_edge.degrade presets, against the stop-codon rule;
@@ -35,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # runs from a checkout, installed or not
 
 from hir_edge.degrade import degrade_dna_seeded, get_preset  # noqa: E402
+from hir_edge.dna.complexity import MIN_WORDS, low_complexity, repeat_share  # noqa: E402
 from hir_edge.dna.io import (  # noqa: E402
     COI_MARKOV,
     DEFAULT_MAX_N_FRACTION,
@@ -50,6 +52,8 @@ from hir_edge.dna.io import (  # noqa: E402
     write_fasta,
 )
 from hir_edge.io import atomic_write_text, ensure_writable  # noqa: E402
+
+WINDOW = 120  # bp of the fragments whose repetitiveness is reported
 
 PRESETS = ("none", "mild", "paper", "severe")
 SEED = 0
@@ -83,6 +87,30 @@ def qc_stats(reads: list) -> dict:
         },
         "margin_percentiles": [float(v) for v in np.percentile(margins, [0, 1, 50])],
         "flags": dict(sorted(flags.items())),
+        **repeat_stats(reads),
+    }
+
+
+def repeat_stats(reads: list) -> dict:
+    """How repetitive real barcodes are, against the low-complexity rule
+    (hir_edge.dna.complexity): the share of each read's 4-mers that are its 6 most common, over
+    whole reads and over 3 seeded 120-bp windows of each (a fragment is more repetitive)."""
+    whole = np.array([repeat_share(r.sequence)[1] for r in reads])
+    rng = np.random.default_rng(0)
+    windows = []
+    for r in reads:
+        if len(r.sequence) < WINDOW:
+            continue
+        for start in rng.integers(0, len(r.sequence) - WINDOW + 1, 3):
+            words, share = repeat_share(r.sequence[start : start + WINDOW])
+            if words >= MIN_WORDS:
+                windows.append(share)
+    return {
+        "repeat_share_median": float(np.median(whole)),
+        "repeat_share_max": float(whole.max()),
+        "window_repeat_share_max": float(max(windows)),
+        "windows": len(windows),
+        "low_complexity_reads": sum(low_complexity(r.sequence) is not None for r in reads),
     }
 
 
@@ -273,6 +301,14 @@ def markdown(results: list[dict], extra: dict, meta: dict) -> str:
             lambda r: " / ".join(str(v) for v in r["qc"]["best_frame_stops"].values()),
         ),
         row("flags", lambda r: ", ".join(f"{k} {v}" for k, v in r["qc"]["flags"].items())),
+        row(
+            f"top-6 4-mer share: median / max of reads / max of {WINDOW}-bp windows",
+            lambda r: (
+                f"{r['qc']['repeat_share_median']:.3f} / {r['qc']['repeat_share_max']:.3f}"
+                f" / {r['qc']['window_repeat_share_max']:.3f} ({r['qc']['windows']} windows)"
+            ),
+        ),
+        row("low-complexity reads", lambda r: r["qc"]["low_complexity_reads"]),
         row(
             "strand margin (nats) min / 1st pct / median",
             lambda r: " / ".join(f"{v:.1f}" for v in r["qc"]["margin_percentiles"]),

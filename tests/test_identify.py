@@ -209,6 +209,25 @@ def test_a_read_without_enough_called_bases_is_no_evidence(tiny_bundle, field_in
     )
 
 
+def test_a_repeat_read_is_skipped_and_the_good_reads_answered(tiny_bundle, field_inputs, tmp_path):
+    """A poly-A read aligns a few bases somewhere; its far best hit once read as "order
+    probably absent from the library"."""
+    folder, _ = field_inputs
+    reads = tmp_path / "junk.fa"
+    good = (folder / "reads.fa").read_text().splitlines()[:2]
+    reads.write_text("\n".join([*good, ">polyA", "A" * 600, ">at", "AT" * 150, ""]))
+    result = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert errors == [
+        f"skipped: {reads}: record '{name}': read is low-complexity: its 6 most common 4-mers "
+        "make up 100% of it (a homopolymer or short tandem repeat, not a barcode)"
+        for name in ("polyA", "at")
+    ]
+    (item,) = json.loads(result.stdout)
+    assert item["id"] == good[0][1:].split()[0] and item["assigned"]["rank"] is not None
+
+
 def test_the_library_api_answers_nothing_for_a_read_of_ns(tiny_bundle):
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.identifier import Identifier, Specimen

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge.dna.align import Hit, min_called_bases
+from hir_edge.dna.complexity import low_complexity
 from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.images import PreprocessConfig, is_drawn_photo, load_image, preprocess
 from hir_edge.runtime import answer as fmt
@@ -116,18 +117,19 @@ class Identifier:
 
         A read needs as many called bases (A/C/G/T) as the alignment does; below that (a
         window of Ns, a failed trace) the encoder would still rank taxa, confidently and at
-        random.
+        random. A homopolymer or short tandem repeat is no barcode either
+        (:mod:`hir_edge.dna.complexity`): its far best hit would say "order absent".
         """
         if not sequence:
             return None
         called = len(sequence) - sequence.count("N")
         needed = min_called_bases(self.scoring.kmer_k)
-        if called >= needed:
-            return None
-        return (
-            f"read has {called} called bases (A/C/G/T) of {len(sequence)}; "
-            f"at least {needed} are needed"
-        )
+        if called < needed:
+            return (
+                f"read has {called} called bases (A/C/G/T) of {len(sequence)}; "
+                f"at least {needed} are needed"
+            )
+        return low_complexity(sequence)
 
     def usable_reads(self, specimens: Sequence[Specimen]) -> np.ndarray:
         """[N] bool: the specimen has a read that carries DNA evidence."""
