@@ -256,6 +256,7 @@ def write_outgroups(path: Path) -> None:
 
 
 from identify_bold_report import write  # noqa: E402  (benchmarks/ is on sys.path)
+from unrelated_dna import unrelated_dna  # noqa: E402
 
 
 def main() -> None:
@@ -381,6 +382,7 @@ def main() -> None:
             kind: run(f"{klass} {kind}", r, truth, rid) for kind, r in sets.items()
         }
 
+    report["unrelated"] = unrelated_dna(lambda ids, r: identify_reads(identifier, ids, r))
     report["speed"] = speed(identifier, test, clean_reads)
     pool.close()  # its workers must not share the cores with the cold start
     identifier.close()

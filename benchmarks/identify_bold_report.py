@@ -70,6 +70,24 @@ def write(out: Path, report: dict) -> None:
                 f"{nov['genus']} / {nov['family']} / {nov['order']} | "
                 f"{hit['genus']:.1f} / {hit['family']:.1f} / {hit['order']:.1f} | {o['reads_per_second']:.0f} |"
             )
+    if report.get("unrelated"):
+        lines += [
+            "",
+            "## Unrelated DNA",
+            "",
+            "Seeded random reads of an insect-like composition (A and T 35% each): no barcode, "
+            "yet each finds a best hit. 'not COI': told apart from a distant relative by being "
+            "no nearer its hit than shuffled copies of itself (runtime/chance.py); 'novel': "
+            "still said to be of a taxon absent from the library.",
+            "",
+            "| length (bp) | reads | answered | not COI | novel | best-hit identity median / max |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in report["unrelated"]:
+            lines.append(
+                f"| {row['length']} | {row['reads']} | {row['answered']} | {row['not_coi']} | "
+                f"{row['novel']} | {row['identity_median']:.3f} / {row['identity_max']:.3f} |"
+            )
     lines += [
         "",
         "## The learned evidence alone against the best hit alone",

@@ -228,6 +228,31 @@ def test_a_repeat_read_is_skipped_and_the_good_reads_answered(tiny_bundle, field
     assert item["id"] == good[0][1:].split()[0] and item["assigned"]["rank"] is not None
 
 
+def test_unrelated_dna_is_not_called_a_novel_order(tiny_bundle, field_inputs, tmp_path):
+    """A random read finds a best hit far below the library's orders; so does a distant
+    insect. Only the insect is nearer its hit than shuffled copies of itself get."""
+    import random
+
+    folder, _ = field_inputs
+    good = (folder / "reads.fa").read_text().splitlines()[:2]
+    rng = random.Random(0)
+    distant = "".join(rng.choice("ACGT") if rng.random() < 0.25 else b for b in good[1])
+    unrelated = "".join(rng.choices("ACGT", weights=[35, 15, 15, 35], k=600))
+    reads = tmp_path / "far.fa"
+    reads.write_text("\n".join([">distant", distant, ">unrelated", unrelated, ""]))
+    result = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    items = {item["id"]: item for item in json.loads(result.stdout)}
+    junk = items["unrelated"]
+    assert junk["assigned"]["rank"] is None and junk["novel"] is None
+    assert len(junk["warnings"]) == 1
+    assert junk["warnings"][0].startswith("not recognisably COI: the best reference barcode is ")
+    far = items["distant"]
+    # below the library's orders too (novel at order: the coarsest band), yet near its hit
+    assert far["novel"]["rank"] == "order" and far["assigned"]["rank"] is None
+    assert not any(w.startswith("not recognisably COI") for w in far["warnings"])
+
+
 def test_the_library_api_answers_nothing_for_a_read_of_ns(tiny_bundle):
     from hir_edge.runtime.backends import select_backend
     from hir_edge.runtime.identifier import Identifier, Specimen
@@ -286,7 +311,7 @@ def test_rank_cap_and_min_confidence(tiny_bundle, field_inputs):
             assert tight["assigned"]["confidence"] >= 0.999
 
 
-def test_random_sequence_is_flagged_novel(tiny_bundle, tmp_path):
+def test_random_sequence_is_placed_nowhere_and_called_no_barcode(tiny_bundle, tmp_path):
     rng = np.random.default_rng(0)
     reads = tmp_path / "odd.fa"
     reads.write_text(">random\n" + "".join(rng.choice(list("ACGT"), 600)) + "\n")
@@ -295,14 +320,11 @@ def test_random_sequence_is_flagged_novel(tiny_bundle, tmp_path):
     hit = item["best_hit"]
     assert hit["identity"] < 0.8
     assert hit["divergence"] is None  # too far for the estimate: absent, not 0.0
-    # no rank is reached, and the rank the library lacks is named with the band it misses
-    assert item["assigned"]["rank"] is None
-    rank = item["novel"]["rank"]
-    assert rank in ("order", "family", "genus", "species")
-    assert any(w.startswith(f"novel: {rank} probably absent") for w in item["warnings"])
-    assert any(
-        w.startswith("no close reference: the best barcode hit is") for w in item["warnings"]
-    )
+    # no rank is reached, and no rank is said to be absent: it is no nearer than its shuffles
+    assert item["assigned"]["rank"] is None and item["novel"] is None
+    (warning,) = item["warnings"]
+    assert warning.startswith("not recognisably COI: the best reference barcode is ")
+    assert warning.endswith("unrelated DNA, another gene or a failed read, not a novel taxon")
 
 
 def test_a_reference_barcode_is_its_own_best_hit(tiny_bundle, tmp_path):

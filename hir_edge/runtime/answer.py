@@ -29,6 +29,8 @@ class Evidence:
         gate: the mean GatedFusion weight of the photo (paired specimens).
         reach: per rank, P(the path's taxon is right) from the placement model (reads with a
             hit in a bundle that has one), else None.
+        chance_identity: for a read farther from the library than its orders reach, the best
+            identity its shuffled copies reach (:mod:`hir_edge.runtime.chance`), else None.
     """
 
     modality: str
@@ -41,6 +43,7 @@ class Evidence:
     hit: Hit | None
     gate: float | None
     reach: np.ndarray | None = None
+    chance_identity: float | None = None
 
 
 @dataclass

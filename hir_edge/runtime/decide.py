@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hir_edge.runtime.answer import Decision, Evidence
+from hir_edge.runtime.chance import TESTED_BELOW, not_coi
 from hir_edge.runtime.scoring import ScoringSettings
 
 
@@ -77,6 +78,9 @@ class AnswerRules:
         hit = ev.hit
         if hit is None or hit.identity >= self.scoring.novelty_identity:
             return None
+        junk = self._not_coi(ev)
+        if junk:
+            return Decision(-1, 0.0, None, [junk])
         _, reason = self.scoring.novel(hit)  # the novelty rule's own words for a far hit
         return Decision(-1, 0.0, {"rank": self.ranks[0], "reason": reason}, [no_close(hit)])
 
@@ -86,6 +90,9 @@ class AnswerRules:
         species = len(self.ranks) - 1
         hit = ev.hit
         reach = ev.reach
+        junk = self._not_coi(ev)
+        if junk:  # below every band, so placed nowhere; and no taxon is claimed absent
+            return Decision(-1, 0.0, None, [junk])
         usable = (ev.path >= 0)[None]
         if self.min_confidence is not None:
             placement = replace(placement, thresholds=(self.min_confidence,) * len(self.ranks))
@@ -120,6 +127,21 @@ class AnswerRules:
             warnings.append(no_close(hit))
         confidence = float(reach[level]) if level >= 0 else 0.0
         return Decision(level, confidence, record, warnings)
+
+    def far_identity(self) -> float:
+        """Below this best-hit identity a read is placed nowhere and would be said to be of
+        an absent order (the coarsest band), or of no relative (a bundle without placement),
+        and is near enough to chance (``TESTED_BELOW``) that :mod:`~hir_edge.runtime.chance`
+        asks whether it is COI at all."""
+        placement = self.scoring.placement
+        floor = placement.bands[0] if placement is not None else self.scoring.novelty_identity
+        return min(floor, TESTED_BELOW)
+
+    @staticmethod
+    def _not_coi(ev: Evidence) -> str | None:
+        if ev.chance_identity is None or ev.hit is None:
+            return None
+        return not_coi(ev.hit.identity, ev.chance_identity)
 
     def _past_placeholders(self, ev: Evidence, level: int) -> int:
         """Step back past "incertae sedis": it is no answer, the deepest real taxon above is."""

@@ -32,6 +32,7 @@ from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Evidence
 from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
 from hir_edge.runtime.bundle import Bundle
+from hir_edge.runtime.chance import chance_identities
 from hir_edge.runtime.decide import AnswerRules
 from hir_edge.runtime.placement import read_placement_features
 from hir_edge.runtime.schema import Identification, Photo, Specimen
@@ -350,6 +351,17 @@ class Identifier:
     def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
         """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
         specimens, evidence = self.evidence(specimens)
+        far = [
+            k
+            for k, ev in enumerate(evidence)
+            if ev is not None and ev.hit is not None and ev.hit.identity < self.rules.far_identity()
+        ]
+        if far and self.alignment:
+            chance = chance_identities(
+                self.barcode_alignments, [specimens[k].sequence for k in far]
+            )
+            for k, identity in zip(far, chance):
+                evidence[k].chance_identity = identity
         results = []
         for specimen, ev in zip(specimens, evidence):
             unusable = self.unusable_read(specimen.sequence)
