@@ -9,6 +9,10 @@ from pathlib import Path
 from results_file import write_results
 
 
+def _fraction(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _pct(value) -> str:
     return "–" if value is None else f"{value:.1f}"
 
@@ -86,7 +90,8 @@ def write(out: Path, report: dict) -> None:
         for row in report["unrelated"]:
             lines.append(
                 f"| {row['length']} | {row['reads']} | {row['answered']} | {row['not_coi']} | "
-                f"{row['novel']} | {row['identity_median']:.3f} / {row['identity_max']:.3f} |"
+                f"{row['novel']} | {_fraction(row['identity_median'])} / "
+                f"{_fraction(row['identity_max'])} |"
             )
     lines += [
         "",

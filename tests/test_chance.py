@@ -15,6 +15,7 @@ def test_copies_keep_length_and_composition_and_are_seeded_by_the_read():
     assert all(Counter(c) == Counter(read) for c in copies)
     assert shuffled_copies(read) == copies  # the same read, the same copies, in any batch
     assert shuffled_copies(read[::-1]) != copies
+    assert shuffled_copies("") == [""] * SHUFFLES
 
 
 def test_each_read_gets_the_best_identity_of_its_own_copies():

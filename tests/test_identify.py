@@ -311,6 +311,27 @@ def test_rank_cap_and_min_confidence(tiny_bundle, field_inputs):
             assert tight["assigned"]["confidence"] >= 0.999
 
 
+def test_a_photo_paired_with_unrelated_dna_is_identified_from_the_photo(
+    tiny_bundle, field_inputs, tmp_path
+):
+    """As with an unusable read: the photo answers alone, and says why."""
+    folder, _ = field_inputs
+    photo = next(folder.glob("*.jpg"))
+    unrelated = "".join(np.random.default_rng(1).choice(list("ACGT"), 600))
+    reads = tmp_path / "one.fa"
+    reads.write_text(f">{photo.stem}\n{unrelated}\n")
+    args = ["--bundle", str(tiny_bundle), "--format", "json", "--image", str(photo)]
+    (alone,) = json.loads(run(args).stdout)
+    (paired,) = json.loads(run([*args, "--fasta", str(reads)]).stdout)
+    assert paired["modalities"] == ["image"] and paired["novel"] is None
+    assert paired["assigned"] == alone["assigned"] and paired["ranks"] == alone["ranks"]
+    assert any(
+        w.startswith("not recognisably COI: the best reference barcode is ")
+        and w.endswith("not a novel taxon: identified from the photo alone")
+        for w in paired["warnings"]
+    )
+
+
 def test_random_sequence_is_placed_nowhere_and_called_no_barcode(tiny_bundle, tmp_path):
     rng = np.random.default_rng(0)
     reads = tmp_path / "odd.fa"

@@ -7,7 +7,8 @@ their words: a repeat of period p holds at most p distinct 4-mers, so its six mo
 4-mers are nearly all of it. In the 9,278 real BOLD barcodes of ``../shared/data`` they are
 a sixth (median 0.160 and 0.156 in the two files), at most 0.278 of a whole record and 0.402
 of a 120-bp window (``benchmarks/results/bold_qc.md``: no record is low-complexity), while a
-poly-A or "AT" repeat with a few percent of errors stays above 0.9 (``tests/test_complexity.py``).
+poly-A or "AT" repeat with 3 or 5% of its bases redrawn at random stays above 0.85
+(``tests/test_complexity.py``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ TESTED_BELOW = 0.70
 def shuffled_copies(read: str, copies: int = SHUFFLES) -> list[str]:
     """``copies`` permutations of the read's bases, seeded by the read."""
     rng = np.random.default_rng(zlib.crc32(read.encode("ascii")))
-    bases = np.frombuffer(read.encode("ascii"), dtype=np.uint8)
+    bases = np.frombuffer(read.encode("ascii"), dtype=np.uint8).copy()  # an empty one too
     return [rng.permutation(bases).tobytes().decode("ascii") for _ in range(copies)]
 
 

@@ -78,7 +78,7 @@ class AnswerRules:
         hit = ev.hit
         if hit is None or hit.identity >= self.scoring.novelty_identity:
             return None
-        junk = self._not_coi(ev)
+        junk = self.not_coi(ev)
         if junk:
             return Decision(-1, 0.0, None, [junk])
         _, reason = self.scoring.novel(hit)  # the novelty rule's own words for a far hit
@@ -90,7 +90,7 @@ class AnswerRules:
         species = len(self.ranks) - 1
         hit = ev.hit
         reach = ev.reach
-        junk = self._not_coi(ev)
+        junk = self.not_coi(ev)
         if junk:  # below every band, so placed nowhere; and no taxon is claimed absent
             return Decision(-1, 0.0, None, [junk])
         usable = (ev.path >= 0)[None]
@@ -138,7 +138,8 @@ class AnswerRules:
         return min(floor, TESTED_BELOW)
 
     @staticmethod
-    def _not_coi(ev: Evidence) -> str | None:
+    def not_coi(ev: Evidence) -> str | None:
+        """Why a read is not recognisably COI (None: it is, or was not tested)."""
         if ev.chance_identity is None or ev.hit is None:
             return None
         return not_coi(ev.hit.identity, ev.chance_identity)

@@ -130,6 +130,8 @@ class Identifier:
                 f"read has {called} called bases (A/C/G/T) of {len(sequence)}; "
                 f"at least {needed} are needed"
             )
+        if not sequence.isascii():  # not cleaned: the aligner names the character
+            return None
         return low_complexity(sequence)
 
     def usable_reads(self, specimens: Sequence[Specimen]) -> np.ndarray:
@@ -362,9 +364,21 @@ class Identifier:
             )
             for k, identity in zip(far, chance):
                 evidence[k].chance_identity = identity
+        # A paired specimen whose read is not recognisably COI is its photo's, as one whose
+        # read is unusable: embedded again without the read, which had pulled the fused
+        # embedding and the barcode votes.
+        junk = {
+            k: why
+            for k in far
+            if evidence[k].modality == "fused" and (why := AnswerRules.not_coi(evidence[k]))
+        }
+        if junk:
+            _, alone = self.evidence([replace(specimens[k], sequence=None, qc=None) for k in junk])
+            for k, ev in zip(junk, alone):
+                evidence[k] = ev
         results = []
-        for specimen, ev in zip(specimens, evidence):
-            unusable = self.unusable_read(specimen.sequence)
+        for k, (specimen, ev) in enumerate(zip(specimens, evidence)):
+            unusable = self.unusable_read(specimen.sequence) or junk.get(k)
             if ev is None:  # neither a usable read nor a photo
                 results.append(
                     fmt.unanswered(
