@@ -49,6 +49,9 @@ class AnswerRules:
 
     def decide(self, ev: Evidence) -> Decision:
         """Where the answer stops, its confidence, and what is probably absent."""
+        junk = self.not_coi(ev)
+        if junk:  # below every band, so placed nowhere; and no taxon is claimed absent
+            return Decision(-1, 0.0, None, [junk])
         if ev.reach is not None:
             return self._decide_read(ev)
         species = len(self.ranks) - 1
@@ -78,9 +81,6 @@ class AnswerRules:
         hit = ev.hit
         if hit is None or hit.identity >= self.scoring.novelty_identity:
             return None
-        junk = self.not_coi(ev)
-        if junk:
-            return Decision(-1, 0.0, None, [junk])
         _, reason = self.scoring.novel(hit)  # the novelty rule's own words for a far hit
         return Decision(-1, 0.0, {"rank": self.ranks[0], "reason": reason}, [no_close(hit)])
 
@@ -90,9 +90,6 @@ class AnswerRules:
         species = len(self.ranks) - 1
         hit = ev.hit
         reach = ev.reach
-        junk = self.not_coi(ev)
-        if junk:  # below every band, so placed nowhere; and no taxon is claimed absent
-            return Decision(-1, 0.0, None, [junk])
         usable = (ev.path >= 0)[None]
         if self.min_confidence is not None:
             placement = replace(placement, thresholds=(self.min_confidence,) * len(self.ranks))

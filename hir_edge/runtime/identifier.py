@@ -350,23 +350,26 @@ class Identifier:
         return specimens, out
 
     # ------------------------------------------------------------------ the answer
-    def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
-        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
-        specimens, evidence = self.evidence(specimens)
+    def _test_far_reads(
+        self, specimens: Sequence[Specimen], evidence: list[Evidence | None]
+    ) -> dict[int, str]:
+        """Sets ``chance_identity`` of each read too far to place (:mod:`.chance`), and
+        returns the paired specimens whose read is not recognisably COI, by index, with why.
+
+        Those become their photo's, as one whose read is unusable: embedded again without the
+        read, which had pulled the fused embedding and the barcode votes.
+        """
+        floor = self.rules.far_identity()
         far = [
             k
             for k, ev in enumerate(evidence)
-            if ev is not None and ev.hit is not None and ev.hit.identity < self.rules.far_identity()
+            if ev is not None and ev.hit is not None and ev.hit.identity < floor
         ]
-        if far and self.alignment:
-            chance = chance_identities(
-                self.barcode_alignments, [specimens[k].sequence for k in far]
-            )
-            for k, identity in zip(far, chance):
-                evidence[k].chance_identity = identity
-        # A paired specimen whose read is not recognisably COI is its photo's, as one whose
-        # read is unusable: embedded again without the read, which had pulled the fused
-        # embedding and the barcode votes.
+        if not far or not self.alignment:
+            return {}
+        chance = chance_identities(self.barcode_alignments, [specimens[k].sequence for k in far])
+        for k, identity in zip(far, chance):
+            evidence[k].chance_identity = identity
         junk = {
             k: why
             for k in far
@@ -376,6 +379,12 @@ class Identifier:
             _, alone = self.evidence([replace(specimens[k], sequence=None, qc=None) for k in junk])
             for k, ev in zip(junk, alone):
                 evidence[k] = ev
+        return junk
+
+    def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
+        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+        specimens, evidence = self.evidence(specimens)
+        junk = self._test_far_reads(specimens, evidence)
         results = []
         for k, (specimen, ev) in enumerate(zip(specimens, evidence)):
             unusable = self.unusable_read(specimen.sequence) or junk.get(k)
