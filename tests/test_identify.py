@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from hir_edge.cli import main
 from hir_edge.data.hdf5 import SpecimenStore
@@ -180,6 +181,35 @@ def test_bad_records_are_skipped_and_exit_code_is_1(tiny_bundle, field_inputs, t
     assert f"skipped: {reads}: record 'protein'" in result.stderr
     assert "looks like a protein sequence" in result.stderr
     assert f"skipped: {broken}: is not an image Pillow can read" in result.stderr
+
+
+def test_a_blank_frame_is_skipped_and_its_read_answers_alone(tiny_bundle, field_inputs, tmp_path):
+    """A flash-blown white frame is no specimen: one line, exit 1, the good photo beside it
+    still named; a blank photo paired with a read leaves the read to answer alone."""
+    folder, _ = field_inputs
+    good = next(folder.glob("*.jpg"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(good, photos / good.name)
+    Image.new("RGB", (640, 480), (255, 255, 255)).save(photos / "white.png")
+    result = run(["--bundle", str(tiny_bundle), "--image", str(photos), "--format", "json"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert errors == [
+        f"skipped: {photos / 'white.png'}: is a blank frame (brightness varies by 0.00 grey "
+        "levels, under 2): nothing to identify"
+    ]
+    assert [i["id"] for i in json.loads(result.stdout)] == [good.stem]
+    reads = tmp_path / "one.fa"
+    reads.write_text("\n".join((folder / "reads.fa").read_text().splitlines()[:2]) + "\n")
+    read_id = reads.read_text().split()[0][1:]
+    Image.new("RGB", (640, 480), (0, 0, 0)).save(tmp_path / f"{read_id}.png")
+    args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json"]
+    (alone,) = json.loads(run(args).stdout)
+    paired = run([*args, "--image", str(tmp_path / f"{read_id}.png")])
+    assert paired.exit_code == 1
+    (item,) = json.loads(paired.stdout)
+    assert item["modalities"] == ["dna"] and item["assigned"] == alone["assigned"]
 
 
 def test_a_read_without_enough_called_bases_is_no_evidence(tiny_bundle, field_inputs, tmp_path):

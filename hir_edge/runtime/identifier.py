@@ -27,7 +27,9 @@ import numpy as np
 from hir_edge.dna.align import Hit, min_called_bases
 from hir_edge.dna.complexity import low_complexity
 from hir_edge.dna.tokens import tokenizer_from_dict
+from hir_edge.errors import InputError
 from hir_edge.images import PreprocessConfig, is_drawn_photo, load_image, preprocess
+from hir_edge.photo_qc import blank_frame
 from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Evidence
 from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
@@ -101,8 +103,12 @@ class Identifier:
     # ------------------------------------------------------------------ embeddings
     def decode_photo(self, source: Path | bytes) -> Photo:
         """Decode a photo once: the image branch's pixels, and whether hir-edge drew it (from
-        the first kilobytes of the file, where JPEG keeps its comment)."""
+        the first kilobytes of the file, where JPEG keeps its comment). A blank frame is an
+        :class:`~hir_edge.errors.InputError` (:mod:`hir_edge.photo_qc`)."""
         image = load_image(source, min_size=2 * self.preprocess.image_size)
+        blank = blank_frame(image)
+        if blank:  # its embedding would still land among the references, and be named
+            raise InputError(source if isinstance(source, Path | str) else "<bytes>", blank)
         return Photo(preprocess(image, self.preprocess), is_drawn_photo(source))
 
     def _pixels(self, specimen: Specimen) -> np.ndarray:
