@@ -145,3 +145,24 @@ def test_identify_names_photos_and_refuses_reads(photo_bundle, photo_world, tmp_
         "bundle with a DNA branch"
     )
     assert np.isfinite(answers[0]["assigned"]["confidence"])
+
+
+def test_image_weights_take_seven_bits_and_dna_weights_eight(photo_bundle, tiny_bundle):
+    """U8 activations times S8 weights saturate in pairs on x86 CPUs without VNNI unless the
+    weights stay within ±64 (ONNX Runtime's reduce_range): so the image graph's do; the DNA
+    encoder's products stay in range, and its weights use all 8 bits."""
+    import onnx
+    from onnx import numpy_helper
+
+    def widest(path: Path) -> list[int]:
+        graph = onnx.load(str(path)).graph
+        return [
+            int(np.abs(numpy_helper.to_array(w).astype(np.int32)).max())
+            for w in graph.initializer
+            if w.data_type == onnx.TensorProto.INT8 and len(w.dims) > 1
+        ]
+
+    image = widest(photo_bundle / "image.int8.onnx")
+    assert image and max(image) == 64
+    assert max(widest(tiny_bundle / "image.int8.onnx")) == 64
+    assert max(widest(tiny_bundle / "dna.int8.onnx")) == 127

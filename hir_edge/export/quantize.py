@@ -9,7 +9,13 @@
   convolutions that see three or fewer input channels per group — an image stem (RGB) and the
   depthwise convolutions of an EfficientNet: each output channel there has 9 to 27 weights
   and little arithmetic to save, and quantising them degrades the embedding most (what the
-  INT8 bundle keeps of its teacher is in benchmarks/results/moths.md).
+  INT8 bundle keeps of its teacher is in benchmarks/results/moths.md). The image graph's
+  weights take 7 bits (``reduce_range``): x86 CPUs without VNNI multiply U8 activations by S8
+  weights in pairs summed into 16 bits (``vpmaddubsw``), which saturates on a convolution's
+  large folded weights: on this project's AVX2 machine the EU-Moths image graph lost species
+  Top-1 to it, where a CPU with VNNI, or an ARM one, would not have (``moths.md`` gives the
+  shipped graph's cosine to fp32). The DNA encoder's products stay in range, so its weights
+  keep 8 bits.
 * TensorRT (``*.int8-trt.onnx``): TensorRT's explicit quantisation needs symmetric INT8
   activations (zero point 0). With ``nvidia-modelopt`` installed, NVIDIA Model Optimizer places
   the Q/DQ nodes at export (``modelopt.onnx.quantization.quantize``, which also quantises
@@ -63,9 +69,11 @@ def quantize_onnxruntime(
     feeds: Sequence[dict[str, np.ndarray]],
     method: str = "minmax",
     symmetric_activations: bool = False,
+    reduce_range: bool = False,
 ) -> None:
     """Static QDQ INT8 calibrated on ``feeds`` (a list of input batches): U8S8 for the CPU,
-    or symmetric S8S8 (``symmetric_activations``) for TensorRT."""
+    or symmetric S8S8 (``symmetric_activations``) for TensorRT; ``reduce_range``: weights in
+    7 bits (see the module docstring)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -101,6 +109,7 @@ def quantize_onnxruntime(
             op_types_to_quantize=list(QUANTISED_OPS),
             nodes_to_exclude=kept_float,
             calibrate_method=methods[method],
+            reduce_range=reduce_range,
             extra_options={
                 "ActivationSymmetric": symmetric_activations,
                 "WeightSymmetric": True,

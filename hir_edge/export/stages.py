@@ -216,7 +216,7 @@ def quantize_int8(ctx: ExportContext) -> tuple[str, Path]:
     int8_report, trt_report = {}, {}
     for part in [p for p in ("image", "dna") if p in graphs]:
         fp32, target = out / f"{part}.fp32.onnx", out / f"{part}.int8.onnx"
-        quantize.quantize_onnxruntime(fp32, target, feeds[part])
+        quantize.quantize_onnxruntime(fp32, target, feeds[part], reduce_range=part == "image")
         graphs[part]["files"]["int8"] = target.name
         int8_report[part] = quantize.int8_cosine(fp32, target, held[part])
         trt_target = out / f"{part}.int8-trt.onnx"
