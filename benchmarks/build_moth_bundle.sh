@@ -17,3 +17,4 @@ hir-edge export --checkpoint "$OUT/run/best" --student edge-s --int8 --name eu-m
   --description "EfficientNet-Lite0 (ImageNet weights) fine-tuned image–text on the EU-Moths photos (Korsch et al. 2021; 200 species of European moths, 1,452 training photos), INT8. Photos only: no DNA branch." \
   -o "$OUT/eu_moths.bundle" --force
 python benchmarks/moths.py --bundle "$OUT/eu_moths.bundle" --data "$OUT/eu_moths.h5" --checkpoint "$OUT/run/best"
+python benchmarks/photo_scope.py --bundle "$OUT/eu_moths.bundle" --data "$OUT/eu_moths.h5"

@@ -147,6 +147,37 @@ def test_identify_names_photos_and_refuses_reads(photo_bundle, photo_world, tmp_
     assert np.isfinite(answers[0]["assigned"]["confidence"])
 
 
+def test_a_photo_unlike_the_references_is_refused_by_distance(photo_bundle, photo_world, tmp_path):
+    """The export sets the distance limit that all but 1% of the validation photos stay
+    within; a photo of noise lies far beyond it."""
+    from PIL import Image
+
+    from hir_edge.runtime.backends import select_backend
+    from hir_edge.runtime.bundle import open_bundle
+    from hir_edge.runtime.identifier import Identifier
+
+    manifest = json.loads((photo_bundle / "manifest.json").read_text())
+    limit = manifest["scoring"]["scope_distance"]["image"]
+    bundle = open_bundle(photo_bundle)
+    identifier = Identifier(bundle, select_backend(bundle, "onnxruntime", "int8", "cpu"))
+    store = SpecimenStore(photo_world, "test")
+    photos = [store.image_bytes(i) for i in range(len(store))]
+    pixels = np.stack([identifier.decode_photo(p).pixels for p in photos])
+    distances = identifier.photo_scope().distances(identifier.backend.embed_images(pixels))
+    assert limit > 0 and np.mean(distances > limit) <= 0.1  # test photos: in scope
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    args = ["--bundle", str(photo_bundle), "--image", str(tmp_path / "noise.png")]
+    result = CliRunner().invoke(main, ["identify", *args, "--format", "json"])
+    (answer,) = json.loads(result.stdout)
+    assert answer["assigned"]["rank"] is None
+    (warning,) = answer["warnings"]
+    assert warning.startswith("unlike the bundle's reference photos (distance ")
+    assert warning.endswith(
+        f"beyond the {limit:.1f} that validation photos stay within): no answer"
+    )
+
+
 def test_image_weights_take_seven_bits_and_dna_weights_eight(photo_bundle, tiny_bundle):
     """U8 activations times S8 weights saturate in pairs on x86 CPUs without VNNI unless the
     weights stay within ±64 (ONNX Runtime's reduce_range): so the image graph's do; the DNA

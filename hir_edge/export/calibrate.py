@@ -14,8 +14,9 @@ is INT8), so the temperatures, thresholds and novelty cut-offs hold for what run
   can make the answers overconfident;
 * the novelty cut-offs: for photos alone, the embedding similarity of the nearest reference
   below which only ``novelty_quantile`` of the validation specimens fall (every one is of a
-  species in the library), and the lower one (``scope_quantile``) below which a photo is unlike
-  every reference photo and gets no answer (photos of no moth, blank frames). Reads use the
+  species in the library); and the Mahalanobis distance to the library's species beyond which
+  all but ``scope_quantile`` of them fall, a photo unlike every reference photo that gets no
+  answer (:mod:`hir_edge.runtime.photo_scope`; photos of no moth). Reads use the
   alignment rule of :mod:`hir_edge.dna.align` (estimated divergence from the best hit), whose
   cut-off is a biological constant, not a fit; the validation reads' divergences are recorded
   beside it.
@@ -172,6 +173,9 @@ def fit_scoring(
         out["scope"][modality] = (
             float(np.quantile(nearest, scope_quantile)) if nearest is not None else -1.0
         )
+        if modality == "image" and (scope := identifier.photo_scope_model()) is not None:
+            distances = scope.distances(val.ref_queries[modality][:n_clean])
+            out["scope_distance"] = {modality: float(np.quantile(distances, 1.0 - scope_quantile))}
         correct = ids == labels
         out["validation"][modality] = {
             "n": len(queries),

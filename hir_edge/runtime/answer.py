@@ -31,6 +31,8 @@ class Evidence:
             hit in a bundle that has one), else None.
         chance_identity: for a read farther from the library than its orders reach, the best
             identity its shuffled copies reach (:mod:`hir_edge.runtime.chance`), else None.
+        scope_distance: for a photo alone, its Mahalanobis distance to the nearest species of
+            the library (:mod:`hir_edge.runtime.photo_scope`), else None.
     """
 
     modality: str
@@ -44,6 +46,7 @@ class Evidence:
     gate: float | None
     reach: np.ndarray | None = None
     chance_identity: float | None = None
+    scope_distance: float | None = None
 
 
 @dataclass

@@ -161,9 +161,19 @@ class AnswerRules:
         return best < threshold, f"similarity to the nearest reference {best:.3f} < {threshold:.3f}"
 
     def _out_of_scope(self, ev: Evidence) -> str | None:
-        """Why a photo alone is unlike every reference photo (None when it is not): its nearest
-        reference is less similar than all but ``scope_quantile`` of the validation photos
-        were — a photo of something the bundle was never trained on, or of nothing at all."""
+        """Why a photo alone is unlike every reference photo (None when it is not): farther
+        from the library's species than all but ``scope_quantile`` of the validation photos
+        were (:mod:`hir_edge.runtime.photo_scope`) — a photo of something the bundle was never
+        trained on. Bundles exported before use the nearest reference's similarity."""
+        limit = self.scoring.scope_distance.get(ev.modality, -1.0)
+        if ev.modality == "image" and ev.scope_distance is not None and limit > 0:
+            if ev.scope_distance <= limit:
+                return None
+            return (
+                f"unlike the bundle's reference photos (distance {ev.scope_distance:.1f} to the "
+                f"nearest species, beyond the {limit:.1f} that validation photos stay within): "
+                "no answer"
+            )
         threshold = self.scoring.scope.get(ev.modality, -1.0)
         if ev.modality != "image" or ev.ref_sims is None or threshold <= 0:
             return None

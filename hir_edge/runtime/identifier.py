@@ -36,6 +36,7 @@ from hir_edge.runtime.barcodes import Hidden, LibraryBarcodes
 from hir_edge.runtime.bundle import Bundle
 from hir_edge.runtime.chance import chance_identities
 from hir_edge.runtime.decide import AnswerRules
+from hir_edge.runtime.photo_scope import PhotoScope
 from hir_edge.runtime.placement import read_placement_features
 from hir_edge.runtime.schema import Identification, Photo, Specimen
 from hir_edge.runtime.scoring import (
@@ -97,6 +98,7 @@ class Identifier:
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
         self.library = LibraryBarcodes(bundle.references, self.scoring, index_cache)
+        self._photo_scope: list[PhotoScope | None] | None = None  # fitted on first use
         branches = bundle.manifest.provenance.get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -230,6 +232,20 @@ class Identifier:
             return None
         return refs.image if modality == "image" else refs.dna
 
+    def photo_scope_model(self) -> PhotoScope | None:
+        """The library's species as Gaussians over their photos' embeddings, fitted once on
+        the references given (None: no reference photos)."""
+        refs = self.bundle.references
+        if self._photo_scope is None and refs is not None and refs.image is not None:
+            self._photo_scope = [PhotoScope.fit(refs.image, refs.labels)]
+        return None if self._photo_scope is None else self._photo_scope[0]
+
+    def photo_scope(self) -> PhotoScope | None:
+        """:meth:`photo_scope_model` where the bundle sets a distance limit (None before)."""
+        if self.scoring.scope_distance.get("image", -1.0) <= 0:
+            return None
+        return self.photo_scope_model()
+
     def close(self) -> None:
         """Release the library's aligner."""
         self.library.close()
@@ -341,6 +357,10 @@ class Identifier:
                     hit=None if group_hits is None else group_hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
                 )
+            scope = self.photo_scope() if modality == "image" else None
+            if scope is not None:
+                for i, distance in zip(idx, scope.distances(ref_queries)):
+                    out[i].scope_distance = float(distance)
             placement = self.scoring.placement
             reads = [i for i in idx if out[i].hit is not None]
             if placement is not None and seqs is not None and reads:

@@ -273,9 +273,11 @@ class ScoringSettings:
     best hit above ``novelty_divergence``, or identity below ``novelty_identity``). The
     shortlist keeps at most ``barcode_per_species`` references of a species so the next
     species is aligned too (the barcode gap in the output). ``logit_temperatures`` rescale
-    each rank's combined logits (calibration); ``scope`` is the nearest-reference similarity
-    below which a photo gets no answer; ``placement`` decides how far a read's answer goes
-    (:mod:`hir_edge.runtime.placement`; None in bundles exported before it).
+    each rank's combined logits (calibration); ``scope_distance`` is the Mahalanobis distance to
+    the library's species beyond which a photo gets no answer
+    (:mod:`hir_edge.runtime.photo_scope`), and ``scope`` the nearest-reference similarity below
+    which it gets none in bundles exported before; ``placement`` decides how far a read's
+    answer goes (:mod:`hir_edge.runtime.placement`; None in bundles exported before it).
     """
 
     temperatures: dict[str, list[float]]
@@ -293,6 +295,7 @@ class ScoringSettings:
     novelty_identity: float = MIN_ESTIMABLE_IDENTITY
     logit_temperatures: dict[str, list[float]] = field(default_factory=dict)
     scope: dict[str, float] = field(default_factory=dict)
+    scope_distance: dict[str, float] = field(default_factory=dict)
     placement: Placement | None = None
 
     @classmethod
@@ -323,6 +326,7 @@ class ScoringSettings:
             novelty_identity=float(s.get("novelty_identity", MIN_ESTIMABLE_IDENTITY)),
             logit_temperatures=per_modality("logit_temperatures", [1.0] * num_ranks),
             scope={m: float(v) for m, v in per_modality("scope", -1.0).items()},
+            scope_distance={m: float(v) for m, v in per_modality("scope_distance", -1.0).items()},
             placement=Placement.from_dict(s["placement"]) if s.get("placement") else None,
         )
 
