@@ -43,6 +43,12 @@ def _jpeg(image, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def _png(image) -> bytes:  # as moths.py passes its blurred photos
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def drawn_other_orders(per_species: int = 3, size: int = 256) -> list[bytes]:
     """Drawn specimens of every species of bold_coi_100sp.tsv that is not a moth, seeded."""
     from hir_edge.data.synth.draw import draw_specimen
@@ -70,7 +76,7 @@ def photo_sets(data: Path) -> dict[str, list[bytes]]:
     bioscan = sorted((SHARED / "bioscan_photos").glob("*.jpg"))
     return {
         "EU-Moths test, clean": clean,
-        "EU-Moths test, blurred": [_jpeg(blur_image(load_image(p), kernel), 95) for p in clean],
+        "EU-Moths test, blurred": [_png(blur_image(load_image(p), kernel)) for p in clean],
         "EU-Moths test, JPEG q30": [_jpeg(load_image(p), 30) for p in clean],
         "drawn, other orders": drawn_other_orders(),
         "BIOSCAN, other orders": [
@@ -99,6 +105,8 @@ def measure(bundle_path: Path, data: Path) -> dict:
     similarity_limit = identifier.scoring.scope["image"]
     distance_limit = identifier.scoring.scope_distance["image"]
     scope = identifier.photo_scope()
+    if scope is None:
+        sys.exit(f"{bundle_path}: no photo distance limit (exported before it): re-export it")
     refs = bundle.references.image
     rows = []
     for name, photos in photo_sets(data).items():

@@ -37,8 +37,9 @@ def test_uniform_and_noisy_blank_frames(colour):
 
 
 def test_no_real_photo_is_a_blank_frame(eu_moths, bioscan_photos):
-    """Every EU-Moths and BIOSCAN photo, decoded as ``identify`` decodes them; the lowest
-    spread (a pale moth on a pale sheet) is twice the threshold."""
+    """Every EU-Moths and BIOSCAN photo, decoded as ``identify`` decodes them for a 128-px
+    model (the EU-Moths bundle's); the lowest spread (a pale moth on a pale sheet) is twice
+    the threshold."""
     photos = image_files(eu_moths / "images") + image_files(bioscan_photos)
     spreads = [brightness_spread(load_image(p, min_size=256)) for p in photos]
     assert len(photos) == 2228

@@ -29,7 +29,8 @@ def test_shrinkage_matches_the_papers_formula(n, p):
 
 def test_distances_by_hand():
     """Two species in 2-D, two photos each: deviations (±1, 0) and (0, ±2) around the means
-    (0, 0) and (10, 0); covariance diag(0.5, 2); Ledoit-Wolf's weight is then 1/4 by hand."""
+    (0, 0) and (10, 2 - 2 = 0): sample covariance diag(0.5, 2) for the shrinkage, and
+    diag(1, 4) over its 4 - 2 degrees of freedom for the distances."""
     x = np.array([[1, 0], [-1, 0], [10, 2], [10, -2]], dtype=float)
     labels = np.array([[0, 0], [0, 0], [0, 1], [0, 1]])
     scope = PhotoScope.fit(x, labels)
@@ -37,7 +38,7 @@ def test_distances_by_hand():
     # beta = (sum ||x||⁴ / n - ||S||²) / (n p) = ((1 + 1 + 16 + 16) / 4 - 4.25) / 8 = 0.53125
     assert scope.shrinkage == pytest.approx(0.53125 / 0.5625)
     w = scope.shrinkage
-    cov = (1 - w) * np.diag([0.5, 2.0]) + w * 1.25 * np.eye(2)
+    cov = (1 - w) * np.diag([1.0, 4.0]) + w * 2.5 * np.eye(2)
     q = np.array([[3.0, 1.0], [9.0, 0.0]])
     expect = [
         min(np.sqrt((q[i] - m) @ np.linalg.inv(cov) @ (q[i] - m)) for m in ([0, 0], [10, 0]))
@@ -55,6 +56,16 @@ def test_references_without_a_photo_are_left_out():
     assert np.allclose(with_gap.means, without.means)
     assert PhotoScope.fit(x[:1], labels[:1]) is None  # one photo: no spread to measure
     assert PhotoScope.fit(np.ones((3, 2)), np.zeros((3, 2), int)) is None  # all alike
+    # two photos of one species spread along one line: Ledoit-Wolf gives no weight to the
+    # identity, and the covariance cannot be inverted: no fit, the similarity rule stays
+    assert ledoit_wolf_shrinkage(np.array([[1.0, 0.0], [-1.0, 0.0]])) == 0.0
+    assert PhotoScope.fit(x[:2], labels[:2]) is None
+    # species of one photo add a mean but no spread: the same covariance as without them
+    lone = np.vstack([x[[0, 1, 3, 4]], [[5.0, 5.0]]])
+    lone_labels = np.vstack([labels[[0, 1, 3, 4]], [[0, 3]]])
+    with_lone = PhotoScope.fit(lone, lone_labels)
+    assert len(with_lone.means) == 3
+    assert np.allclose(with_lone.whitening, without.whitening)
 
 
 def _photo(distance: float | None) -> Evidence:

@@ -234,7 +234,8 @@ class Identifier:
 
     def photo_scope_model(self) -> PhotoScope | None:
         """The library's species as Gaussians over their photos' embeddings, fitted once on
-        the references given (None: no reference photos)."""
+        the references given (None: no reference photos, or too few to fit:
+        :meth:`PhotoScope.fit`)."""
         refs = self.bundle.references
         if self._photo_scope is None and refs is not None and refs.image is not None:
             self._photo_scope = [PhotoScope.fit(refs.image, refs.labels)]
@@ -408,7 +409,9 @@ class Identifier:
         return junk
 
     def identify(self, specimens: Sequence[Specimen]) -> list[Identification]:
-        """Identify a batch; photo-only, read-only and paired specimens may be mixed."""
+        """Identify a batch; photo-only, read-only and paired specimens may be mixed. A photo
+        that does not decode, or a blank frame, raises :class:`~hir_edge.errors.InputError`
+        (``identify`` decodes each photo first with :meth:`decode_photo` and skips those)."""
         specimens, evidence = self.evidence(specimens)
         junk = self._test_far_reads(specimens, evidence)
         results = []
