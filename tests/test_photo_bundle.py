@@ -203,3 +203,25 @@ def test_image_weights_take_seven_bits_and_dna_weights_eight(photo_bundle, tiny_
     assert image and max(image) == 64
     assert max(widest(tiny_bundle / "image.int8.onnx")) == 64
     assert max(widest(tiny_bundle / "dna.int8.onnx")) == 127
+
+
+def test_a_bundle_of_one_order_says_so_when_given_photos(
+    photo_bundle, photo_world, tmp_path, monkeypatch
+):
+    """A moth bundle names any insect photo that passes as a moth 'Lepidoptera': the run
+    says so once. The tiny world holds several orders (no note); made to hold one, it notes."""
+    from hir_edge.taxonomy import Taxonomy
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(SpecimenStore(photo_world, "test").image_bytes(0))
+    args = ["identify", "--bundle", str(photo_bundle), "--image", str(photo), "--format", "json"]
+    assert "knows one order" not in CliRunner().invoke(main, args).stderr
+    names = Taxonomy.names
+    monkeypatch.setattr(
+        Taxonomy, "names", lambda self, rank: ["Lepidoptera"] if rank == 0 else names(self, rank)
+    )
+    notes = [line for line in CliRunner().invoke(main, args).stderr.splitlines() if "order" in line]
+    assert notes == [
+        "note: this bundle knows one order, Lepidoptera: a photo of another insect that "
+        "resembles its photos is answered as Lepidoptera"
+    ]

@@ -109,6 +109,12 @@ class IdentifyRun:
             self._say(
                 "note: this bundle's image branch was trained on drawn photos (see its model card)"
             )
+        orders = identifier.taxonomy.names(0)
+        if len(orders) == 1 and self.images:  # a photo of another insect can still pass as one
+            self._say(
+                f"note: this bundle knows one order, {orders[0]}: a photo of another insect "
+                f"that resembles its photos is answered as {orders[0]}"
+            )
         problems, report = Problems(), ReadReport()
         images = expand_images(self.images)
         if self.sheet:
