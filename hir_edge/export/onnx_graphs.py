@@ -3,8 +3,10 @@
 Exported with torch's current (dynamo) exporter at opset 18, which ONNX Runtime and
 TensorRT 10 both parse (opset 20's fused Gelu is avoided: it decomposes to Erf at 18). Each
 graph ends in the L2 normalisation, so the runtime compares embeddings with a plain dot product.
-The batch axis is dynamic; the DNA graph takes a fixed number of tokens (the tokenizer's
-max_length) so an engine needs one optimisation profile axis only.
+The batch axis is dynamic. The DNA graph's token axis is recorded at the tokenizer's
+max_length, so a TensorRT engine needs one optimisation profile axis only; the project's own
+encoder also takes any multiple of its merge width below it (``token_multiple``), which ONNX
+Runtime uses to run a short read without its padding.
 """
 
 from __future__ import annotations
@@ -59,11 +61,27 @@ class FusionGraph(nn.Module):
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """Names and shapes of one exported graph (recorded in the bundle manifest)."""
+    """Names and shapes of one exported graph (recorded in the bundle manifest).
+
+    ``token_multiple``: the DNA graph's token axis also takes any multiple of it up to the
+    shape given (None: fixed), so the field runtime can cut a short read's padding.
+    """
 
     name: str
     inputs: dict[str, list]  # input name -> shape with "batch" for the dynamic axis
     outputs: dict[str, list]
+    token_multiple: int | None = None
+
+
+def token_multiple(model) -> int | None:
+    """The project's DNA encoder masks padding out of attention, the merge and pooling, so its
+    token axis can be cut at any multiple of the merge width; other towers keep a fixed one."""
+    from hir_edge.models.dnabert2 import DNABert2Model
+
+    backbone = getattr(getattr(model, "dna", None), "backbone", None)
+    if not isinstance(backbone, DNABert2Model):
+        return None
+    return backbone.merge.kernel_size[0] if backbone.merge is not None else 1
 
 
 def specs(model) -> dict[str, GraphSpec]:
@@ -78,6 +96,7 @@ def specs(model) -> dict[str, GraphSpec]:
             "dna",
             {"input_ids": ["batch", tokens], "attention_mask": ["batch", tokens]},
             {"dna_embedding": ["batch", d]},
+            token_multiple(model),
         ),
     }
     if model.fusion is not None:
@@ -108,6 +127,10 @@ def export_graph(model, part: str, path: Path, metadata: dict[str, str] | None =
     module = {"image": ImageGraph, "dna": DnaGraph, "fusion": FusionGraph}[part](model).eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {name: {0: batch} for name in spec.inputs}
+    if spec.token_multiple:  # DNA: any multiple of the merge width up to max_length
+        tokens = spec.inputs["input_ids"][1]
+        groups = torch.export.Dim("groups", min=2, max=tokens // spec.token_multiple)
+        dynamic = {name: {0: batch, 1: spec.token_multiple * groups} for name in spec.inputs}
     # The exporter narrates each step on stdout and warns about axis names; the stage's own
     # one-line log is what the user needs, so that chatter is kept out of the terminal.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -177,6 +177,8 @@ def export_onnx(ctx: ExportContext) -> tuple[str, Path]:
             "outputs": spec.outputs,
             "files": {"fp32": path.name},
         }
+        if spec.token_multiple:
+            ctx.graphs[part]["token_multiple"] = spec.token_multiple
     with torch.no_grad():
         zi = model.encode_image(torch.from_numpy(pix[:64])).numpy()
         zd = model.encode_dna(torch.from_numpy(ids[:64]), torch.from_numpy(mask[:64])).numpy()

@@ -111,13 +111,38 @@ class OnnxRuntimeBackend:
     # 32 do not (faster per read on this machine's 2 cores); any size from 2 up gives the
     # same embeddings bit for bit.
     DNA_CHUNK = 16
+    # A graph whose token axis can be cut (``token_multiple``) runs each read at its own length
+    # rounded up to this many merged tokens: the padding of a 150-bp read is most of a 704-token
+    # input, and a read always runs at the same length, so its embedding never depends on the
+    # other reads of its batch.
+    TOKEN_BUCKET = 16
 
     def embed_dna(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        graph = self.bundle.manifest.graphs.get("dna")
+        multiple = graph.token_multiple if graph is not None else None
+        if not multiple or not len(input_ids):
+            return self._embed_dna_chunks(input_ids, attention_mask)
+        full, step = input_ids.shape[1], multiple * self.TOKEN_BUCKET
+        # past the last unmasked token the input says nothing: masked out of attention, the
+        # merge and the pooling
+        last = full - np.argmax(attention_mask[:, ::-1] > 0, axis=1)
+        last[~(attention_mask > 0).any(axis=1)] = 1
+        cut = np.minimum(-(-last // step) * step, full)
+        out: np.ndarray | None = None
+        for length in np.unique(cut):
+            rows = np.flatnonzero(cut == length)
+            part = self._embed_dna_chunks(input_ids[rows, :length], attention_mask[rows, :length])
+            if out is None:
+                out = np.empty((len(input_ids), part.shape[1]), part.dtype)
+            out[rows] = part
+        return out
+
+    def _embed_dna_chunks(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         if len(input_ids) > self.DNA_CHUNK:
             step = self.DNA_CHUNK
             return np.concatenate(
                 [
-                    self.embed_dna(input_ids[i : i + step], attention_mask[i : i + step])
+                    self._embed_dna_chunks(input_ids[i : i + step], attention_mask[i : i + step])
                     for i in range(0, len(input_ids), step)
                 ]
             )

@@ -46,6 +46,7 @@ class Graph:
     files: dict[str, str]
     inputs: dict[str, list] = field(default_factory=dict)
     outputs: dict[str, list] = field(default_factory=dict)
+    token_multiple: int | None = None  # DNA: the token axis takes any multiple of it
 
 
 @dataclass(frozen=True)
