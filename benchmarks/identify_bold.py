@@ -421,8 +421,9 @@ def speed(identifier, test, clean_reads) -> dict:
 
 
 def command_demo(bundle: Path, held_out: set[str]) -> dict:
-    """Real reads through the command: a held-out Diptera record, and a record of a genus the
-    library lacks, each with a real BIOSCAN photo; cold start and RSS."""
+    """Real reads through the command: a test Diptera record (the shipped bundle holds it, as it
+    holds every record), and a record of a genus the library lacks, each with a real BIOSCAN
+    photo; cold start and RSS."""
     work = ROOT / "benchmarks" / "work" / "identify_bold"
     work.mkdir(parents=True, exist_ok=True)
     with (SHARED / "bold_coi" / "bold_coi_100sp.tsv").open() as handle:
