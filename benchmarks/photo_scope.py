@@ -104,7 +104,7 @@ def measure(bundle_path: Path, data: Path) -> dict:
     identifier = Identifier(bundle, select_backend(bundle, "onnxruntime", "int8", "cpu"))
     similarity_limit = identifier.scoring.scope["image"]
     distance_limit = identifier.scoring.scope_distance["image"]
-    scope = identifier.photo_scope()
+    scope = identifier.photo_scope
     if scope is None:
         sys.exit(f"{bundle_path}: no photo distance limit (exported before it): re-export it")
     refs = bundle.references.image

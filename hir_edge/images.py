@@ -279,15 +279,20 @@ def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), mode="RGB")
 
 
+def source_name(source: str | Path | bytes) -> str:
+    """How an error names a photo: its path, or ``<bytes>`` for one given in memory."""
+    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+
+
 def _open_source(source: str | Path | bytes) -> tuple[str, io.IOBase]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        name = "<bytes>"
+        name = source_name(source)
         if not data:
             raise InputError(name, "is empty (0 bytes)")
         return name, io.BytesIO(data)
     path = Path(source)
-    name = str(path)
+    name = source_name(path)
     if path.is_dir():
         raise InputError(name, "is a folder, not an image file")
     try:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def _reads(tiny_world) -> list[str]:
     """Test barcodes whole and cut to 150 and 90 bases: three lengths, three buckets."""
     barcodes = SpecimenStore(tiny_world, "test").barcodes()[:6]
-    return [b for b in barcodes] + [b[:150] for b in barcodes] + [b[:90] for b in barcodes]
+    return list(barcodes) + [b[:150] for b in barcodes] + [b[:90] for b in barcodes]
 
 
 def test_the_dna_graph_records_its_token_multiple(tiny_bundle):

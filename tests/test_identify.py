@@ -45,6 +45,11 @@ def run(args, **kw):
     return CliRunner().invoke(main, ["identify", *args], **kw)
 
 
+def skipped_lines(result) -> list[str]:
+    """The one-line reports of skipped inputs on the command's stderr."""
+    return [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+
+
 def test_json_schema_and_pairing_by_file_stem(tiny_bundle, field_inputs):
     folder, truth = field_inputs
     result = run(
@@ -194,7 +199,7 @@ def test_a_blank_frame_is_skipped_and_its_read_answers_alone(tiny_bundle, field_
     Image.new("RGB", (640, 480), (255, 255, 255)).save(photos / "white.png")
     result = run(["--bundle", str(tiny_bundle), "--image", str(photos), "--format", "json"])
     assert result.exit_code == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    errors = skipped_lines(result)
     assert errors == [
         f"skipped: {photos / 'white.png'}: is a blank frame (brightness varies by 0.00 grey "
         "levels, under 2): nothing to identify"
@@ -223,7 +228,7 @@ def test_a_read_without_enough_called_bases_is_no_evidence(tiny_bundle, field_in
     args = ["--bundle", str(tiny_bundle), "--fasta", str(reads), "--image", str(photo)]
     result = run([*args, "--format", "json"])
     assert result.exit_code == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    errors = skipped_lines(result)
     assert errors == [
         f"skipped: {reads}: record 'blank': read has 0 called bases (A/C/G/T) of 150; "
         "at least 18 are needed",
@@ -248,7 +253,7 @@ def test_a_repeat_read_is_skipped_and_the_good_reads_answered(tiny_bundle, field
     reads.write_text("\n".join([*good, ">polyA", "A" * 600, ">at", "AT" * 150, ""]))
     result = run(["--bundle", str(tiny_bundle), "--fasta", str(reads), "--format", "json"])
     assert result.exit_code == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    errors = skipped_lines(result)
     assert errors == [
         f"skipped: {reads}: record '{name}': read is low-complexity: its 6 most common 4-mers "
         "make up 100% of it (a homopolymer or short tandem repeat, not a barcode)"

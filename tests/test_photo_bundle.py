@@ -169,7 +169,7 @@ def test_a_photo_unlike_the_references_is_refused_by_distance(photo_bundle, phot
     store = SpecimenStore(photo_world, "test")
     photos = [store.image_bytes(i) for i in range(len(store))]
     pixels = np.stack([identifier.decode_photo(p).pixels for p in photos])
-    distances = identifier.photo_scope().distances(identifier.backend.embed_images(pixels))
+    distances = identifier.photo_scope.distances(identifier.backend.embed_images(pixels))
     assert limit > 0 and np.mean(distances > limit) <= 0.1  # test photos: in scope
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "noise.png")

@@ -173,7 +173,7 @@ def fit_scoring(
         out["scope"][modality] = (
             float(np.quantile(nearest, scope_quantile)) if nearest is not None else -1.0
         )
-        if modality == "image" and (scope := identifier.photo_scope_model()) is not None:
+        if modality == "image" and (scope := identifier.photo_scope) is not None:
             distances = scope.distances(val.ref_queries[modality][:n_clean])
             out["scope_distance"] = {modality: float(np.quantile(distances, 1.0 - scope_quantile))}
         correct = ids == labels

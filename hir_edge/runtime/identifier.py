@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,13 @@ from hir_edge.dna.align import Hit, min_called_bases
 from hir_edge.dna.complexity import low_complexity
 from hir_edge.dna.tokens import tokenizer_from_dict
 from hir_edge.errors import InputError
-from hir_edge.images import PreprocessConfig, is_drawn_photo, load_image, preprocess
+from hir_edge.images import (
+    PreprocessConfig,
+    is_drawn_photo,
+    load_image,
+    preprocess,
+    source_name,
+)
 from hir_edge.photo_qc import blank_frame
 from hir_edge.runtime import answer as fmt
 from hir_edge.runtime.answer import Evidence
@@ -98,7 +105,6 @@ class Identifier:
             self.ranks, self.labels_mask, self.scoring, self.max_level, min_confidence
         )
         self.library = LibraryBarcodes(bundle.references, self.scoring, index_cache)
-        self._photo_scope: list[PhotoScope | None] | None = None  # fitted on first use
         branches = bundle.manifest.provenance.get("branches", {})
         self.synthetic_image_branch = branches.get("image", {}).get("kind") == "synthetic"
 
@@ -110,7 +116,7 @@ class Identifier:
         image = load_image(source, min_size=2 * self.preprocess.image_size)
         blank = blank_frame(image)
         if blank:  # its embedding would still land among the references, and be named
-            raise InputError(source if isinstance(source, Path | str) else "<bytes>", blank)
+            raise InputError(source_name(source), blank)
         return Photo(preprocess(image, self.preprocess), is_drawn_photo(source))
 
     def _pixels(self, specimen: Specimen) -> np.ndarray:
@@ -232,20 +238,16 @@ class Identifier:
             return None
         return refs.image if modality == "image" else refs.dna
 
-    def photo_scope_model(self) -> PhotoScope | None:
-        """The library's species as Gaussians over their photos' embeddings, fitted once on
-        the references given (None: no reference photos, or too few to fit:
-        :meth:`PhotoScope.fit`)."""
-        refs = self.bundle.references
-        if self._photo_scope is None and refs is not None and refs.image is not None:
-            self._photo_scope = [PhotoScope.fit(refs.image, refs.labels)]
-        return None if self._photo_scope is None else self._photo_scope[0]
-
+    @cached_property
     def photo_scope(self) -> PhotoScope | None:
-        """:meth:`photo_scope_model` where the bundle sets a distance limit (None before)."""
-        if self.scoring.scope_distance.get("image", -1.0) <= 0:
+        """The library's species as Gaussians over their photos' embeddings, fitted on first
+        use on the references given (None: no reference photos, or too few to fit:
+        :meth:`PhotoScope.fit`). Photos are refused by it where the bundle sets a distance
+        limit (``scoring.scope_distance``)."""
+        refs = self.bundle.references
+        if refs is None or refs.image is None:
             return None
-        return self.photo_scope_model()
+        return PhotoScope.fit(refs.image, refs.labels)
 
     def close(self) -> None:
         """Release the library's aligner."""
@@ -358,9 +360,9 @@ class Identifier:
                     hit=None if group_hits is None else group_hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
                 )
-            scope = self.photo_scope() if modality == "image" else None
-            if scope is not None:
-                for i, distance in zip(idx, scope.distances(ref_queries)):
+            limited = modality == "image" and self.scoring.scope_distance.get("image", -1.0) > 0
+            if limited and self.photo_scope is not None:
+                for i, distance in zip(idx, self.photo_scope.distances(ref_queries)):
                     out[i].scope_distance = float(distance)
             placement = self.scoring.placement
             reads = [i for i in idx if out[i].hit is not None]

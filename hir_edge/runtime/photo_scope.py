@@ -28,6 +28,7 @@ numpy only (this runs in the field).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -100,9 +101,15 @@ class PhotoScope:
             return None
         return cls(means, whitening, shrinkage)
 
+    @cached_property
+    def _whitened_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """The means in whitened coordinates, and their squared norms (once, not per batch)."""
+        m = self.means @ self.whitening
+        return m, (m**2).sum(axis=1)
+
     def distances(self, queries: np.ndarray) -> np.ndarray:
         """[N] Mahalanobis distance of each query [N, d] to its nearest species mean."""
         z = np.asarray(queries, dtype=np.float64) @ self.whitening
-        m = self.means @ self.whitening
-        squared = (z**2).sum(axis=1)[:, None] + (m**2).sum(axis=1)[None] - 2 * z @ m.T
+        m, m_squared = self._whitened_means
+        squared = (z**2).sum(axis=1)[:, None] + m_squared[None] - 2 * z @ m.T
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
