@@ -92,6 +92,24 @@ def test_bold_export_columns(tmp_path):
     )
 
 
+def test_bold_v5_data_package_columns_and_other_markers(tmp_path):
+    """BOLD v5 data packages (Barcode Core Data Model) name the ranks plainly and the sequence
+    'nuc'; a record of another marker keeps its taxonomy but has no COI barcode."""
+    text = (
+        "processid\tsampleid\tkingdom\tphylum\tclass\torder\tfamily\tsubfamily\tgenus"
+        "\tspecies\tnuc\tnuc_basecount\tmarker_code\n"
+        "P1\tS1\tAnimalia\tArthropoda\tInsecta\tDiptera\tCulicidae\t\tAedes\tAedes vexans"
+        "\tACGTTA\t6\tCOI-5P\n"
+        "P2\tS2\tAnimalia\tArthropoda\tInsecta\tDiptera\tCulicidae\t\tAedes\tAedes vexans"
+        "\tGGCCAA\t6\tITS\n"
+    )
+    rows = read_metadata(write(tmp_path / "bcdm.tsv", text))
+    assert [(r.processid, r.lineage, r.barcode) for r in rows] == [
+        ("P1", ("Diptera", "Culicidae", "Aedes", "Aedes vexans"), "ACGTTA"),
+        ("P2", ("Diptera", "Culicidae", "Aedes", "Aedes vexans"), ""),
+    ]
+
+
 def test_bold_real_file_streams(bold_100sp):
     rows = iter_metadata(bold_100sp)
     first = next(rows)
@@ -147,7 +165,7 @@ def test_missing_columns_name_the_file_the_column_and_the_columns_present(tmp_pa
         read_metadata(path)
     assert str(err.value) == (
         f"{path}: missing column 'nucleotides' or 'image': a table needs a DNA column "
-        "(nucleotides, nucraw, dna_barcode, barcode, dna, sequence) or an image column "
+        "(nucleotides, nuc, nucraw, dna_barcode, barcode, dna, sequence) or an image column "
         "(image, image_file, image_path, file_name, filename, file); columns present: "
         "processid, order"
     )

@@ -318,7 +318,7 @@ def test_extension_and_content_disagree(tmp_path):
 def test_table_without_sequence_column(tmp_path):
     path = write(tmp_path / "meta.tsv", "processid\torder_name\tgenus_name\nP1\tDiptera\tAedes\n")
     assert fatal(path) == (
-        f"{path}: line 1: has no sequence column (accepted names: nucleotides, dna_barcode, "
+        f"{path}: line 1: has no sequence column (accepted names: nucleotides, nuc, dna_barcode, "
         "barcode, sequence, seq; its columns: processid, order_name, genus_name)"
     )
 
@@ -371,6 +371,21 @@ def test_bad_table_rows(tmp_path):
         f"{path}: record '#2': line 3: has an empty 'processid' column (no id)",
         f"{path}: record 'C': line 4: has no sequence",
         f"{path}: record '#4': line 5: has 3 columns but the header has 2",
+    ]
+
+
+@pytest.mark.parametrize("marker", ["marker_code", "markercode"])
+def test_table_records_of_another_marker_are_skipped_by_name(tmp_path, marker):
+    """A BOLD export (v5 data package: 'nuc' and 'marker_code') mixes markers; only COI-5P
+    compares with a COI library, so an ITS record is a skipped record that says why."""
+    text = (
+        f"processid\t{marker}\tnuc\nA\tCOI-5P\t{COI}\nB\tITS\t{COI}\nC\t\t{COI}\nD\tcoi-5p\t{COI}\n"
+    )
+    path = write(tmp_path / "bold.tsv", text)
+    reads, report = read_all(path)
+    assert [r.id for r in reads] == ["A", "C", "D"]  # no marker given: taken as read
+    assert messages(report) == [
+        f"{path}: record 'B': line 3: is a ITS sequence, not the COI-5P barcode"
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import itertools
 import json
@@ -393,8 +394,8 @@ def test_bold_reader_errors(tmp_path):
     with pytest.raises(InputError) as err:
         read_bold(bad, None, 0)
     assert str(err.value) == (
-        f"{bad}: line 1: not a BOLD TSV: missing column(s) family_name, genus_name, "
-        "species_name, nucleotides"
+        f"{bad}: line 1: not a BOLD export: missing column(s) family_name or family, "
+        "genus_name or genus, species_name or species, nucleotides or nuc"
     )
     header = "processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides\n"
     bad.write_text(header + "A1\tDiptera\tCulicidae\tAedes\tAedes vexans\tACGTTA\n"
@@ -405,6 +406,33 @@ def test_bold_reader_errors(tmp_path):
     assert world.species == (("Diptera", "Culicidae", "Aedes", "Aedes vexans"),)
     with pytest.raises(InputError, match="BOLD barcode file not found"):
         read_bold(tmp_path / "none.tsv", None, 0)
+
+
+def test_bold_reader_takes_v5_data_packages_and_skips_other_markers(tmp_path):
+    """The same records in BOLD's older export and in a v5 data package (gzipped CSV here)
+    give the same world; an ITS record and a malformed row are skipped and counted."""
+    old = tmp_path / "old.tsv"
+    old.write_text(
+        "processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides\n"
+        "A1\tDiptera\tCulicidae\tAedes\tAedes vexans\tACGTTA\n"
+    )
+    new = tmp_path / "new.csv.gz"
+    new.write_bytes(
+        gzip.compress(
+            b"processid,order,family,genus,species,nuc,marker_code\n"
+            b"A1,Diptera,Culicidae,Aedes,Aedes vexans,ACGTTA,COI-5P\n"
+            b"A2,Diptera,Culicidae,Aedes,Aedes vexans,ACGTTA,ITS\n"
+            b"A3,Diptera,Culicidae\n"
+        )
+    )
+    world_old, records_old, skipped_old = read_bold(old, None, 0)
+    world_new, records_new, skipped_new = read_bold(new, None, 0)
+    assert (world_new.species, records_new, skipped_old, skipped_new) == (
+        world_old.species,
+        records_old,
+        0,
+        2,
+    )
 
 
 @pytest.mark.realdata

@@ -28,7 +28,8 @@ _OVERRIDES = {
     "--barcodes",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="BOLD TSV whose real taxonomy and DNA to use (one specimen per record). "
+    help="BOLD export (v5 data package or older public TSV; COI-5P records) whose real "
+    "taxonomy and DNA to use (one specimen per record). "
     "[default: a generated 'Demo' world with evolved barcodes]",
 )
 @click.option(

@@ -8,7 +8,9 @@ One streaming reader for the tables the project meets, with column names resolve
   family subfamily genus species dna_bin dna_barcode … split … chunk``; images live in
   ``<split>/<chunk>/<processid>.jpg`` (no chunk folder for the small splits).
 - BOLD exports (tab): ``processid sampleid … order_name family_name genus_name species_name
-  nucleotides …``.
+  nucleotides markercode …``, or BOLD v5 data packages (the Barcode Core Data Model):
+  ``processid sampleid … order family … genus species … nuc … marker_code …``. A record of
+  another marker than COI-5P keeps its taxonomy and photo but has no barcode.
 - Simple tables such as EU-Moths' ``image order genus species split`` (no family column).
 
 Missing names (``not_classified``, ``NA``, empty …) become None via
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from hir_edge.dna.formats import MARKER_COLUMNS, other_marker
 from hir_edge.errors import InputError
 from hir_edge.taxonomy import RANKS, clean_name
 from hir_edge.taxonomy import fill_gaps as fill_lineage_gaps
@@ -37,7 +40,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "family": ("family", "family_name"),
     "genus": ("genus", "genus_name"),
     "species": ("species", "species_name"),
-    "barcode": ("nucleotides", "nucraw", "dna_barcode", "barcode", "dna", "sequence"),
+    "barcode": ("nucleotides", "nuc", "nucraw", "dna_barcode", "barcode", "dna", "sequence"),
+    "marker": MARKER_COLUMNS,  # BOLD: a record of another marker has no COI barcode
     "image": ("image", "image_file", "image_path", "file_name", "filename", "file"),
     "chunk_number": ("chunk_number",),  # BIOSCAN-1M: images in part<chunk_number>/
     "chunk": ("chunk",),  # BIOSCAN-5M: images in <split>/<chunk>/<processid>.jpg
@@ -137,6 +141,16 @@ def _image_path(cells: list[str], cols: _Columns, processid: str, raw_split: str
     return None
 
 
+def table_header(path: str | Path) -> list[str]:
+    """The column names of a table (CSV or TSV, optionally gzipped), as written."""
+    path = Path(path)
+    with _open_text(path) as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(path, "empty table: no header line")
+    return [h.strip() for h in next(csv.reader([first], delimiter=_delimiter(path, first)))]
+
+
 def iter_metadata(
     path: str | Path,
     *,
@@ -222,6 +236,8 @@ def _row(
     if fill_gaps:
         lineage = fill_lineage_gaps(lineage)
     barcode = "".join((clean_name(cell("barcode")) or "").split())
+    if other_marker(cell("marker")):
+        barcode = ""
     return MetadataRow(
         processid=record_id,
         sampleid=sampleid,

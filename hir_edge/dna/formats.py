@@ -19,8 +19,12 @@ from hir_edge.dna.qc import _DROP_VALID
 from hir_edge.errors import InputError
 
 FORMATS = ("auto", "fasta", "fastq", "tsv", "csv")
-SEQUENCE_COLUMNS = ("nucleotides", "dna_barcode", "barcode", "sequence", "seq")
+# "nuc" and "marker_code": BOLD v5 data packages (the Barcode Core Data Model); "nucleotides"
+# and "markercode": BOLD's older public exports.
+SEQUENCE_COLUMNS = ("nucleotides", "nuc", "dna_barcode", "barcode", "sequence", "seq")
 ID_COLUMNS = ("processid", "sampleid", "id", "specimen_id")
+MARKER_COLUMNS = ("marker_code", "markercode")
+BARCODE_MARKER = "COI-5P"  # the animal barcode region every bundle's library holds
 
 _FASTA_SUFFIXES = {".fa", ".fasta", ".fas", ".fna", ".ffn"}
 _FASTQ_SUFFIXES = {".fq", ".fastq"}
@@ -34,6 +38,14 @@ class Layout:
     format: str  # fasta, fastq, tsv or csv
     sequence_column: str | None = None
     id_column: str | None = None
+    marker_column: str | None = None
+
+
+def other_marker(value: str) -> str | None:
+    """The marker of a record that is not the COI barcode (None for COI-5P or no marker): a BOLD
+    export mixes markers (ITS, 28S, rbcL …), and only COI-5P compares with a COI library."""
+    value = value.strip()
+    return value if value and value.upper() != BARCODE_MARKER else None
 
 
 class _Prefixed(io.RawIOBase):
@@ -117,7 +129,8 @@ def _table_layout(path: Path, fmt: str, header_line: str, line: int) -> Layout:
             line=line,
         )
     id_col = next((lower[c] for c in ID_COLUMNS if c in lower), None)
-    return Layout(fmt, seq_col, id_col)
+    marker_col = next((lower[c] for c in MARKER_COLUMNS if c in lower), None)
+    return Layout(fmt, seq_col, id_col, marker_col)
 
 
 def detect_format(path: Path, fmt: str) -> tuple[Layout, IO[str]]:

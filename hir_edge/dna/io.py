@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import IO
 
 from hir_edge.dna.formats import (
+    BARCODE_MARKER,
     FORMATS,
     ID_COLUMNS,
     SEQUENCE_COLUMNS,
     Layout,
     detect_format,
     gzip_errors,
+    other_marker,
 )
 from hir_edge.dna.qc import (
     COI_MARKOV,
@@ -216,7 +218,7 @@ def _table_records(handle: IO[str], path: Path, layout: Layout) -> Iterator[RawR
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
     header: list[str] | None = None
-    seq_at = id_at = -1
+    seq_at = id_at = marker_at = -1
     index = previous = 0
     while True:
         try:
@@ -234,6 +236,7 @@ def _table_records(handle: IO[str], path: Path, layout: Layout) -> Iterator[RawR
             header = [c.strip() for c in row]
             seq_at = header.index(layout.sequence_column)
             id_at = header.index(layout.id_column) if layout.id_column else -1
+            marker_at = header.index(layout.marker_column) if layout.marker_column else -1
             continue
         name = f"#{index + 1}"
         if len(row) > len(header):
@@ -247,9 +250,13 @@ def _table_records(handle: IO[str], path: Path, layout: Layout) -> Iterator[RawR
             continue
         row = row + [""] * (len(header) - len(row))
         rid = row[id_at].strip() if id_at >= 0 else str(index + 1)
+        marker = other_marker(row[marker_at]) if marker_at >= 0 else None
         if not rid:
             message = f"has an empty {layout.id_column!r} column (no id)"
             yield InputError(path, message, record=name, line=line)
+        elif marker is not None:
+            message = f"is a {marker} sequence, not the {BARCODE_MARKER} barcode"
+            yield InputError(path, message, record=rid, line=line)
         else:
             fields = {col: row[i] for i, col in enumerate(header) if i != seq_at}
             yield RawRecord(rid, row[seq_at], "", index, line, fields)

@@ -30,7 +30,7 @@ class SynthConfig:
 
     Attributes:
         seed: seeds everything (names, traits, DNA, photos, splits).
-        barcodes: a BOLD TSV (``processid, order_name, …, nucleotides``; a relative path is
+        barcodes: a BOLD export (:func:`~hir_edge.data.synth.world.read_bold`; a relative path is
             taken from the working directory); when set, its real taxonomy and real DNA are
             used, one specimen per record, and the generated-world settings (tree shape,
             ``n_specimens``, abundance, read lengths, ``divergence``) are ignored.

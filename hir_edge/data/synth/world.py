@@ -1,7 +1,7 @@
 """The synthetic world: a taxonomy tree, its names, and what each taxon looks like.
 
 The tree is either generated (every name starts with "Demo", so a model trained on it can never
-be mistaken for one that knows real insects) or read from a BOLD TSV (real names, real DNA).
+be mistaken for one that knows real insects) or read from a BOLD export (real names, real DNA).
 Visual traits follow the hierarchy — order → body plan, family → palette, genus → pattern,
 species → fine detail — and come from a hash of the taxon's path and the seed, so a taxon looks
 the same in every run and in every subsample. Siblings that would look alike are re-drawn with a
@@ -11,7 +11,6 @@ salt, so that sister families, genera and species stay visually distinct.
 from __future__ import annotations
 
 import colorsys
-import csv
 import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge.errors import InputError
-from hir_edge.taxonomy import RANKS, clean_name
+from hir_edge.taxonomy import RANKS
 
 Path4 = tuple[str, str, str, str]
 RGB = tuple[int, int, int]
@@ -151,49 +150,58 @@ class BoldRecord:
     nucleotides: str
 
 
-_BOLD_COLUMNS = ("processid", *(f"{rank}_name" for rank in RANKS), "nucleotides")
+# The columns a BOLD file needs, as BOLD's older public exports and its v5 data packages (the
+# Barcode Core Data Model) name them; any alias of hir_edge.data.metadata.ALIASES is read.
+_BOLD_NAMES = {
+    "processid": ("processid",),
+    **{rank: (f"{rank}_name", rank) for rank in RANKS},
+    "barcode": ("nucleotides", "nuc"),
+}
 _BASES = frozenset("ACGTNRYKMSWBDHV-")
 
 
 def read_bold(
     path: str | Path, max_species: int | None, seed: int
 ) -> tuple[World, list[BoldRecord], int]:
-    """Read a BOLD TSV: real taxonomy and real sequences, one specimen per record.
+    """Read a BOLD export: real taxonomy and real sequences, one specimen per record.
 
-    Records lacking a rank, a process id or a usable sequence are skipped and counted.
+    Either of BOLD's layouts: the older public TSV (``processid, order_name, family_name,
+    genus_name, species_name, nucleotides``, ``markercode``) or a v5 data package (``processid,
+    order, family, genus, species, nuc``, ``marker_code``); CSV or gzipped too. ``sampleid`` is
+    kept when present. Records lacking a rank or a usable sequence, of another marker than
+    COI-5P, or malformed are skipped and counted.
 
     Args:
-        path: the TSV (columns ``processid, order_name, family_name, genus_name, species_name,
-            nucleotides``; ``sampleid`` is used when present).
+        path: the export.
         max_species: keep a seeded random subset of this many species (None keeps all).
         seed: seeds the subset.
 
     Returns:
         The world, the kept records in file order, and the number of skipped records.
     """
+    from hir_edge.data.metadata import ALIASES, iter_metadata, table_header
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "BOLD barcode file not found")
+    header = {h.lower() for h in table_header(path)}
+    missing = [
+        " or ".join(names)
+        for field, names in _BOLD_NAMES.items()
+        if not header & set(ALIASES[field])
+    ]
+    if missing:
+        raise InputError(path, f"not a BOLD export: missing column(s) {', '.join(missing)}", line=1)
     records: list[BoldRecord] = []
+    problems: list[InputError] = []
     skipped = 0
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        header = reader.fieldnames or []
-        missing = [c for c in _BOLD_COLUMNS if c not in header]
-        if missing:
-            raise InputError(
-                path, f"not a BOLD TSV: missing column(s) {', '.join(missing)}", line=1
-            )
-        for row in reader:
-            pid = (row.get("processid") or "").strip()
-            names = [clean_name(row.get(f"{r}_name")) for r in RANKS]
-            seq = "".join((row.get("nucleotides") or "").split()).upper()
-            if not pid or any(n is None for n in names) or not seq or not set(seq) <= _BASES:
-                skipped += 1
-                continue
-            records.append(
-                BoldRecord(pid, (row.get("sampleid") or "").strip(), tuple(names), seq)  # type: ignore[arg-type]
-            )
+    for row in iter_metadata(path, problems=problems):
+        seq = row.barcode.upper()
+        if any(n is None for n in row.lineage) or not seq or not set(seq) <= _BASES:
+            skipped += 1
+            continue
+        records.append(BoldRecord(row.processid, row.sampleid, row.lineage, seq))  # type: ignore[arg-type]
+    skipped += len(problems)
     if not records:
         raise InputError(path, f"no usable record (skipped {skipped})")
     species = sorted({r.species for r in records})
