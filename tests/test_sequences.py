@@ -385,7 +385,7 @@ def test_table_records_of_another_marker_are_skipped_by_name(tmp_path, marker):
     reads, report = read_all(path)
     assert [r.id for r in reads] == ["A", "C", "D"]  # no marker given: taken as read
     assert messages(report) == [
-        f"{path}: record 'B': line 3: is a ITS sequence, not the COI-5P barcode"
+        f"{path}: record 'B': line 3: is of marker ITS, not the COI-5P barcode"
     ]
 
 

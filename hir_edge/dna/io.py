@@ -255,7 +255,7 @@ def _table_records(handle: IO[str], path: Path, layout: Layout) -> Iterator[RawR
             message = f"has an empty {layout.id_column!r} column (no id)"
             yield InputError(path, message, record=name, line=line)
         elif marker is not None:
-            message = f"is a {marker} sequence, not the {BARCODE_MARKER} barcode"
+            message = f"is of marker {marker}, not the {BARCODE_MARKER} barcode"
             yield InputError(path, message, record=rid, line=line)
         else:
             fields = {col: row[i] for i, col in enumerate(header) if i != seq_at}
