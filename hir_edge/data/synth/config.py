@@ -19,7 +19,8 @@ from hir_edge.errors import ConfigError
 
 # Bumped whenever the generator's output for a given config changes, so cached datasets built
 # by an older generator are not mistaken for current ones.
-GENERATOR_VERSION = 2  # 2: photos carry the synthetic-photo JPEG comment
+GENERATOR_VERSION = 3  # 2: photos carry the synthetic-photo JPEG comment; 3: BOLD records named
+# above species are kept, labelled as far (they were skipped)
 
 _RANGE_FIELDS = ("families_per_order", "genera_per_family", "species_per_genus")
 

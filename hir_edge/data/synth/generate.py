@@ -46,7 +46,8 @@ class SynthSummary:
         source: "generated" or the BOLD file (with its sha256).
         counts: specimens per split.
         taxa: taxa per rank in the whole world.
-        skipped: BOLD records skipped as unusable (0 for a generated world).
+        skipped: BOLD records skipped, per reason (none for a generated world).
+        named_above_species: BOLD records kept with a label that stops above species.
         seconds: wall time of the run.
         photos_per_second: drawing + JPEG encoding throughput.
         config_hash: fingerprint stored in ``synth.json``.
@@ -56,16 +57,23 @@ class SynthSummary:
     source: str
     counts: dict[str, int]
     taxa: dict[str, int]
-    skipped: int
+    skipped: dict[str, int]
     seconds: float
     photos_per_second: float
     config_hash: str
+    named_above_species: int = 0
 
     def line(self) -> str:
         splits = ", ".join(f"{k} {v}" for k, v in self.counts.items())
         plural = {"order": "orders", "family": "families", "genus": "genera"}
         taxa = ", ".join(f"{v} {plural.get(k, k)}" for k, v in self.taxa.items())
-        skipped = f"; skipped {self.skipped} unusable records" if self.skipped else ""
+        records = lambda n: f"{n} record{'' if n == 1 else 's'}"  # noqa: E731
+        skipped = ""
+        if self.named_above_species:
+            skipped = f"; {records(self.named_above_species)} named above species, labelled as far"
+        if self.skipped:
+            why = ", ".join(f"{n} {reason}" for reason, n in self.skipped.items())
+            skipped += f"; skipped {records(sum(self.skipped.values()))} ({why})"
         return (
             f"synth: wrote {sum(self.counts.values())} specimens ({splits}; {taxa}) to "
             f"{self.out_dir} in {self.seconds:.1f}s ({self.photos_per_second:.0f} photos/s); "
@@ -82,6 +90,7 @@ class _Row:
     index: int  # position in the world's specimen list: seeds the photo
     split: str = "train"
     depth: int = 4  # ranks kept in the label
+    named: int = 4  # ranks the source names (a BOLD record named to genus: 3); depth <= named
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -108,20 +117,24 @@ def species_counts(n_species: int, config: SynthConfig) -> np.ndarray:
     return config.min_per_species + extra
 
 
-def _choose_unseen(species: Sequence[tuple[str, ...]], frac: float, rng) -> set[int]:
-    """Species held out whole; each genus keeps at least one species in train."""
-    want = round(frac * len(species))
+def _choose_unseen(
+    species: Sequence[tuple[str, ...]], frac: float, rng, stand_ins: frozenset = frozenset()
+) -> set[int]:
+    """Species held out whole; each genus keeps at least one species in train. ``stand_ins``
+    (the species paths of records named above species) are never held out nor counted."""
+    want = round(frac * (len(species) - len(stand_ins)))
     if want == 0:
         return set()
     remaining: dict[tuple[str, ...], int] = {}
     for path in species:
-        remaining[path[:3]] = remaining.get(path[:3], 0) + 1
+        if path not in stand_ins:
+            remaining[path[:3]] = remaining.get(path[:3], 0) + 1
     chosen: set[int] = set()
     for i in rng.permutation(len(species)):
         if len(chosen) >= want:
             break
         genus = species[i][:3]
-        if remaining[genus] > 1:
+        if species[i] not in stand_ins and remaining[genus] > 1:
             remaining[genus] -= 1
             chosen.add(int(i))
     return chosen
@@ -133,7 +146,8 @@ def assign_splits(
     """Closed-set split per species, plus whole held-out species in ``test_unseen``."""
     rng = _rng(config.seed, _STREAM_SPLIT)
     index = {path: i for i, path in enumerate(species)}
-    unseen = _choose_unseen(species, config.unseen_species_frac, rng)
+    stand_ins = frozenset(row.species for row in rows if row.named < len(RANKS))
+    unseen = _choose_unseen(species, config.unseen_species_frac, rng, stand_ins)
     members: list[list[_Row]] = [[] for _ in species]
     for row in rows:
         members[index[row.species]].append(row)
@@ -158,23 +172,26 @@ def assign_splits(
 
 
 def cut_labels(rows: list[_Row], config: SynthConfig) -> None:
-    """Cut a share of labels at order or family; every species keeps one full label in train."""
+    """Cut a share of labels at order or family; every species keeps one full label in train.
+    A label never goes deeper than its record is named (``_Row.named``)."""
     rng = _rng(config.seed, _STREAM_LABELS)
     u = rng.random(len(rows))
     for row, x in zip(rows, u):
+        row.depth = row.named
         if x < config.label_only_order_frac:
-            row.depth = 1
+            row.depth = min(1, row.named)
         elif x < config.label_only_order_frac + config.label_only_family_frac:
-            row.depth = 2
+            row.depth = min(2, row.named)
     full_in_train: dict[tuple[str, ...], bool] = {}
     first_train: dict[tuple[str, ...], _Row] = {}
     for row in rows:
         if row.split == "train":
             first_train.setdefault(row.species, row)
-            full_in_train[row.species] = full_in_train.get(row.species, False) or row.depth == 4
+            full = row.depth == row.named
+            full_in_train[row.species] = full_in_train.get(row.species, False) or full
     for sp, has_full in full_in_train.items():
         if not has_full:
-            first_train[sp].depth = 4
+            first_train[sp].depth = first_train[sp].named
 
 
 def _lineage(row: _Row) -> tuple[str | None, ...]:
@@ -200,7 +217,7 @@ def _generated_rows(config: SynthConfig):
         for read in trim_reads(block, config.min_read_length, config.full_read_frac, rng):
             n = len(rows) + 1
             rows.append(_Row(f"SYN{n:06d}", f"SYNS{n:06d}", path, read, n - 1))
-    return world, rows, 0
+    return world, rows, {}
 
 
 def _bold_rows(config: SynthConfig):
@@ -208,7 +225,8 @@ def _bold_rows(config: SynthConfig):
 
     world, records, skipped = read_bold(str(config.barcodes), config.max_species, config.seed)
     rows = [
-        _Row(r.processid, r.sampleid, r.species, r.nucleotides, i) for i, r in enumerate(records)
+        _Row(r.processid, r.sampleid, r.species, r.nucleotides, i, depth=r.named, named=r.named)
+        for i, r in enumerate(records)
     ]
     return world, rows, skipped
 
@@ -318,13 +336,19 @@ def generate_dataset(
     rows = [r for part in by_split.values() for r in part]
     traits = assign_traits(world, config.seed)
     stats = _split_stats(rows)
-    taxa = {rank: len(world.taxa(lv)) for lv, rank in enumerate(RANKS)}
+    # taxa the records name (a stand-in below a record named to genus is none)
+    taxa = {
+        rank: len({r.species[: lv + 1] for r in rows if r.named > lv})
+        for lv, rank in enumerate(RANKS)
+    }
     info = {
         "format": FORMAT,
         "generator_version": GENERATOR_VERSION,
         "config_hash": config_hash,
         "source": world.source,
-        "skipped_records": skipped,
+        "skipped_records": sum(skipped.values()),
+        "skipped_by_reason": skipped,
+        "named_above_species": sum(r.named < len(RANKS) for r in rows),
         "config": config.to_dict(),
         "world_taxa": taxa,
         "branch_lengths": None
@@ -354,6 +378,7 @@ def generate_dataset(
         counts=dict(counts),
         taxa=taxa,
         skipped=skipped,
+        named_above_species=info["named_above_species"],
         seconds=clock.seconds,
         photos_per_second=len(rows) / timer[0] if timer[0] > 0 else 0.0,
         config_hash=config_hash,
