@@ -51,8 +51,9 @@ def _png(image) -> bytes:  # as moths.py passes its blurred photos
 
 def drawn_other_orders(per_species: int = 3, size: int = 256) -> list[bytes]:
     """Drawn specimens of every species of bold_coi_100sp.tsv that is not a moth, seeded."""
+    from hir_edge.data.synth.bold import read_bold
     from hir_edge.data.synth.draw import draw_specimen
-    from hir_edge.data.synth.world import assign_traits, read_bold
+    from hir_edge.data.synth.world import assign_traits
 
     world, _, _ = read_bold(SHARED / "bold_coi" / "bold_coi_100sp.tsv", None, 0)
     traits = assign_traits(world, 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import itertools
 import json
@@ -19,16 +18,8 @@ from hir_edge.data.hdf5 import SpecimenStore, list_splits, read_attrs
 from hir_edge.data.synth import SynthConfig, dataset_is_current, evolve, generate_dataset
 from hir_edge.data.synth.draw import draw_specimen
 from hir_edge.data.synth.generate import species_counts
-from hir_edge.data.synth.world import (
-    MALFORMED,
-    NO_BARCODE,
-    NO_ORDER,
-    PLANS,
-    assign_traits,
-    generate_world,
-    read_bold,
-)
-from hir_edge.errors import ConfigError, InputError
+from hir_edge.data.synth.world import PLANS, assign_traits, generate_world
+from hir_edge.errors import ConfigError
 from hir_edge.io import OutputExistsError
 from hir_edge.taxonomy import RANKS, Taxonomy
 
@@ -391,97 +382,6 @@ def test_same_seed_same_dataset_other_seed_differs(tmp_path):
 
 
 # --------------------------------------------------------------------------- real barcodes
-def test_bold_reader_errors(tmp_path):
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("processid\torder_name\nX\tDiptera\n")
-    with pytest.raises(InputError) as err:
-        read_bold(bad, None, 0)
-    assert str(err.value) == (
-        f"{bad}: line 1: not a BOLD export: missing column(s) family_name or family, "
-        "genus_name or genus, species_name or species, nucleotides or nuc"
-    )
-    header = "processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides\n"
-    bad.write_text(header + "A1\tDiptera\tCulicidae\tAedes\tAedes vexans\tACGTTA\n"
-                   "A2\tDiptera\t\tAedes\tAedes vexans\tACGT\nA3\tDiptera\tCulicidae\tAedes\t"
-                   "Aedes vexans\tAC?T\n")  # fmt: skip
-    world, records, skipped = read_bold(bad, None, 0)
-    # A2 lacks its family only: placed under "Diptera incertae sedis"; A3 is not DNA
-    assert [r.processid for r in records] == ["A1", "A2"] and skipped == {NO_BARCODE: 1}
-    assert world.species == (
-        ("Diptera", "Culicidae", "Aedes", "Aedes vexans"),
-        ("Diptera", "Diptera incertae sedis", "Aedes", "Aedes vexans"),
-    )
-    with pytest.raises(InputError, match="BOLD barcode file not found"):
-        read_bold(tmp_path / "none.tsv", None, 0)
-
-
-def test_bold_reader_takes_v5_data_packages_and_skips_other_markers(tmp_path):
-    """The same records in BOLD's older export and in a v5 data package (gzipped CSV here)
-    give the same world; an ITS record and a malformed row are skipped and counted."""
-    old = tmp_path / "old.tsv"
-    old.write_text(
-        "processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides\n"
-        "A1\tDiptera\tCulicidae\tAedes\tAedes vexans\tACGTTA\n"
-    )
-    new = tmp_path / "new.csv.gz"
-    new.write_bytes(
-        gzip.compress(
-            b"processid,order,family,genus,species,nuc,marker_code\n"
-            b"A1,Diptera,Culicidae,Aedes,Aedes vexans,ACGTTA,COI-5P\n"
-            b"A2,Diptera,Culicidae,Aedes,Aedes vexans,ACGTTA,ITS\n"
-            b"A3,Diptera,Culicidae\n"
-        )
-    )
-    world_old, records_old, skipped_old = read_bold(old, None, 0)
-    world_new, records_new, skipped_new = read_bold(new, None, 0)
-    assert (world_new.species, records_new, skipped_old, skipped_new) == (
-        world_old.species,
-        records_old,
-        {},
-        {NO_BARCODE: 1, MALFORMED: 1},
-    )
-
-
-def test_bold_records_named_above_species_are_labelled_as_far(tmp_path):
-    """BOLD holds many records named to genus or family only: they are kept, their labels stop
-    where their names do, and the stand-in species that seeds their photos is in no label."""
-    rows = ["processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides"]
-    full = [("Culicidae", "Aedes", "Aedes vexans"), ("Culicidae", "Culex", "Culex pipiens"),
-            ("Chironomidae", "Tanytarsus", "Tanytarsus mendax")]  # fmt: skip
-    for n in range(12):
-        family, genus, species = full[n % 3]
-        rows.append(f"F{n}\tDiptera\t{family}\t{genus}\t{species}\tACGTTACG")
-    rows += [f"G{n}\tDiptera\tCulicidae\tAedes\t\tACGTTACG" for n in range(3)]
-    rows += ["H1\tDiptera\tChironomidae\t\t\tACGTTACG", "X1\t\t\t\t\tACGTTACG"]
-    source = tmp_path / "bold.tsv"
-    source.write_text("\n".join(rows) + "\n")
-    _, records, skipped = read_bold(source, None, 0)
-    named = {r.processid: (r.named, r.species) for r in records}
-    assert named["G0"] == (3, ("Diptera", "Culicidae", "Aedes", "Aedes [unnamed species]"))
-    assert named["H1"] == (
-        2,
-        ("Diptera", "Chironomidae", "Chironomidae [unnamed genus]",
-         "Chironomidae [unnamed genus] [unnamed species]"),
-    )  # fmt: skip
-    assert skipped == {NO_ORDER: 1}
-    config = SynthConfig.from_dict(
-        {"barcodes": str(source), "image_size": 16, "seed": 0, "label_only_family_frac": 0.3}
-    )
-    summary = generate_dataset(config, tmp_path / "out", quiet=True)
-    assert summary.taxa == {"order": 1, "family": 2, "genus": 3, "species": 3}
-    assert summary.named_above_species == 4
-    assert summary.line().endswith(
-        "; 4 records named above species, labelled as far; skipped 1 record (1 not named to order)"
-    )
-    labels = {r["processid"]: tuple(r[k] for k in RANKS) for r in _metadata(tmp_path / "out")}
-    assert all(label[3] == "" for pid, label in labels.items() if pid[0] in "GH")
-    assert all(label[2] == "" for pid, label in labels.items() if pid[0] == "H")
-    assert labels["G0"][:2] == ("Diptera", "Culicidae")
-    every_text = (tmp_path / "out" / "metadata.tsv").read_text()
-    every_text += (tmp_path / "out" / "taxonomy.json").read_text()
-    assert "unnamed" not in every_text
-
-
 @pytest.mark.realdata
 def test_real_barcodes_keep_real_taxonomy_and_dna(bold_100sp, tmp_path):
     config = SynthConfig.from_dict(

@@ -19,8 +19,11 @@ from hir_edge.errors import ConfigError
 
 # Bumped whenever the generator's output for a given config changes, so cached datasets built
 # by an older generator are not mistaken for current ones.
-GENERATOR_VERSION = 3  # 2: photos carry the synthetic-photo JPEG comment; 3: BOLD records named
-# above species are kept, labelled as far (they were skipped)
+# 2: photos carry the synthetic-photo JPEG comment. 3: from a BOLD export, records named above
+# species are kept, labelled only as far as named, and a rank missing above a named one is
+# placed from the file's other records (both were skipped); records of another marker than
+# COI-5P are skipped.
+GENERATOR_VERSION = 3
 
 _RANGE_FIELDS = ("families_per_order", "genera_per_family", "species_per_genus")
 
@@ -31,11 +34,12 @@ class SynthConfig:
 
     Attributes:
         seed: seeds everything (names, traits, DNA, photos, splits).
-        barcodes: a BOLD export (:func:`~hir_edge.data.synth.world.read_bold`; a relative path is
+        barcodes: a BOLD export (:func:`~hir_edge.data.synth.bold.read_bold`; a relative path is
             taken from the working directory); when set, its real taxonomy and real DNA are
             used, one specimen per record, and the generated-world settings (tree shape,
             ``n_specimens``, abundance, read lengths, ``divergence``) are ignored.
-        max_species: with ``barcodes``, keep a seeded random subset of this many species.
+        max_species: with ``barcodes``, keep a seeded random subset of this many species named
+            in full, and the records named above species that fall in their taxa.
         n_orders, families_per_order, genera_per_family, species_per_genus: shape of the
             generated tree.
         n_specimens: specimens in a generated world.

@@ -27,7 +27,7 @@ import numpy as np
 
 from hir_edge.data.synth.config import GENERATOR_VERSION, SynthConfig
 from hir_edge.errors import ConfigError
-from hir_edge.taxonomy import RANKS
+from hir_edge.taxonomy import RANKS, is_placeholder
 
 FORMAT = "hir-edge-synth/1"
 SPLITS = ("train", "val", "test", "test_unseen")
@@ -45,7 +45,7 @@ class SynthSummary:
         out_dir: the dataset folder.
         source: "generated" or the BOLD file (with its sha256).
         counts: specimens per split.
-        taxa: taxa per rank in the whole world.
+        taxa: real taxa per rank that the records name (no stand-in, no placeholder).
         skipped: BOLD records skipped, per reason (none for a generated world).
         named_above_species: BOLD records kept with a label that stops above species.
         seconds: wall time of the run.
@@ -67,25 +67,30 @@ class SynthSummary:
         splits = ", ".join(f"{k} {v}" for k, v in self.counts.items())
         plural = {"order": "orders", "family": "families", "genus": "genera"}
         taxa = ", ".join(f"{v} {plural.get(k, k)}" for k, v in self.taxa.items())
-        records = lambda n: f"{n} record{'' if n == 1 else 's'}"  # noqa: E731
-        skipped = ""
+        notes = ""
         if self.named_above_species:
-            skipped = f"; {records(self.named_above_species)} named above species, labelled as far"
+            notes = (
+                f"; {_records(self.named_above_species)} named above species, labelled only as far"
+            )
         if self.skipped:
             why = ", ".join(f"{n} {reason}" for reason, n in self.skipped.items())
-            skipped += f"; skipped {records(sum(self.skipped.values()))} ({why})"
+            notes += f"; skipped {_records(sum(self.skipped.values()))} ({why})"
         return (
             f"synth: wrote {sum(self.counts.values())} specimens ({splits}; {taxa}) to "
             f"{self.out_dir} in {self.seconds:.1f}s ({self.photos_per_second:.0f} photos/s); "
-            f"taxonomy and DNA: {self.source}{skipped}"
+            f"taxonomy and DNA: {self.source}{notes}"
         )
+
+
+def _records(n: int) -> str:
+    return f"{n} record{'' if n == 1 else 's'}"
 
 
 @dataclass
 class _Row:
     processid: str
     sampleid: str
-    species: tuple[str, str, str, str]  # the true species (photo and DNA come from it)
+    species: tuple[str, str, str, str]  # its species (photo and DNA come from it), or a stand-in
     barcode: str
     index: int  # position in the world's specimen list: seeds the photo
     split: str = "train"
@@ -143,7 +148,9 @@ def _choose_unseen(
 def assign_splits(
     rows: list[_Row], species: Sequence[tuple[str, ...]], config: SynthConfig
 ) -> None:
-    """Closed-set split per species, plus whole held-out species in ``test_unseen``."""
+    """Closed-set split per species, plus whole held-out species in ``test_unseen``. Records
+    named above species (a stand-in species) all train: they are references at the ranks they
+    name, and calibration must not take them for held-out reads of known species."""
     rng = _rng(config.seed, _STREAM_SPLIT)
     index = {path: i for i, path in enumerate(species)}
     stand_ins = frozenset(row.species for row in rows if row.named < len(RANKS))
@@ -157,8 +164,8 @@ def assign_splits(
                 row.split = "test_unseen"
             continue
         n = len(group)
-        if n < 3:
-            continue  # too rare to split: all of it trains
+        if n < 3 or species[i] in stand_ins:
+            continue  # too rare to split, or not named to species: all of it trains
         n_test = max(1, round(n * config.test_frac)) if config.test_frac > 0 else 0
         n_val = max(1, round(n * config.val_frac)) if config.val_frac > 0 else 0
         while n - n_test - n_val < 1:
@@ -221,11 +228,11 @@ def _generated_rows(config: SynthConfig):
 
 
 def _bold_rows(config: SynthConfig):
-    from hir_edge.data.synth.world import read_bold
+    from hir_edge.data.synth.bold import read_bold
 
     world, records, skipped = read_bold(str(config.barcodes), config.max_species, config.seed)
     rows = [
-        _Row(r.processid, r.sampleid, r.species, r.nucleotides, i, depth=r.named, named=r.named)
+        _Row(r.processid, r.sampleid, r.species, r.nucleotides, i, named=r.named)
         for i, r in enumerate(records)
     ]
     return world, rows, skipped
@@ -269,6 +276,16 @@ def photo_bytes(traits, config: SynthConfig, index: int) -> bytes:
     return buffer.getvalue()
 
 
+def _taxa(rows: list[_Row], level: int, reach: str) -> set[tuple[str, ...]]:
+    """The real taxa at ``level`` of the rows named (``reach`` "named") or labelled ("depth")
+    that far: "incertae sedis" placeholders are no taxon."""
+    return {
+        r.species[: level + 1]
+        for r in rows
+        if getattr(r, reach) > level and not is_placeholder(r.species[level])
+    }
+
+
 def _split_stats(rows: list[_Row]) -> dict:
     stats: dict[str, dict] = {}
     for split in SPLITS:
@@ -278,10 +295,7 @@ def _split_stats(rows: list[_Row]) -> dict:
         stats[split] = {
             "specimens": len(part),
             "labelled": {rank: sum(r.depth > lv for r in part) for lv, rank in enumerate(RANKS)},
-            "taxa": {
-                rank: len({r.species[: lv + 1] for r in part if r.depth > lv})
-                for lv, rank in enumerate(RANKS)
-            },
+            "taxa": {rank: len(_taxa(part, lv, "depth")) for lv, rank in enumerate(RANKS)},
         }
     return stats
 
@@ -337,10 +351,7 @@ def generate_dataset(
     traits = assign_traits(world, config.seed)
     stats = _split_stats(rows)
     # taxa the records name (a stand-in below a record named to genus is none)
-    taxa = {
-        rank: len({r.species[: lv + 1] for r in rows if r.named > lv})
-        for lv, rank in enumerate(RANKS)
-    }
+    taxa = {rank: len(_taxa(rows, lv, "named")) for lv, rank in enumerate(RANKS)}
     info = {
         "format": FORMAT,
         "generator_version": GENERATOR_VERSION,

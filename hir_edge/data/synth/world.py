@@ -1,7 +1,8 @@
 """The synthetic world: a taxonomy tree, its names, and what each taxon looks like.
 
 The tree is either generated (every name starts with "Demo", so a model trained on it can never
-be mistaken for one that knows real insects) or read from a BOLD export (real names, real DNA).
+be mistaken for one that knows real insects) or read from a BOLD export (real names, real DNA:
+:mod:`hir_edge.data.synth.bold`).
 Visual traits follow the hierarchy — order → body plan, family → palette, genus → pattern,
 species → fine detail — and come from a hash of the taxon's path and the seed, so a taxon looks
 the same in every run and in every subsample. Siblings that would look alike are re-drawn with a
@@ -14,14 +15,13 @@ import colorsys
 import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from hir_edge.errors import InputError
-from hir_edge.taxonomy import RANKS
-
 Path4 = tuple[str, str, str, str]
+# In the name of a stand-in taxon only ("Aedes [unnamed species]": hir_edge.data.synth.bold
+# draws a record named above species as one); no real name holds it.
+STAND_IN = " [unnamed "
 RGB = tuple[int, int, int]
 
 PLANS: tuple[str, ...] = ("beetle", "fly", "moth", "wasp", "bug", "dragonfly", "spider", "elongate")
@@ -138,115 +138,6 @@ def generate_world(
 
                     species.append((order, family, genus, f"{genus} {_unique(epithet, epithets)}"))
     return World(species=tuple(sorted(species)), source="generated")
-
-
-@dataclass(frozen=True)
-class BoldRecord:
-    """One BOLD record kept for the dataset: its ids, its species path and its real DNA.
-
-    ``named`` is how many ranks BOLD names it to (4: to species). A record named to genus,
-    say, takes a stand-in species below its genus (:func:`unnamed_path`) for its drawn photo;
-    its label stops at its genus.
-    """
-
-    processid: str
-    sampleid: str
-    species: Path4
-    nucleotides: str
-    named: int = 4
-
-
-# The columns a BOLD file needs, as BOLD's older public exports and its v5 data packages (the
-# Barcode Core Data Model) name them; any alias of hir_edge.data.metadata.ALIASES is read.
-_BOLD_NAMES = {
-    "processid": ("processid",),
-    **{rank: (f"{rank}_name", rank) for rank in RANKS},
-    "barcode": ("nucleotides", "nuc"),
-}
-_BASES = frozenset("ACGTNRYKMSWBDHV-")
-NO_BARCODE = "no COI-5P barcode (empty, of another marker, or not DNA)"
-NO_ORDER = "not named to order"
-MALFORMED = "malformed row"
-
-
-def unnamed_path(lineage: tuple[str | None, ...]) -> Path4:
-    """A species path for a record named above species: its names, then one stand-in per
-    unnamed rank ("Aedes [unnamed species]"), shared by the records unnamed below the same
-    taxon. Stand-ins seed photos and group splits; labels never hold them."""
-    names: list[str] = []
-    for level, name in enumerate(lineage):
-        names.append(name if name is not None else f"{names[-1]} [unnamed {RANKS[level]}]")
-    return tuple(names)  # type: ignore[return-value]
-
-
-def read_bold(
-    path: str | Path, max_species: int | None, seed: int
-) -> tuple[World, list[BoldRecord], dict[str, int]]:
-    """Read a BOLD export: real taxonomy and real sequences, one specimen per record.
-
-    Either of BOLD's layouts: the older public TSV (``processid, order_name, family_name,
-    genus_name, species_name, nucleotides``, ``markercode``) or a v5 data package (``processid,
-    order, family, genus, species, nuc``, ``marker_code``); CSV or gzipped too. ``sampleid`` is
-    kept when present. A record named only to genus, family or order is kept and labelled that
-    far (BOLD holds many: they are still references at the ranks they name); a rank missing
-    above a named one becomes "incertae sedis". Records not named to order, without a COI-5P
-    barcode, or malformed are skipped and counted by reason.
-
-    Args:
-        path: the export.
-        max_species: keep a seeded random subset of this many species named in full, and the
-            records named above species that fall in their taxa (None keeps all).
-        seed: seeds the subset.
-
-    Returns:
-        The world, the kept records in file order, and the skipped records per reason.
-    """
-    from hir_edge.data.metadata import ALIASES, iter_metadata, table_header
-    from hir_edge.taxonomy import is_placeholder
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "BOLD barcode file not found")
-    header = {h.lower() for h in table_header(path)}
-    missing = [
-        " or ".join(names)
-        for field, names in _BOLD_NAMES.items()
-        if not header & set(ALIASES[field])
-    ]
-    if missing:
-        raise InputError(path, f"not a BOLD export: missing column(s) {', '.join(missing)}", line=1)
-    records: list[BoldRecord] = []
-    problems: list[InputError] = []
-    skipped: dict[str, int] = {}
-    for row in iter_metadata(path, problems=problems, fill_gaps=True):
-        seq = row.barcode.upper()
-        named = sum(n is not None for n in row.lineage)  # gaps are filled: Nones trail
-        reason = None
-        if not named or is_placeholder(row.lineage[0]):
-            reason = NO_ORDER
-        elif not seq or not set(seq) <= _BASES:
-            reason = NO_BARCODE
-        if reason is not None:
-            skipped[reason] = skipped.get(reason, 0) + 1
-            continue
-        records.append(
-            BoldRecord(row.processid, row.sampleid, unnamed_path(row.lineage), seq, named)
-        )
-    if problems:
-        skipped[MALFORMED] = len(problems)
-    if not records:
-        raise InputError(path, f"no usable record (skipped {sum(skipped.values())})")
-    species = sorted({r.species for r in records if r.named == len(RANKS)})
-    if max_species is not None and max_species < len(species):
-        rng = np.random.default_rng([seed, 0x5EED, 2])
-        keep = {species[i] for i in rng.choice(len(species), size=max_species, replace=False)}
-        taxa = {sp[:level] for sp in keep for level in range(1, len(RANKS) + 1)}
-        records = [r for r in records if r.species[: r.named] in taxa]
-    species = sorted({r.species for r in records})
-    from hir_edge.io import sha256_file
-
-    source = f"BOLD file {path} (sha256 {sha256_file(path)})"
-    return World(species=tuple(species), source=source), records, skipped
 
 
 # --------------------------------------------------------------------------- traits
@@ -406,10 +297,12 @@ def _assign(
     clash: Callable[[object, list[object]], bool] | None = None,
     tries: int = 64,
 ) -> dict[tuple[str, ...], object]:
-    """Draw a trait per taxon, re-drawing (salt 1, 2, …) while it clashes with a sibling's."""
+    """Draw a trait per taxon, re-drawing (salt 1, 2, …) while it clashes with a sibling's.
+    Stand-ins come after their named siblings, so a named taxon looks as it would without
+    them."""
     out: dict[tuple[str, ...], object] = {}
     by_parent: dict[tuple[str, ...], list[object]] = {}
-    for path in sorted(paths):
+    for path in sorted(paths, key=lambda p: (STAND_IN in p[-1], p)):
         siblings = by_parent.setdefault(path[:-1], [])
         chosen = make(path, 0)
         for salt in range(tries):
