@@ -193,16 +193,12 @@ def test_bad_records_are_skipped_and_reported_or_raised(tmp_path):
         read_metadata(path)
 
 
-def test_older_bold_export_markercode_column():
+def test_older_bold_export_markercode_column(tmp_path):
     """BOLD's older exports name the marker 'markercode'; another marker than COI-5P has no
     barcode here either."""
-    import tempfile
-    from pathlib import Path
-
     text = (
         "processid\torder_name\tnucleotides\tmarkercode\n"
         "P1\tDiptera\tACGT\tCOI-5P\nP2\tDiptera\tACGT\tmatK\n"
     )
-    with tempfile.TemporaryDirectory() as folder:
-        rows = read_metadata(write(Path(folder) / "old.tsv", text))
+    rows = read_metadata(write(tmp_path / "old.tsv", text))
     assert [(r.processid, r.barcode) for r in rows] == [("P1", "ACGT"), ("P2", "")]

@@ -141,14 +141,21 @@ def _image_path(cells: list[str], cols: _Columns, processid: str, raw_split: str
     return None
 
 
+def _read_header(path: Path, handle) -> tuple[str, list[str]]:
+    """The delimiter and the header cells of an open table (its first line is consumed)."""
+    first = handle.readline()
+    if not first.strip():
+        raise InputError(path, "empty table: no header line")
+    delimiter = _delimiter(path, first)
+    return delimiter, next(csv.reader([first], delimiter=delimiter))
+
+
 def table_header(path: str | Path) -> list[str]:
     """The column names of a table (CSV or TSV, optionally gzipped), as written."""
     path = Path(path)
     with _open_text(path) as handle:
-        first = handle.readline()
-    if not first.strip():
-        raise InputError(path, "empty table: no header line")
-    return [h.strip() for h in next(csv.reader([first], delimiter=_delimiter(path, first)))]
+        _, header = _read_header(path, handle)
+    return [h.strip() for h in header]
 
 
 def iter_metadata(
@@ -184,11 +191,7 @@ def iter_metadata(
         raise InputError(path, "no such file")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with _open_text(path) as handle:
-        first = handle.readline()
-        if not first.strip():
-            raise InputError(path, "empty table: no header line")
-        delimiter = _delimiter(path, first)
-        header = next(csv.reader([first], delimiter=delimiter))
+        delimiter, header = _read_header(path, handle)
         cols = _resolve(path, header, split_column)
         reader = csv.reader(handle, delimiter=delimiter)
         line = 1

@@ -89,13 +89,10 @@ def place_gaps(lineages: list[Lineage]) -> list[Lineage]:
                 continue
             below = next(i for i in range(level + 1, len(names)) if names[i] is not None)
             counts = votes.get((tuple(names[:level]), below, names[below]))
-            if counts:
-                best = max(counts.values())
-                names[level] = min(n for n, c in counts.items() if c == best)
-            elif level == 0:
-                break  # no record places it in an order
-            else:
-                break  # the rest is filled with "incertae sedis" below
+            if not counts:  # no record tells: no order at all, or "incertae sedis" below
+                break
+            best = max(counts.values())
+            names[level] = min(n for n, c in counts.items() if c == best)
         out.append(tuple(names) if names[0] is None else fill_gaps(tuple(names)))
     return out
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hir_edge.data.synth.config import GENERATOR_VERSION, SynthConfig
+from hir_edge.data.synth.world import is_stand_in
 from hir_edge.errors import ConfigError
 from hir_edge.taxonomy import RANKS, is_placeholder
 
@@ -122,24 +123,22 @@ def species_counts(n_species: int, config: SynthConfig) -> np.ndarray:
     return config.min_per_species + extra
 
 
-def _choose_unseen(
-    species: Sequence[tuple[str, ...]], frac: float, rng, stand_ins: frozenset = frozenset()
-) -> set[int]:
-    """Species held out whole; each genus keeps at least one species in train. ``stand_ins``
-    (the species paths of records named above species) are never held out nor counted."""
-    want = round(frac * (len(species) - len(stand_ins)))
+def _choose_unseen(species: Sequence[tuple[str, ...]], frac: float, rng) -> set[int]:
+    """Species held out whole; each genus keeps at least one species in train. Stand-ins (the
+    species paths of records named above species) are never held out nor counted."""
+    named = [path for path in species if not is_stand_in(path)]
+    want = round(frac * len(named))
     if want == 0:
         return set()
     remaining: dict[tuple[str, ...], int] = {}
-    for path in species:
-        if path not in stand_ins:
-            remaining[path[:3]] = remaining.get(path[:3], 0) + 1
+    for path in named:
+        remaining[path[:3]] = remaining.get(path[:3], 0) + 1
     chosen: set[int] = set()
     for i in rng.permutation(len(species)):
         if len(chosen) >= want:
             break
         genus = species[i][:3]
-        if species[i] not in stand_ins and remaining[genus] > 1:
+        if not is_stand_in(species[i]) and remaining[genus] > 1:
             remaining[genus] -= 1
             chosen.add(int(i))
     return chosen
@@ -153,8 +152,7 @@ def assign_splits(
     name, and calibration must not take them for held-out reads of known species."""
     rng = _rng(config.seed, _STREAM_SPLIT)
     index = {path: i for i, path in enumerate(species)}
-    stand_ins = frozenset(row.species for row in rows if row.named < len(RANKS))
-    unseen = _choose_unseen(species, config.unseen_species_frac, rng, stand_ins)
+    unseen = _choose_unseen(species, config.unseen_species_frac, rng)
     members: list[list[_Row]] = [[] for _ in species]
     for row in rows:
         members[index[row.species]].append(row)
@@ -164,7 +162,7 @@ def assign_splits(
                 row.split = "test_unseen"
             continue
         n = len(group)
-        if n < 3 or species[i] in stand_ins:
+        if n < 3 or is_stand_in(species[i]):
             continue  # too rare to split, or not named to species: all of it trains
         n_test = max(1, round(n * config.test_frac)) if config.test_frac > 0 else 0
         n_val = max(1, round(n * config.val_frac)) if config.val_frac > 0 else 0

@@ -22,6 +22,13 @@ Path4 = tuple[str, str, str, str]
 # In the name of a stand-in taxon only ("Aedes [unnamed species]": hir_edge.data.synth.bold
 # draws a record named above species as one); no real name holds it.
 STAND_IN = " [unnamed "
+
+
+def is_stand_in(path: tuple[str, ...]) -> bool:
+    """True for a stand-in taxon's path (one a record named above it is drawn as)."""
+    return STAND_IN in path[-1]
+
+
 RGB = tuple[int, int, int]
 
 PLANS: tuple[str, ...] = ("beetle", "fly", "moth", "wasp", "bug", "dragonfly", "spider", "elongate")
@@ -302,7 +309,7 @@ def _assign(
     them."""
     out: dict[tuple[str, ...], object] = {}
     by_parent: dict[tuple[str, ...], list[object]] = {}
-    for path in sorted(paths, key=lambda p: (STAND_IN in p[-1], p)):
+    for path in sorted(paths, key=lambda p: (is_stand_in(p), p)):
         siblings = by_parent.setdefault(path[:-1], [])
         chosen = make(path, 0)
         for salt in range(tries):
