@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 
 from hir_edge.errors import BundleError
-from hir_edge.runtime.barcodes import LibraryBarcodes
+from hir_edge.runtime.barcodes import LibraryBarcodes, may_be_of
 from hir_edge.runtime.bundle import References, open_bundle
 from hir_edge.runtime.scoring import ScoringSettings
 
 LENGTH = 420
 
 
-def _library() -> LibraryBarcodes:
+def _library(unnamed_copy: bool = False) -> LibraryBarcodes:
     """Four barcodes differing from a base only by substitutions at disjoint interior sites:
     r1 at 21 sites, r2 at 63, r3 at 42; so r0-r1 are 95% identical, r0-r3 90%, r0-r2 and
-    r1-r3 85%, r1-r2 80%, r2-r3 75%. Families {r0, r1} and {r2, r3}; four genera."""
+    r1-r3 85%, r1-r2 80%, r2-r3 75%. Families {r0, r1} and {r2, r3}; four genera.
+    ``unnamed_copy``: a fifth record, r3's barcode named only to its family."""
     rng = np.random.default_rng(7)
     base = rng.choice(list("ACGT"), LENGTH)
     sites = rng.permutation(np.arange(20, LENGTH - 20))
@@ -26,8 +27,11 @@ def _library() -> LibraryBarcodes:
         s[used] = [{"A": "C", "C": "G", "G": "T", "T": "A"}[b] for b in s[used]]
         seqs.append(s)
     labels = np.array([[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 2, 2], [0, 1, 3, 3]])
+    if unnamed_copy:
+        seqs.append(seqs[3].copy())
+        labels = np.vstack([labels, [0, 1, -1, -1]])
     refs = References(
-        np.array(["r0", "r1", "r2", "r3"]),
+        np.array([f"r{i}" for i in range(len(seqs))]),
         labels,
         None,
         barcodes=np.array(["".join(s).encode("ascii") for s in seqs]),
@@ -52,6 +56,28 @@ def test_a_hidden_taxon_is_not_there_to_be_nearest():
     assert library.radius(0, 2, (2, 2)) == pytest.approx(0.95)  # r2 was not nearest anyway
     assert np.isnan(library.radius(0, 1, (1, 1)))  # the other family gone: nothing beyond r0's
     assert library.radius(0, 1, None) == pytest.approx(0.90)
+
+
+def test_records_that_may_be_of_a_hidden_taxon_are_hidden_with_it():
+    labels = np.array(
+        [[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 2, 2], [0, 1, -1, -1], [0, -1, -1, -1], [1, -1, -1, -1]]
+    )
+    assert may_be_of(labels, (2, 2)).tolist() == [False, False, True, True, True, False]
+    assert may_be_of(labels, (2, 0)).tolist() == [True, False, False, False, True, False]
+    assert may_be_of(labels, (0, 1)).tolist() == [False] * 5 + [True]
+    assert not may_be_of(labels, (3, 7)).any()  # a taxon the library does not name
+
+
+def test_a_hidden_genus_takes_its_unnamed_records_out_of_the_search():
+    """r3's genus hidden: its copy named only to the family is not there to be found either
+    (it was, at 100% identity: a read of an 'absent' genus found its own genus)."""
+    library = _library(unnamed_copy=True)
+    read = library.references.barcodes[3].decode()
+    _, hits = library.barcode_alignments([read], [(2, 3)])
+    assert hits[0].reference == 0 and hits[0].identity == pytest.approx(0.90)  # r0, 90%
+    _, hits = library.barcode_alignments([read], None)
+    assert hits[0].identity == pytest.approx(1.0)
+    assert library.radius(0, 1, (2, 3)) == pytest.approx(0.85)  # r3 and its copy gone: r2
 
 
 def test_hidden_taxa_leave_a_bundles_own_radii_as_they_are():

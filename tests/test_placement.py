@@ -261,6 +261,16 @@ def test_read_class_is_the_deepest_rank_left_in_the_library():
     assert read_class(np.array([0, 1, 2, 3]), (1, 1), library) == "absent family"
 
 
+def test_records_that_may_be_of_a_hidden_taxon_go_with_it():
+    """A record named only to the hidden taxon's family (or order) may be of it: hidden, it
+    takes the family with it when no other record names that family."""
+    library = np.array([[0, 0, 0, 0], [0, 0, 1, 1], [0, 1, 2, 2], [0, 1, -1, -1]])
+    assert read_class(np.array([0, 1, 2, 2]), (2, 2), library) == "absent family"
+    assert read_class(np.array([0, 0, 1, 1]), (2, 1), library) == "absent genus"
+    genus_only = np.array([[0, 0, 0, 0], [0, 0, 0, -1], [0, 0, 1, 1]])
+    assert read_class(np.array([0, 0, 0, 0]), (3, 0), genus_only) == "absent genus"
+
+
 def test_a_taxon_is_hidden_whole():
     """A monotypic genus: its species hidden leaves the genus without a record, so the read
     is asked with the genus hidden (its prompt goes too), not with the species hidden."""

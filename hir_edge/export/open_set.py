@@ -22,8 +22,10 @@ the library lacks (a BOLD export of a wider region, say), asked as they are, eac
 of the coarsest rank of its lineage the library does not hold. They form groups of their own,
 so the thresholds must hold for them too.
 
-A taxon is hidden whole: when hiding a species leaves its genus without a record, the read is
-asked with the genus hidden (its prompt too), as a read of a genus no export held would be.
+A taxon is hidden whole. Records that may be of it go with it: those not named at its rank
+whose named ranks agree with it (a record named to its family alone may be of it). When hiding a
+species leaves its genus without a record, the read is asked with the genus hidden (its prompt
+too), as a read of a genus no export held would be.
 
 The placement is fitted on these rows by :mod:`hir_edge.export.placement_fit`.
 """
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hir_edge.export.placement_fit import fit_placement
+from hir_edge.runtime.barcodes import may_be_of
 from hir_edge.runtime.placement import FEATURES, read_placement_features
 
 CLASSES = (
@@ -72,11 +75,12 @@ class Query:
 
 
 def read_class(labels: np.ndarray, hidden: tuple[int, int] | None, library: np.ndarray) -> str:
-    """The deepest rank of ``labels`` the library still holds once ``hidden`` is taken out."""
+    """The deepest rank of ``labels`` the library still holds once ``hidden`` is taken out
+    (with the records that may be of it: :func:`~hir_edge.runtime.barcodes.may_be_of`)."""
     if hidden is None:
         return CLASSES[0]
-    level, taxon = hidden
-    kept = library[library[:, level] != taxon]
+    level, _ = hidden
+    kept = library[~may_be_of(library, hidden)]
     deepest = -1
     for lv in range(level):
         if labels[lv] >= 0 and (kept[:, lv] == labels[lv]).any():

@@ -23,6 +23,26 @@ Hidden = tuple[int, int] | None
 RADII_CHUNK = 256  # references whose radii are searched at once
 
 
+def may_be_of(labels: np.ndarray, hidden: tuple[int, int]) -> np.ndarray:
+    """[M] the references that are of a hidden taxon, or may be: those named to it, and those
+    not named at its rank whose named ranks all agree with its lineage (a record named to the
+    family alone may be of any of the family's genera).
+
+    Hiding a taxon must hide these too. A library's records named above species (BOLD's BINs
+    without a name, a dataset's label cuts) are often of the very taxon hidden; left in, a read
+    of an "absent" genus found its own genus' records at 99.7% identity, and the open-set
+    calibration learnt absent taxa from reads that were not.
+    """
+    level, taxon = hidden
+    named = labels[:, level] == taxon
+    if not named.any():
+        return named
+    lineage = labels[np.flatnonzero(named)[0], :level]
+    coarser = labels[:, :level]
+    agrees = ((coarser == lineage) | (coarser < 0)).all(axis=1)
+    return named | ((labels[:, level] < 0) & agrees)
+
+
 class LibraryBarcodes:
     """The reference barcodes of a bundle, aligned to reads on demand.
 
@@ -44,6 +64,7 @@ class LibraryBarcodes:
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
+        self._hidden_cache: dict[tuple[int, int], np.ndarray] = {}
         # this library's own radii [M, L] and the reference each is to, aligned on first use
         self._own: tuple[np.ndarray, np.ndarray] | None = None
         self._position = np.zeros(0, dtype=np.int64)
@@ -156,7 +177,7 @@ class LibraryBarcodes:
             return float(self.radii()[reference, level])
         radii, nearest = self._own_radii()
         to = nearest[reference, level]
-        if to < 0 or self.references.labels[to, hidden[0]] != hidden[1]:
+        if to < 0 or not (self.hidden_references(hidden) == to).any():
             return float(radii[reference, level])  # its nearest is still there
         key = (reference, level, hidden)
         if key not in self._radius_cache:
@@ -208,8 +229,11 @@ class LibraryBarcodes:
         return at[at >= 0]
 
     def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
-        level, taxon = hidden
-        return np.flatnonzero(self.references.labels[:, level] == taxon)
+        """The references a hidden taxon takes out of the library (:func:`may_be_of`)."""
+        key = tuple(hidden)
+        if key not in self._hidden_cache:
+            self._hidden_cache[key] = np.flatnonzero(may_be_of(self.references.labels, key))
+        return self._hidden_cache[key]
 
     def close(self) -> None:
         """Release the aligner (and any worker processes it started)."""
