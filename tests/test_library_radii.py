@@ -65,7 +65,17 @@ def test_records_that_may_be_of_a_hidden_taxon_are_hidden_with_it():
     assert may_be_of(labels, (2, 2)).tolist() == [False, False, True, True, True, False]
     assert may_be_of(labels, (2, 0)).tolist() == [True, False, False, False, True, False]
     assert may_be_of(labels, (0, 1)).tolist() == [False] * 5 + [True]
-    assert not may_be_of(labels, (3, 7)).any()  # a taxon the library does not name
+    assert not may_be_of(labels, (3, 7)).any()  # a taxon the library does not name ...
+    given = may_be_of(labels, (3, 7), lineage=np.array([0, 1, 2]))  # ... unless its lineage is
+    assert given.tolist() == [False, False, False, True, True, False]
+
+
+def test_a_record_under_incertae_sedis_is_not_taken_for_a_hidden_taxon_of_that_rank():
+    """[0, -1, 4, 4]: family "incertae sedis" (encoded -1), genus 4 named: not of family 1.
+    A genus of an unknown family may be of any family of its order."""
+    labels = np.array([[0, 1, 2, 2], [0, -1, 4, 4], [0, 1, -1, -1], [0, 3, -1, -1]])
+    assert may_be_of(labels, (1, 1)).tolist() == [True, False, True, False]
+    assert may_be_of(labels, (2, 4)).tolist() == [False, True, True, True]
 
 
 def test_a_hidden_genus_takes_its_unnamed_records_out_of_the_search():

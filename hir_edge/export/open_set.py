@@ -22,8 +22,8 @@ the library lacks (a BOLD export of a wider region, say), asked as they are, eac
 of the coarsest rank of its lineage the library does not hold. They form groups of their own,
 so the thresholds must hold for them too.
 
-A taxon is hidden whole. Records that may be of it go with it: those not named at its rank
-whose named ranks agree with it (a record named to its family alone may be of it). When hiding a
+A taxon is hidden whole. Records that may be of it go with it: those named neither at its rank
+nor below whose named ranks agree with it (a record named to its family alone may be of it). When hiding a
 species leaves its genus without a record, the read is asked with the genus hidden (its prompt
 too), as a read of a genus no export held would be.
 
@@ -80,7 +80,7 @@ def read_class(labels: np.ndarray, hidden: tuple[int, int] | None, library: np.n
     if hidden is None:
         return CLASSES[0]
     level, _ = hidden
-    kept = library[~may_be_of(library, hidden)]
+    kept = library[~may_be_of(library, hidden, labels[:level])]
     deepest = -1
     for lv in range(level):
         if labels[lv] >= 0 and (kept[:, lv] == labels[lv]).any():

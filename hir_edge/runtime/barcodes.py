@@ -23,24 +23,31 @@ Hidden = tuple[int, int] | None
 RADII_CHUNK = 256  # references whose radii are searched at once
 
 
-def may_be_of(labels: np.ndarray, hidden: tuple[int, int]) -> np.ndarray:
+def may_be_of(
+    labels: np.ndarray, hidden: tuple[int, int], lineage: np.ndarray | None = None
+) -> np.ndarray:
     """[M] the references that are of a hidden taxon, or may be: those named to it, and those
-    not named at its rank whose named ranks all agree with its lineage (a record named to the
-    family alone may be of any of the family's genera).
+    named neither at its rank nor below whose named ranks all agree with its lineage (a record
+    named to the family alone may be of any of the family's genera). ``lineage``: the taxon's
+    label ids above its rank (default: those of a reference named to it); an unknown one (-1,
+    "incertae sedis") agrees with any name.
 
     Hiding a taxon must hide these too. A library's records named above species (BOLD's BINs
     without a name, a dataset's label cuts) are often of the very taxon hidden; left in, a read
     of an "absent" genus found its own genus' records at 99.7% identity, and the open-set
-    calibration learnt absent taxa from reads that were not.
+    calibration learnt absent taxa from reads that were not. A record under an "incertae sedis"
+    rank is named below it (-1 there, a genus named) and is not taken for any taxon of that rank.
     """
     level, taxon = hidden
     named = labels[:, level] == taxon
-    if not named.any():
-        return named
-    lineage = labels[np.flatnonzero(named)[0], :level]
+    if lineage is None:
+        if not named.any():
+            return named
+        lineage = labels[np.flatnonzero(named)[0], :level]
+    lineage = np.asarray(lineage)[:level]
     coarser = labels[:, :level]
-    agrees = ((coarser == lineage) | (coarser < 0)).all(axis=1)
-    return named | ((labels[:, level] < 0) & agrees)
+    agrees = ((coarser == lineage) | (coarser < 0) | (lineage < 0)).all(axis=1)
+    return named | ((labels[:, level:] < 0).all(axis=1) & agrees)
 
 
 class LibraryBarcodes:
