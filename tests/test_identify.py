@@ -271,7 +271,7 @@ def test_unrelated_dna_is_not_called_a_novel_order(tiny_bundle, field_inputs, tm
     folder, _ = field_inputs
     good = (folder / "reads.fa").read_text().splitlines()[:2]
     rng = random.Random(0)
-    distant = "".join(rng.choice("ACGT") if rng.random() < 0.25 else b for b in good[1])
+    distant = "".join(rng.choice("ACGT") if rng.random() < 0.4 else b for b in good[1])
     unrelated = "".join(rng.choices("ACGT", weights=[35, 15, 15, 35], k=600))
     reads = tmp_path / "far.fa"
     reads.write_text("\n".join([">distant", distant, ">unrelated", unrelated, ""]))
@@ -283,7 +283,9 @@ def test_unrelated_dna_is_not_called_a_novel_order(tiny_bundle, field_inputs, tm
     assert len(junk["warnings"]) == 1
     assert junk["warnings"][0].startswith("not recognisably COI: the best reference barcode is ")
     far = items["distant"]
-    # below the library's orders too (novel at order: the coarsest band), yet near its hit
+    # below the library's orders too (novel at order: the coarsest band) and under 0.70, so
+    # its shuffled copies are aligned too (runtime/chance.py), yet near its hit
+    assert far["best_hit"]["identity"] < 0.70
     assert far["novel"]["rank"] == "order" and far["assigned"]["rank"] is None
     assert not any(w.startswith("not recognisably COI") for w in far["warnings"])
 

@@ -23,9 +23,9 @@ of the coarsest rank of its lineage the library does not hold. They form groups 
 so the thresholds must hold for them too.
 
 A taxon is hidden whole. Records that may be of it go with it: those named neither at its rank
-nor below whose named ranks agree with it (a record named to its family alone may be of it). When hiding a
-species leaves its genus without a record, the read is asked with the genus hidden (its prompt
-too), as a read of a genus no export held would be.
+nor below whose named ranks agree with it (a record named to its family alone may be of it).
+When hiding a species leaves its genus without a record, the read is asked with the genus hidden
+(its prompt too), as a read of a genus no export held would be.
 
 The placement is fitted on these rows by :mod:`hir_edge.export.placement_fit`.
 """
