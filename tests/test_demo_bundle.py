@@ -179,8 +179,12 @@ def test_a_lone_read_is_embedded_as_it_would_be_in_a_batch():
 
     bundle = open_bundle(default_bundle())
     backend = OnnxRuntimeBackend(bundle, "int8", device="cpu", threads=1)
-    reads = [read.sequence for read in read_sequences(EXAMPLES / "reads.fa")]
-    ids, mask = Identifier(bundle, backend).tokenizer.encode_batch(reads[:2])
+    read = next(iter(read_sequences(EXAMPLES / "reads.fa"))).sequence
+    ids, mask = Identifier(bundle, backend).tokenizer.encode_batch([read, read])
+    # the batch's second read: the first one's tokens less its last 24, so that both are run
+    # at the same cut length (the encoder runs a short read without its padding) as one batch
+    mask[1, int(mask[1].sum()) - 24 :] = 0
+    ids[1, int(mask[1].sum()) :] = 0
     session, fed = backend._session("dna"), []
 
     class Spy:
@@ -191,6 +195,9 @@ def test_a_lone_read_is_embedded_as_it_would_be_in_a_batch():
     backend._sessions["dna"] = Spy()
     lone = backend.embed_dna(ids[:1], mask[:1])
     pair = backend.embed_dna(ids, mask)
-    assert [f.shape[0] for f in fed] == [2, 2] and np.array_equal(fed[0][1], ids[0])
+    assert [f.shape[0] for f in fed] == [2, 2]  # the lone read doubled; then one true batch
+    cut = fed[0].shape[1]
+    assert np.array_equal(fed[0][1], ids[0, :cut]) and fed[1].shape[1] == cut
+    assert not np.array_equal(fed[1][0], fed[1][1])
     assert lone.shape == (1, bundle.embed_dim)
     np.testing.assert_array_equal(lone[0], pair[0])
