@@ -34,8 +34,8 @@ def may_be_of(
 
     Hiding a taxon must hide these too. A library's records named above species (BOLD's BINs
     without a name, a dataset's label cuts) are often of the very taxon hidden; left in, a read
-    of an "absent" genus found its own genus' records at 99.7% identity, and the open-set
-    calibration learnt absent taxa from reads that were not. A record under an "incertae sedis"
+    of an "absent" genus found its own genus' records, and the open-set calibration learnt
+    absent taxa from reads that were not. A record under an "incertae sedis"
     rank is named below it (-1 there, a genus named) and is not taken for any taxon of that rank.
     """
     level, taxon = hidden
@@ -71,7 +71,7 @@ class LibraryBarcodes:
         self._aligner: ReferenceAligner | None = None
         self._barcoded = np.zeros(0, dtype=np.int64)  # reference rows that have a barcode
         self._radius_cache: dict[tuple[int, int, tuple[int, int]], float] = {}
-        self._hidden_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._hidden: dict[tuple[int, int], np.ndarray] = {}  # hidden taxon -> [M] may_be_of
         # this library's own radii [M, L] and the reference each is to, aligned on first use
         self._own: tuple[np.ndarray, np.ndarray] | None = None
         self._position = np.zeros(0, dtype=np.int64)
@@ -184,7 +184,7 @@ class LibraryBarcodes:
             return float(self.radii()[reference, level])
         radii, nearest = self._own_radii()
         to = nearest[reference, level]
-        if to < 0 or not (self.hidden_references(hidden) == to).any():
+        if to < 0 or not self._hidden_mask(hidden)[to]:
             return float(radii[reference, level])  # its nearest is still there
         key = (reference, level, hidden)
         if key not in self._radius_cache:
@@ -237,10 +237,13 @@ class LibraryBarcodes:
 
     def hidden_references(self, hidden: tuple[int, int]) -> np.ndarray:
         """The references a hidden taxon takes out of the library (:func:`may_be_of`)."""
+        return np.flatnonzero(self._hidden_mask(hidden))
+
+    def _hidden_mask(self, hidden: tuple[int, int]) -> np.ndarray:
         key = tuple(hidden)
-        if key not in self._hidden_cache:
-            self._hidden_cache[key] = np.flatnonzero(may_be_of(self.references.labels, key))
-        return self._hidden_cache[key]
+        if key not in self._hidden:
+            self._hidden[key] = may_be_of(self.references.labels, key)
+        return self._hidden[key]
 
     def close(self) -> None:
         """Release the aligner (and any worker processes it started)."""
