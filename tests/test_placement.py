@@ -459,3 +459,85 @@ def test_the_table_says_ranks_below_the_answer_are_not_placed():
         "  genus    not placed (nearest in the library: Dichomeris, right 30% of the time)"
     )
     assert item.to_dict()["placement"]["genus"] == {"taxon": "Dichomeris", "p_right": 0.3}
+
+
+def _far_read(identity: float, order_p: float) -> tuple:
+    """Rules with the ``_placement`` bands and bold100's thresholds, and a read whose best hit
+    is ``identity`` identical (11% diverged: its species is novel) and whose order is right
+    ``order_p`` of the time by the placement model."""
+    from dataclasses import replace
+
+    from hir_edge.dna.align import Hit
+    from hir_edge.runtime.answer import Evidence
+    from hir_edge.runtime.decide import AnswerRules
+    from hir_edge.runtime.scoring import ScoringSettings
+
+    scoring = replace(
+        ScoringSettings.from_section({}, 4),
+        placement=_placement(thresholds=(0.99, 0.965, 0.99, 0.5)),
+    )
+    rules = AnswerRules(RANKS, [np.array([True])] * 4, scoring, 3)
+    hit = Hit(0, identity, 574, (13, 2, 51), 5, 0.108)
+    path = np.zeros(4, dtype=np.int64)
+    reach = np.array([order_p, 0.13, 0.06, 0.0])
+    ev = Evidence("dna", [np.ones(1)] * 4, path, np.ones(4), 3, None, None, hit, None, reach)
+    return rules, ev
+
+
+def test_a_near_read_held_back_by_the_threshold_is_not_called_too_far():
+    """The Eupithecia read of identify_bold.md: 87.6% to its best hit, above the library's
+    order band, order right 97% of the time, under the 0.99 order threshold. It is placed
+    nowhere because of the threshold, and the warning says so; "too far" is kept for a hit
+    farther than the library's orders are apart."""
+    rules, ev = _far_read(0.876, 0.97)
+    decision = rules.decide(ev)
+    assert decision.level == -1 and decision.confidence == 0.0
+    assert decision.novel["rank"] == "genus"  # 87.6% < the 88% genus band
+    assert decision.warnings[-1] == (
+        "placed at no rank: its order is right 97% of the time by the placement model, under "
+        "the 99% an answer at order needs (best barcode hit 87.6% identical)"
+    )
+    rules, ev = _far_read(0.876, 0.987)  # whole percentages would read "99% under 99%"
+    assert "right 98.7% of the time" in rules.decide(ev).warnings[-1]
+    assert "under the 99.0% an answer" in rules.decide(ev).warnings[-1]
+    rules, ev = _far_read(0.65, 0.97)  # under the 70% order band: its order is absent
+    far = rules.decide(ev)
+    assert far.novel["rank"] == "order"
+    assert far.warnings[-1] == (
+        "no close reference: the best barcode hit is 65.0% identical, too far to place the "
+        "read at any rank"
+    )
+
+
+def test_the_table_names_a_read_held_back_by_the_threshold_not_placed():
+    from hir_edge.runtime.report import table_block
+    from hir_edge.runtime.schema import Identification
+
+    def first_line(novel_rank: str) -> str:
+        item = Identification(
+            id="r1",
+            assigned={"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
+            ranks={},
+            modalities=["dna"],
+            gate=None,
+            qc=None,
+            novel={"rank": novel_rank, "reason": "far"},
+            placement={r: {"taxon": "x", "p_right": 0.5} for r in RANKS},
+            best_hit={
+                "id": "h",
+                "taxon": "x",
+                "identity": 0.876,
+                "aligned_bases": 574,
+                "mismatches_by_codon_position": [0, 0, 0],
+                "gaps": 0,
+                "divergence": None,
+            },
+        )
+        return table_block(item, top_k=3).splitlines()[0]
+
+    assert first_line("species") == (
+        "r1: not placed at any rank (best hit 87.6% identical), species not in the library"
+    )
+    assert first_line("order") == (
+        "r1: no close reference (best hit 87.6% identical), order not in the library"
+    )

@@ -69,7 +69,11 @@ def table_block(item: Identification, top_k: int) -> str:
     if a.get("rank"):
         answer = f"{a['rank'].capitalize()} {a['taxon']} ({100 * a['confidence']:.0f}%)"
     elif item.best_hit:
-        answer = f"no close reference (best hit {100 * item.best_hit['identity']:.1f}% identical)"
+        # "no close reference" only for a read farther than the library's orders are apart (or
+        # without a placement model); a near read the thresholds hold back is "not placed"
+        far = item.placement is None or (item.novel or {}).get("rank") == RANKS[0]
+        what = "no close reference" if far else "not placed at any rank"
+        answer = f"{what} (best hit {100 * item.best_hit['identity']:.1f}% identical)"
     else:
         answer = "no rank passes its threshold"
     novel = f", {item.novel['rank']} not in the library" if item.novel else ""
