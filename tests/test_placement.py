@@ -21,6 +21,7 @@ from hir_edge.runtime.placement import (
     FEATURES,
     Placement,
     fit_logistic,
+    nest,
     placement_features,
 )
 from hir_edge.taxonomy import Taxonomy
@@ -428,6 +429,7 @@ def test_fit_placement_separates_near_from_far_reads():
     assert placement.bands[2] > 0.95
     assert report["absent genus|clean"]["precision_%"] >= 95.0
     assert CLASSES[2] == "absent genus"
+    assert placement.nested and placement.to_dict()["nested"] is True
 
 
 def test_the_table_says_ranks_below_the_answer_are_not_placed():
@@ -541,3 +543,38 @@ def test_the_table_names_a_read_held_back_by_the_threshold_not_placed():
     assert first_line("order") == (
         "r1: no close reference (best hit 87.6% identical), order not in the library"
     )
+
+
+def test_nest_lifts_a_coarser_rank_to_its_finest_likely_rank_on_the_path():
+    """By hand: a species 0.95 likely lifts its genus (0.60) to 0.95, and a family 0.97 likely
+    lifts its order (0.80) to 0.97; a rank without a taxon on the path lifts nothing."""
+    probs = np.array([[0.80, 0.97, 0.60, 0.95], [0.50, 0.40, 0.30, 0.90]])
+    on_path = np.array([[True, True, True, True], [True, True, True, False]])
+    assert nest(probs, on_path) == pytest.approx(
+        np.array([[0.97, 0.97, 0.95, 0.95], [0.50, 0.40, 0.30, 0.90]])
+    )
+    # monotone down the path wherever every rank has a taxon
+    rng = np.random.default_rng(0)
+    p = nest(rng.uniform(size=(50, 4)), np.ones((50, 4), bool))
+    assert (np.diff(p, axis=1) <= 0).all()
+
+
+def test_a_nested_placement_answers_a_read_sure_of_its_species_at_species():
+    """A read whose order model says 0.9 (under the 0.95 order threshold) and whose species
+    model says 0.99: un-nested, it is placed nowhere; nested, at species with 0.99. Bundles
+    exported before keep their answers: ``nested`` is absent from their manifest."""
+    x = np.zeros((1, 4, len(FEATURES)))
+    x[0, :, 0] = np.log(np.array([0.9, 0.99, 0.99, 0.99]) / (1 - np.array([0.9, 0.99, 0.99, 0.99])))
+    usable = np.ones((1, 4), bool)
+    old = _placement(thresholds=(0.95, 0.95, 0.95, 0.95))
+    assert old.assign(old.probabilities(x), usable)[0] == -1
+    assert "nested" not in old.to_dict()
+    new = Placement.from_dict({**old.to_dict(), "nested": True})
+    reach = new.probabilities(x, usable)
+    assert new.assign(reach, usable)[0] == 3
+    assert reach[0] == pytest.approx([0.99] * 4)
+    assert Placement.from_dict(new.to_dict()) == new
+    # the order is lifted only by a finer rank with a taxon on the path
+    no_species = np.array([[True, True, False, False]])
+    assert new.probabilities(x, no_species)[0, 0] == pytest.approx(0.99)  # by the family
+    assert new.probabilities(x, np.array([[True, False, False, False]]))[0, 0] == pytest.approx(0.9)

@@ -253,7 +253,9 @@ def calibrate_placement(
     asked = queries(
         val_reads, val_labels, train_reads, train_labels, library, kinds, outgroups=outgroups
     )
-    rows = {"features": [], "correct": [], "usable": [], "identity": [], "present": []}
+    rows: dict[str, list] = {
+        key: [] for key in ("features", "correct", "usable", "on_path", "identity", "present")
+    }
     meta: list[Query] = []
     for start in range(0, len(asked), 64):
         chunk = asked[start : start + 64]
@@ -277,6 +279,7 @@ def calibrate_placement(
             truth = q.labels
             rows["correct"].append(ev.path == truth)
             rows["usable"].append((ev.path >= 0) & (truth != -1))
+            rows["on_path"].append(ev.path >= 0)
             rows["identity"].append(ev.hit.identity)
             # ranks the reduced library still holds: all for known reads, down to the class's
             held = len(truth) - CLASSES.index(q.klass) if q.klass != CLASSES[-1] else 0
@@ -286,7 +289,7 @@ def calibrate_placement(
     bundle.close()
     arrays = {
         "features": np.concatenate(rows["features"]),
-        **{key: np.array(rows[key]) for key in ("correct", "usable", "identity", "present")},
+        **{key: np.array(rows[key]) for key in list(rows)[1:]},
         "groups": np.array([q.group for q in meta]),
         "classes": np.array([f"{q.klass}|{q.source}" for q in meta]),
     }
@@ -302,6 +305,7 @@ def calibrate_placement(
         arrays["classes"].tolist(),
         tuple(taxonomy.ranks),
         options.target_precision,
+        on_path=arrays["on_path"],
     )
     return placement.to_dict(), report
 

@@ -38,6 +38,7 @@ def fit_placement(
     ranks: tuple[str, ...],
     target_precision: float = 0.95,
     hidden_units: int = HIDDEN_UNITS,
+    on_path: np.ndarray | None = None,
 ) -> tuple[Placement, dict]:
     """Fit the per-rank models, thresholds and bands on open-set rows.
 
@@ -45,6 +46,9 @@ def fit_placement(
         features: [N, L, F]; correct, usable: [N, L] (usable: a taxon on the path and a truth
             to judge it by); identity: [N] best-hit identity; present: [N, L] the read's taxon
             at that rank is in the library; groups: per row "class|kind"; classes: per row.
+        on_path: [N, L] a taxon on the read's answer path, as the runtime knows it (default:
+            ``usable``); the thresholds are chosen on the nested probabilities
+            (:func:`~hir_edge.runtime.placement.nest`), as the runtime computes them.
 
     Returns:
         The placement model and a report per group: reads, answers per rank, precision.
@@ -88,8 +92,9 @@ def fit_placement(
         target_precision=target_precision,
         hidden_weights=tuple(hidden_w) if hidden_units else None,
         hidden_bias=tuple(hidden_b) if hidden_units else None,
+        nested=True,
     )
-    probs = draft.probabilities(features)
+    probs = draft.probabilities(features, usable if on_path is None else on_path)
     thresholds = _thresholds(probs, correct, usable, groups, target_precision)
     placement = Placement(**{**draft.__dict__, "thresholds": tuple(thresholds)})
     return placement, report(placement, probs, correct, usable, groups)

@@ -374,7 +374,8 @@ class Identifier:
                     [specimens[i].sequence for i in reads],
                     self.bundle.references,
                 )
-                for i, reach in zip(reads, placement.probabilities(features)):
+                on_path = np.stack([out[i].path >= 0 for i in reads])
+                for i, reach in zip(reads, placement.probabilities(features, on_path)):
                     out[i].reach = reach
         return specimens, out
 
