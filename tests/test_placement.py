@@ -9,6 +9,7 @@ from hir_edge.errors import BundleError
 from hir_edge.export.open_set import (
     CLASSES,
     NO_TAXON,
+    OutgroupTable,
     outgroup_class,
     outgroup_labels,
     queries,
@@ -367,6 +368,37 @@ def test_outgroups_are_read_from_a_bold_table_and_asked_in_groups_of_their_own(t
     outside = sorted(q.group for q in asked if q.source == "outgroups")
     assert outside == ["absent family, outgroups|clean", "absent genus, outgroups|clean"]
     assert {q.group for q in asked if q.source == "library"} >= {"known|clean"}
+
+
+def test_an_outgroup_table_read_twice_draws_the_records_held_in_memory(tmp_path):
+    """The export reads a user's outgroup table twice (classes, then the records drawn) rather
+    than holding it: the same queries, read for read, as the records held in memory, with
+    fewer drawn than given (3 of 12 per class) and records of neither class between them."""
+    taxonomy, library = _two_family_taxonomy()
+    rng = np.random.default_rng(3)
+    lines = ["processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides"]
+    for n in range(36):
+        read = "".join(rng.choice(list("ACGT"), 300))
+        genus = ("Muscidae\tFannia", "Tipulidae\tTipula", "Muscidae\tMusca")[n % 3]
+        lines.append(f"R{n}\tDiptera\t{genus}\t{genus.split(chr(9))[1]} sp{n}\t{read}")
+    table = tmp_path / "outgroups.tsv"
+    table.write_text("\n".join(lines) + "\n")
+    held = read_outgroups(table, taxonomy, library)
+    twice = OutgroupTable(table, taxonomy, library)
+    assert twice.classes == [klass for _, _, klass in held]
+    assert len(held) == 36  # Musca sp: an absent species of a library genus
+    kinds = {"clean": lambda r, i: r, "cut": lambda r, i: r[i : i + 150]}
+
+    def asked(outgroups):
+        return [
+            (q.read, q.labels.tolist(), q.klass, q.kind, q.source)
+            for q in queries([], library[:0], [], library[:0], library, kinds, 3, 7, outgroups)
+        ]
+
+    from_memory = asked(held)
+    assert len(from_memory) == 3 * 3 * 2  # 3 classes x 3 drawn x 2 kinds
+    assert asked(twice) == from_memory
+    assert twice.fetch([]) == {}
 
 
 def test_thresholds_keep_every_group_precise():

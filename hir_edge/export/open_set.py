@@ -33,6 +33,7 @@ The placement is fitted on these rows by :mod:`hir_edge.export.placement_fit`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,21 +123,57 @@ def outgroup_class(labels: np.ndarray, library: np.ndarray) -> str | None:
     return None
 
 
-def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+def _outgroup_records(path, taxonomy, library: np.ndarray) -> Iterator[tuple[str, np.ndarray, str]]:
     """(read, labels, class) of each record of a labelled table (BOLD TSV, BIOSCAN metadata)
-    whose lineage reaches a taxon the library lacks; records of library species, without a
-    usable barcode or without an order are skipped."""
+    whose lineage reaches a taxon the library lacks, in the table's order; records of library
+    species, without a usable barcode or without an order are skipped."""
     from hir_edge.data.metadata import iter_metadata
     from hir_edge.export.library import cleaned_barcode
 
-    out = []
     for row in iter_metadata(path, problems=[]):
         labels = outgroup_labels(row.lineage, taxonomy)
         klass = outgroup_class(labels, library)
         read = cleaned_barcode(row.barcode) if klass is not None else ""
         if read:
-            out.append((read, labels, klass))
-    return out
+            yield read, labels, klass
+
+
+def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """Every outgroup record of a table, in memory (:func:`_outgroup_records`)."""
+    return list(_outgroup_records(path, taxonomy, library))
+
+
+class OutgroupTable:
+    """The outgroup records of a labelled table, read twice rather than held: a first pass keeps
+    each usable record's class, and :meth:`fetch` reads back the records the calibration
+    draws (at most a few hundred per class). A user's whole BOLD export of a wider region can
+    be given without its reads filling memory; the draw is that of the records held in memory
+    (:func:`read_outgroups`), read for read."""
+
+    def __init__(self, path, taxonomy, library: np.ndarray):
+        self._args = (path, taxonomy, library)
+        self.classes = [klass for _, _, klass in _outgroup_records(*self._args)]
+
+    def fetch(self, positions: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
+        """(read, labels) of the usable records at ``positions`` (their order among them)."""
+        wanted, out = set(positions), {}
+        for pos, (read, labels, _) in enumerate(_outgroup_records(*self._args)):
+            if len(out) == len(wanted):
+                break
+            if pos in wanted:
+                out[pos] = (read, labels)
+        return out
+
+
+class _HeldOutgroups:
+    """:class:`OutgroupTable`'s reading of records already in memory."""
+
+    def __init__(self, records: Sequence[tuple[str, np.ndarray, str]]):
+        self._records = records
+        self.classes = [klass for _, _, klass in records]
+
+    def fetch(self, positions: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
+        return {pos: self._records[pos][:2] for pos in positions}
 
 
 def queries(
@@ -148,7 +185,7 @@ def queries(
     kinds: dict,
     per_group: int = 250,
     seed: int = 0,
-    outgroups: list[tuple[str, np.ndarray, str]] = (),
+    outgroups: Sequence[tuple[str, np.ndarray, str]] | OutgroupTable = (),
 ) -> list[Query]:
     """Known reads (validation), hidden-taxon reads (validation and training) and outgroup
     reads, every kind.
@@ -158,7 +195,8 @@ def queries(
         per_group: at most this many reads per (class, source, kind), spread over the
             candidates.
         outgroups: (read, labels, class) of reads of taxa the library lacks
-            (:func:`read_outgroups`).
+            (:func:`read_outgroups`), or an :class:`OutgroupTable` that reads back only the
+            records drawn; the same draw either way.
     """
     rng = np.random.default_rng(seed)
     pool: dict[str, list[tuple[str, np.ndarray, tuple[int, int] | None]]] = defaultdict(list)
@@ -183,17 +221,26 @@ def queries(
             bases = np.array(list(read))
             shuffled = "".join(bases[rng.permutation(len(bases))])
             pool[CLASSES[-1]].append((shuffled, np.full_like(labels, NO_TAXON), None))
-    outside: dict[str, list[tuple[str, np.ndarray, None]]] = defaultdict(list)
-    for read, labels, klass in outgroups:
-        outside[klass].append((read, labels, None))
+    table = outgroups if isinstance(outgroups, OutgroupTable) else _HeldOutgroups(outgroups)
+    outside: dict[str, list[int]] = defaultdict(list)  # class -> positions in the table
+    for pos, klass in enumerate(table.classes):
+        outside[klass].append(pos)
+    drawn = [
+        ("library", k, items, rng.permutation(len(items))[:per_group]) for k, items in pool.items()
+    ]
+    drawn += [(OUTGROUP, k, at, rng.permutation(len(at))[:per_group]) for k, at in outside.items()]
+    fetched = table.fetch(
+        int(at[i]) for source, _, at, chosen in drawn[len(pool) :] for i in chosen
+    )
     out = []
-    for source, groups in (("library", pool), (OUTGROUP, outside)):
-        for klass, items in groups.items():
-            chosen = rng.permutation(len(items))[:per_group]
-            for kind, make in kinds.items():
-                for n, i in enumerate(sorted(chosen)):
+    for source, klass, items, chosen in drawn:
+        for kind, make in kinds.items():
+            for n, i in enumerate(sorted(chosen)):
+                if source == OUTGROUP:
+                    (read, labels), hidden = fetched[items[i]], None
+                else:
                     read, labels, hidden = items[i]
-                    out.append(Query(make(read, n), labels, hidden, klass, kind, source))
+                out.append(Query(make(read, n), labels, hidden, klass, kind, source))
     return out
 
 
@@ -249,7 +296,7 @@ def calibrate_placement(
         )
     refs = bundle.references
     library = refs.labels[[bool(b) for b in refs.barcodes]]
-    outgroups = read_outgroups(options.outgroups, taxonomy, library) if options.outgroups else []
+    outgroups = OutgroupTable(options.outgroups, taxonomy, library) if options.outgroups else ()
     asked = queries(
         val_reads, val_labels, train_reads, train_labels, library, kinds, outgroups=outgroups
     )
@@ -313,6 +360,7 @@ def calibrate_placement(
 __all__ = [
     "CLASSES",
     "FEATURES",
+    "OutgroupTable",
     "Query",
     "calibrate_placement",
     "outgroup_class",
