@@ -381,6 +381,9 @@ def test_an_outgroup_table_read_twice_draws_the_records_held_in_memory(tmp_path)
         read = "".join(rng.choice(list("ACGT"), 300))
         genus = ("Muscidae\tFannia", "Tipulidae\tTipula", "Muscidae\tMusca")[n % 3]
         lines.append(f"R{n}\tDiptera\t{genus}\t{genus.split(chr(9))[1]} sp{n}\t{read}")
+        if n % 5 == 0:  # records that are no outgroups, between them: no barcode, a library species
+            lines.append(f"N{n}\tDiptera\tTipulidae\tTipula\tTipula sp{n}\t")
+            lines.append(f"L{n}\tDiptera\tMuscidae\tMusca\tMusca domestica\t{read}")
     table = tmp_path / "outgroups.tsv"
     table.write_text("\n".join(lines) + "\n")
     held = read_outgroups(table, taxonomy, library)
@@ -392,11 +395,14 @@ def test_an_outgroup_table_read_twice_draws_the_records_held_in_memory(tmp_path)
     def asked(outgroups):
         return [
             (q.read, q.labels.tolist(), q.klass, q.kind, q.source)
-            for q in queries([], library[:0], [], library[:0], library, kinds, 3, 7, outgroups)
+            for q in queries([val], library[:1], [], library[:0], library, kinds, 3, 7, outgroups)
         ]
 
+    val = "".join(rng.choice(list("ACGT"), 300))  # a known read, and its shuffled copy
     from_memory = asked(held)
-    assert len(from_memory) == 3 * 3 * 2  # 3 classes x 3 drawn x 2 kinds
+    outside = [q for q in from_memory if q[4] == "outgroups"]
+    assert len(outside) == 3 * 3 * 2  # 3 classes x 3 drawn x 2 kinds
+    assert len(from_memory) > len(outside)  # the library's draws come first
     assert asked(twice) == from_memory
     assert twice.fetch([]) == {}
 
@@ -455,7 +461,9 @@ def test_fit_placement_separates_near_from_far_reads():
         classes,
         RANKS,
     )
-    level = placement.assign(placement.probabilities(features), np.ones_like(correct))
+    level = placement.assign(
+        placement.probabilities(features, np.ones_like(correct)), np.ones_like(correct)
+    )
     assert (level[:n] == 3).mean() > 0.95
     assert (level[n:] == 1).mean() > 0.9
     assert placement.bands[2] > 0.95
@@ -528,8 +536,8 @@ def test_a_near_read_held_back_by_the_threshold_is_not_called_too_far():
     assert decision.level == -1 and decision.confidence == 0.0
     assert decision.novel["rank"] == "genus"  # 87.6% < the 88% genus band
     assert decision.warnings[-1] == (
-        "placed at no rank: its order is right 97% of the time by the placement model, under "
-        "the 99% an answer at order needs (best barcode hit 87.6% identical)"
+        "not placed at any rank: its order is right 97% of the time by the placement model, "
+        "under the 99% an answer at order needs (best barcode hit 87.6% identical)"
     )
     rules, ev = _far_read(0.876, 0.987)  # whole percentages would read "99% under 99%"
     assert "right 98.7% of the time" in rules.decide(ev).warnings[-1]
@@ -610,3 +618,47 @@ def test_a_nested_placement_answers_a_read_sure_of_its_species_at_species():
     no_species = np.array([[True, True, False, False]])
     assert new.probabilities(x, no_species)[0, 0] == pytest.approx(0.99)  # by the family
     assert new.probabilities(x, np.array([[True, False, False, False]]))[0, 0] == pytest.approx(0.9)
+
+
+def test_the_table_says_a_read_that_is_not_coi_is_not_recognisably_coi():
+    """A random read gets no novel rank (no taxon is claimed absent) and its own warning: its
+    answer line says what the warning says, not "not placed" as for a near read."""
+    from hir_edge.runtime.chance import not_coi
+    from hir_edge.runtime.report import table_block
+    from hir_edge.runtime.schema import Identification
+
+    item = Identification(
+        id="r1",
+        assigned={"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
+        ranks={},
+        modalities=["dna"],
+        gate=None,
+        qc=None,
+        novel=None,
+        placement={r: {"taxon": "x", "p_right": 0.01} for r in RANKS},
+        best_hit={
+            "id": "h",
+            "taxon": "x",
+            "identity": 0.55,
+            "aligned_bases": 300,
+            "mismatches_by_codon_position": [0, 0, 0],
+            "gaps": 0,
+            "divergence": None,
+        },
+        warnings=[not_coi(0.55, 0.56)],
+    )
+    assert table_block(item, top_k=3).splitlines()[0] == (
+        "r1: not recognisably COI (best hit 55.0% identical)"
+    )
+
+
+def test_a_nested_placement_refuses_to_guess_which_ranks_are_on_the_path():
+    from hir_edge.runtime.decide import _percent_pair
+
+    nested = Placement.from_dict({**_placement().to_dict(), "nested": True})
+    with pytest.raises(ValueError, match="a nested placement needs on_path"):
+        nested.probabilities(np.zeros((1, 4, len(FEATURES))))
+    with pytest.raises(BundleError, match="nested must be true or false, not 'false'"):
+        Placement.from_dict({**_placement().to_dict(), "nested": "false"})
+    assert _percent_pair(0.98996, 0.99) == ("98.996", "99.000")
+    assert _percent_pair(0.97, 0.99) == ("97", "99")

@@ -157,6 +157,8 @@ class OutgroupTable:
     def fetch(self, positions: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
         """(read, labels) of the usable records at ``positions`` (their order among them)."""
         wanted, out = set(positions), {}
+        if not wanted:
+            return out
         for pos, (read, labels, _) in enumerate(_outgroup_records(*self._args)):
             if len(out) == len(wanted):
                 break
@@ -225,13 +227,16 @@ def queries(
     outside: dict[str, list[int]] = defaultdict(list)  # class -> positions in the table
     for pos, klass in enumerate(table.classes):
         outside[klass].append(pos)
+    # the library's draws first, then the outgroups', in the order they were made before the
+    # table was read twice: the same reads for the same seed
     drawn = [
         ("library", k, items, rng.permutation(len(items))[:per_group]) for k, items in pool.items()
     ]
-    drawn += [(OUTGROUP, k, at, rng.permutation(len(at))[:per_group]) for k, at in outside.items()]
-    fetched = table.fetch(
-        int(at[i]) for source, _, at, chosen in drawn[len(pool) :] for i in chosen
-    )
+    drawn_outside = [
+        (OUTGROUP, k, at, rng.permutation(len(at))[:per_group]) for k, at in outside.items()
+    ]
+    fetched = table.fetch(int(at[i]) for _, _, at, chosen in drawn_outside for i in chosen)
+    drawn += drawn_outside
     out = []
     for source, klass, items, chosen in drawn:
         for kind, make in kinds.items():
@@ -336,7 +341,10 @@ def calibrate_placement(
     bundle.close()
     arrays = {
         "features": np.concatenate(rows["features"]),
-        **{key: np.array(rows[key]) for key in list(rows)[1:]},
+        **{
+            key: np.array(rows[key])
+            for key in ("correct", "usable", "on_path", "identity", "present")
+        },
         "groups": np.array([q.group for q in meta]),
         "classes": np.array([f"{q.klass}|{q.source}" for q in meta]),
     }

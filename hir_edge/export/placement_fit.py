@@ -2,7 +2,9 @@
 keep every read class precise, and the identity bands.
 
 The rows come from :mod:`hir_edge.export.open_set` (reads of known and of hidden taxa, clean,
-degraded and cut); the model is :class:`~hir_edge.runtime.placement.Placement`. Each rank's
+degraded and cut); the model is :class:`~hir_edge.runtime.placement.Placement`, nested (a rank
+at least as likely right as a finer one on the path), and its thresholds are chosen on the
+nested probabilities, as the runtime computes them. Each rank's
 model is a one-hidden-layer network on the read's evidence (:func:`fit_network`; rows weighted
 so each class counts equally), and the thresholds the set, among those the coordinate search
 visits, that answers most reads deepest while keeping the answers at every rank right at least
@@ -46,9 +48,10 @@ def fit_placement(
         features: [N, L, F]; correct, usable: [N, L] (usable: a taxon on the path and a truth
             to judge it by); identity: [N] best-hit identity; present: [N, L] the read's taxon
             at that rank is in the library; groups: per row "class|kind"; classes: per row.
-        on_path: [N, L] a taxon on the read's answer path, as the runtime knows it (default:
-            ``usable``); the thresholds are chosen on the nested probabilities
-            (:func:`~hir_edge.runtime.placement.nest`), as the runtime computes them.
+        on_path: [N, L] a taxon on the read's answer path, as the runtime knows it; the
+            thresholds are chosen on the nested probabilities
+            (:func:`~hir_edge.runtime.placement.nest`), as the runtime computes them. Default:
+            ``usable``, which also leaves out ranks without a truth (the runtime does not).
 
     Returns:
         The placement model and a report per group: reads, answers per rank, precision.

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+NOT_COI = "not recognisably COI"  # how a warning, and the table's answer line, start
 SHUFFLES = 8  # copies per far read (each costs one read's alignment)
 MARGIN = 0.05  # identity a read must beat its copies' best by to count as COI
 # Reads nearer their hit than this are taken as COI untested: random reads of 100 bp or more
@@ -53,7 +54,7 @@ def not_coi(identity: float, chance: float) -> str | None:
     if identity >= chance + MARGIN:
         return None
     return (
-        f"not recognisably COI: the best reference barcode is {100 * identity:.1f}% identical, "
+        f"{NOT_COI}: the best reference barcode is {100 * identity:.1f}% identical, "
         f"and shuffled copies of the read reach {100 * chance:.1f}%: unrelated DNA, another "
         "gene or a failed read, not a novel taxon"
     )

@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from hir_edge.dna.align import Hit
 from hir_edge.runtime.answer import Decision, Evidence
 from hir_edge.runtime.chance import TESTED_BELOW, not_coi
 from hir_edge.runtime.scoring import ScoringSettings
 
 
-def no_close(hit) -> str:
+def no_close(hit: Hit) -> str:
     """The warning of a read placed at no rank because its best hit is too far: farther than
     the library's own orders are apart (or, without a placement model, than the novelty rule
     estimates)."""
@@ -31,23 +32,26 @@ def no_close(hit) -> str:
     )
 
 
-def under_threshold(hit, rank: str, p_right: float, threshold: float) -> str:
+def under_threshold(hit: Hit, rank: str, p_right: float, threshold: float) -> str:
     """The warning of a read near enough to the library to be placed, whose coarsest rank is
     still not likely enough to be right: the threshold, not the distance, holds it back (a
     100-bp window 100% identical to a reference can be of another order)."""
     p, t = _percent_pair(p_right, threshold)
     return (
-        f"placed at no rank: its {rank} is right {p}% of the time by the placement model, "
+        f"not placed at any rank: its {rank} is right {p}% of the time by the placement model, "
         f"under the {t}% an answer at {rank} needs "
         f"(best barcode hit {100 * hit.identity:.1f}% identical)"
     )
 
 
 def _percent_pair(p: float, threshold: float) -> tuple[str, str]:
-    """Two probabilities as percentages, with a decimal where whole ones would read equal
-    (0.987 under 0.99 is "98.7% under 99.0%", not "99% under 99%")."""
-    whole = (f"{100 * p:.0f}", f"{100 * threshold:.0f}")
-    return whole if whole[0] != whole[1] else (f"{100 * p:.1f}", f"{100 * threshold:.1f}")
+    """Two probabilities as percentages, with as many decimals as it takes for them to read
+    apart (0.987 under 0.99 is "98.7% under 99.0%", not "99% under 99%")."""
+    for places in range(4):
+        pair = (f"{100 * p:.{places}f}", f"{100 * threshold:.{places}f}")
+        if pair[0] != pair[1]:
+            return pair
+    return pair
 
 
 @dataclass(frozen=True)
@@ -142,14 +146,14 @@ class AnswerRules:
             record = {"rank": rank, "reason": reason}
             warnings.append(f"novel: {rank} probably absent from the reference library ({reason})")
         if level < 0:
-            coarsest = float(reach[0]), float(placement.thresholds[0])
-            if absent != 0 and coarsest[0] < coarsest[1]:
-                warnings.append(under_threshold(hit, self.ranks[0], *coarsest))
+            order_p, order_threshold = float(reach[0]), float(placement.thresholds[0])
+            if absent != 0 and order_p < order_threshold:
+                warnings.append(under_threshold(hit, self.ranks[0], order_p, order_threshold))
             elif absent == 0:
                 warnings.append(no_close(hit))
             else:  # the coarsest rank passes, but its taxon is a placeholder or unknown
                 warnings.append(
-                    f"placed at no rank (best barcode hit {100 * hit.identity:.1f}% identical)"
+                    f"not placed at any rank (best barcode hit {100 * hit.identity:.1f}% identical)"
                 )
         confidence = float(reach[level]) if level >= 0 else 0.0
         return Decision(level, confidence, record, warnings)

@@ -150,6 +150,10 @@ class Placement:
             )
         data["features"] = features
         check_keys(data, {f.name for f in fields(cls)}, "placement model", BundleError)
+        if not isinstance(data.get("nested", False), bool):
+            raise BundleError(
+                f"placement model: nested must be true or false, not {data['nested']!r}"
+            )
         for key in ("ranks", "thresholds", "bands"):
             data[key] = tuple(data[key])
         for key in ("mean", "scale", "weights"):
@@ -167,11 +171,14 @@ class Placement:
     def probabilities(self, features: np.ndarray, on_path: np.ndarray | None = None) -> np.ndarray:
         """[N, L] P(right at each rank) from features [N, L, F] (:data:`FEATURES`; the
         model reads its own); ``on_path`` [N, L] marks the ranks with a taxon on the read's
-        answer path (default: all), which alone lift a coarser rank in a nested placement."""
+        answer path, which alone lift a coarser rank: a nested placement needs it (a rank
+        without a taxon must not lift one that has)."""
         probs = self._per_rank(features)
         if not self.nested:
             return probs
-        return nest(probs, np.ones(probs.shape, bool) if on_path is None else on_path)
+        if on_path is None:
+            raise ValueError("a nested placement needs on_path: the ranks with a taxon on the path")
+        return nest(probs, on_path)
 
     def _per_rank(self, features: np.ndarray) -> np.ndarray:
         """[N, L] each rank's own model, as fitted."""

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import IO
 
+from hir_edge.runtime.chance import NOT_COI
 from hir_edge.runtime.schema import RANKS, Identification, flat_row
 
 FORMATS = ("table", "tsv", "csv", "json", "jsonl")
@@ -73,6 +74,8 @@ def table_block(item: Identification, top_k: int) -> str:
         # without a placement model); a near read the thresholds hold back is "not placed"
         far = item.placement is None or (item.novel or {}).get("rank") == RANKS[0]
         what = "no close reference" if far else "not placed at any rank"
+        if any(w.startswith(NOT_COI) for w in item.warnings):
+            what = NOT_COI  # its own warning says why
         answer = f"{what} (best hit {100 * item.best_hit['identity']:.1f}% identical)"
     else:
         answer = "no rank passes its threshold"
