@@ -503,7 +503,7 @@ def test_the_table_says_ranks_below_the_answer_are_not_placed():
     assert item.to_dict()["placement"]["genus"] == {"taxon": "Dichomeris", "p_right": 0.3}
 
 
-def _far_read(identity: float, order_p: float) -> tuple:
+def _far_read(identity: float, order_p: float, order_named: bool = True) -> tuple:
     """Rules with the ``_placement`` bands and bold100's thresholds, and a read whose best hit
     is ``identity`` identical (11% diverged: its species is novel) and whose order is right
     ``order_p`` of the time by the placement model."""
@@ -518,7 +518,8 @@ def _far_read(identity: float, order_p: float) -> tuple:
         ScoringSettings.from_section({}, 4),
         placement=_placement(thresholds=(0.99, 0.965, 0.99, 0.5)),
     )
-    rules = AnswerRules(RANKS, [np.array([True])] * 4, scoring, 3)
+    masks = [np.array([order_named])] + [np.array([True])] * 3  # False: "incertae sedis"
+    rules = AnswerRules(RANKS, masks, scoring, 3)
     hit = Hit(0, identity, 574, (13, 2, 51), 5, 0.108)
     path = np.zeros(4, dtype=np.int64)
     reach = np.array([order_p, 0.13, 0.06, 0.0])
@@ -542,6 +543,11 @@ def test_a_near_read_held_back_by_the_threshold_is_not_called_too_far():
     rules, ev = _far_read(0.876, 0.987)  # whole percentages would read "99% under 99%"
     assert "right 98.7% of the time" in rules.decide(ev).warnings[-1]
     assert "under the 99.0% an answer" in rules.decide(ev).warnings[-1]
+    # an order that passes its threshold but is a placeholder: no real taxon to answer with
+    rules, ev = _far_read(0.876, 0.995, order_named=False)
+    placeholder = rules.decide(ev)
+    assert placeholder.level == -1
+    assert placeholder.warnings[-1] == "not placed at any rank (best barcode hit 87.6% identical)"
     rules, ev = _far_read(0.65, 0.97)  # under the 70% order band: its order is absent
     far = rules.decide(ev)
     assert far.novel["rank"] == "order"
