@@ -668,3 +668,38 @@ def test_a_nested_placement_refuses_to_guess_which_ranks_are_on_the_path():
         Placement.from_dict({**_placement().to_dict(), "nested": "false"})
     assert _percent_pair(0.98996, 0.99) == ("98.996", "99.000")
     assert _percent_pair(0.97, 0.99) == ("97", "99")
+
+
+def test_the_fit_chooses_thresholds_and_reports_on_the_nested_probabilities():
+    """Two ranks; each rank's network sees only its own evidence. At order, reads of known
+    species and of an absent group look alike (order log-odds uniform on [-1, 3]) and the
+    absent reads are right only above 2, so the order model alone cannot clear a known read
+    below 2. At species the known reads are plainly right (log-odds 4) and the absent plainly
+    not (-4). Nested, a known read is as sure of its order as of its species: it is answered
+    at species, while the absent reads' order answers stay 95% right."""
+    rng = np.random.default_rng(5)
+    n = 300
+    features = np.zeros((2 * n, 2, len(FEATURES)))
+    features[:, 0, 0] = rng.uniform(-1, 3, 2 * n)
+    features[:n, 1, 0], features[n:, 1, 0] = 4.0, -4.0
+    correct = np.ones((2 * n, 2), bool)
+    correct[n:, 0] = features[n:, 0, 0] > 2
+    correct[n:, 1] = False
+    classes = ["known"] * n + ["absent species"] * n
+    usable = np.ones_like(correct)
+    placement, report = fit_placement(
+        features,
+        correct,
+        usable,
+        np.ones(2 * n),
+        usable,
+        [f"{c}|clean" for c in classes],
+        classes,
+        ("order", "species"),
+    )
+    assert report["known|clean"]["answered_at"]["species"] >= 0.95 * n
+    assert report["absent species|clean"]["precision_%"] >= 95.0
+    # the same model un-nested answers few known reads at all: the order model holds them
+    alone = Placement(**{**placement.__dict__, "nested": False})
+    level = alone.assign(alone.probabilities(features), usable)
+    assert (level[:n] == 1).sum() < 0.6 * n
