@@ -14,7 +14,6 @@ from hir_edge.export.open_set import (
     outgroup_labels,
     queries,
     read_class,
-    read_outgroups,
 )
 from hir_edge.export.placement_fit import _thresholds, fit_network, fit_placement
 from hir_edge.runtime.placement import (
@@ -351,11 +350,12 @@ def test_outgroups_are_read_from_a_bold_table_and_asked_in_groups_of_their_own(t
         f"A3\tDiptera\tTipulidae\tTipula\tTipula paludosa\t{read}\n"
         "A4\tDiptera\tTipulidae\tTipula\tTipula oleracea\t\n"  # no barcode
     )
-    outgroups = read_outgroups(table, taxonomy, library)
-    assert [(klass, labels.tolist()) for _, labels, klass in outgroups] == [
-        ("absent genus", [0, 0, NO_TAXON, NO_TAXON]),
-        ("absent family", [0, NO_TAXON, NO_TAXON, NO_TAXON]),
-    ]
+    outgroups = OutgroupTable(table, taxonomy, library)
+    assert outgroups.classes == ["absent genus", "absent family"]
+    assert {pos: labels.tolist() for pos, (_, labels) in outgroups.fetch([0, 1]).items()} == {
+        0: [0, 0, NO_TAXON, NO_TAXON],
+        1: [0, NO_TAXON, NO_TAXON, NO_TAXON],
+    }
     asked = queries(
         [read],
         library[:1],
@@ -370,41 +370,46 @@ def test_outgroups_are_read_from_a_bold_table_and_asked_in_groups_of_their_own(t
     assert {q.group for q in asked if q.source == "library"} >= {"known|clean"}
 
 
-def test_an_outgroup_table_read_twice_draws_the_records_held_in_memory(tmp_path):
+def test_an_outgroup_table_read_twice_draws_per_class_after_the_library(tmp_path):
     """The export reads a user's outgroup table twice (classes, then the records drawn) rather
-    than holding it: the same queries, read for read, as the records held in memory, with
-    fewer drawn than given (3 of 12 per class) and records of neither class between them."""
+    than holding it. Per class in the order first met, a seeded draw of 3 of its 12 usable
+    records (records of no outgroup class between them: no barcode, a library species), made
+    after the library's draws: with no library reads, the draws are the seed's first."""
+    from hir_edge.export.library import cleaned_barcode
+
     taxonomy, library = _two_family_taxonomy()
     rng = np.random.default_rng(3)
     lines = ["processid\torder_name\tfamily_name\tgenus_name\tspecies_name\tnucleotides"]
+    reads = []
     for n in range(36):
-        read = "".join(rng.choice(list("ACGT"), 300))
+        reads.append("".join(rng.choice(list("ACGT"), 300)))
         genus = ("Muscidae\tFannia", "Tipulidae\tTipula", "Muscidae\tMusca")[n % 3]
-        lines.append(f"R{n}\tDiptera\t{genus}\t{genus.split(chr(9))[1]} sp{n}\t{read}")
-        if n % 5 == 0:  # records that are no outgroups, between them: no barcode, a library species
+        lines.append(f"R{n}\tDiptera\t{genus}\t{genus.split(chr(9))[1]} sp{n}\t{reads[-1]}")
+        if n % 5 == 0:
             lines.append(f"N{n}\tDiptera\tTipulidae\tTipula\tTipula sp{n}\t")
-            lines.append(f"L{n}\tDiptera\tMuscidae\tMusca\tMusca domestica\t{read}")
+            lines.append(f"L{n}\tDiptera\tMuscidae\tMusca\tMusca domestica\t{reads[-1]}")
     table = tmp_path / "outgroups.tsv"
     table.write_text("\n".join(lines) + "\n")
-    held = read_outgroups(table, taxonomy, library)
-    twice = OutgroupTable(table, taxonomy, library)
-    assert twice.classes == [klass for _, _, klass in held]
-    assert len(held) == 36  # Musca sp: an absent species of a library genus
-    kinds = {"clean": lambda r, i: r, "cut": lambda r, i: r[i : i + 150]}
-
-    def asked(outgroups):
-        return [
-            (q.read, q.labels.tolist(), q.klass, q.kind, q.source)
-            for q in queries([val], library[:1], [], library[:0], library, kinds, 3, 7, outgroups)
-        ]
-
-    val = "".join(rng.choice(list("ACGT"), 300))  # a known read, and its shuffled copy
-    from_memory = asked(held)
-    outside = [q for q in from_memory if q[4] == "outgroups"]
-    assert len(outside) == 3 * 3 * 2  # 3 classes x 3 drawn x 2 kinds
-    assert len(from_memory) > len(outside)  # the library's draws come first
-    assert asked(twice) == from_memory
-    assert twice.fetch([]) == {}
+    outgroups = OutgroupTable(table, taxonomy, library)
+    classes = ["absent genus", "absent family", "absent species"]  # Fannia, Tipula, Musca sp
+    assert outgroups.classes == classes * 12
+    kinds = {"clean": lambda r, i: r}
+    asked = queries([], library[:0], [], library[:0], library, kinds, 3, 7, outgroups)
+    draw = np.random.default_rng(7)
+    positions = []  # the class's i-th record is the table's usable record 3 i + c
+    for c in range(3):
+        positions += [(3 * int(i) + c, classes[c]) for i in sorted(draw.permutation(12)[:3])]
+    every = outgroups.fetch(range(36))  # cleaned and oriented as the export asks them
+    assert [every[p][0] == cleaned_barcode(reads[p]) for p in range(36)] == [True] * 36
+    expected = [(every[p][0], klass) for p, klass in positions]
+    assert [(q.read, q.klass) for q in asked] == expected
+    assert all(q.source == "outgroups" and q.hidden is None for q in asked)
+    # with library reads, their draws come first: the outgroups' draw moves on
+    val = "".join(rng.choice(list("ACGT"), 300))
+    after = queries([val], library[:1], [], library[:0], library, kinds, 3, 7, outgroups)
+    outside = [(q.read, q.klass) for q in after if q.source == "outgroups"]
+    assert len(outside) == 9 and outside != expected
+    assert outgroups.fetch([]) == {}
 
 
 def test_thresholds_keep_every_group_precise():
@@ -557,36 +562,40 @@ def test_a_near_read_held_back_by_the_threshold_is_not_called_too_far():
     )
 
 
-def test_the_table_names_a_read_held_back_by_the_threshold_not_placed():
+def _unplaced(novel: dict | None, identity: float, warnings: tuple[str, ...] = ()) -> str:
+    """The table's answer line for a read placed at no rank, with a best hit ``identity``
+    identical and a placement."""
     from hir_edge.runtime.report import table_block
     from hir_edge.runtime.schema import Identification
 
-    def first_line(novel_rank: str) -> str:
-        item = Identification(
-            id="r1",
-            assigned={"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
-            ranks={},
-            modalities=["dna"],
-            gate=None,
-            qc=None,
-            novel={"rank": novel_rank, "reason": "far"},
-            placement={r: {"taxon": "x", "p_right": 0.5} for r in RANKS},
-            best_hit={
-                "id": "h",
-                "taxon": "x",
-                "identity": 0.876,
-                "aligned_bases": 574,
-                "mismatches_by_codon_position": [0, 0, 0],
-                "gaps": 0,
-                "divergence": None,
-            },
-        )
-        return table_block(item, top_k=3).splitlines()[0]
+    item = Identification(
+        id="r1",
+        assigned={"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
+        ranks={},
+        modalities=["dna"],
+        gate=None,
+        qc=None,
+        novel=novel,
+        placement={r: {"taxon": "x", "p_right": 0.5} for r in RANKS},
+        best_hit={
+            "id": "h",
+            "taxon": "x",
+            "identity": identity,
+            "aligned_bases": 574,
+            "mismatches_by_codon_position": [0, 0, 0],
+            "gaps": 0,
+            "divergence": None,
+        },
+        warnings=list(warnings),
+    )
+    return table_block(item, top_k=3).splitlines()[0]
 
-    assert first_line("species") == (
+
+def test_the_table_names_a_read_held_back_by_the_threshold_not_placed():
+    assert _unplaced({"rank": "species", "reason": "far"}, 0.876) == (
         "r1: not placed at any rank (best hit 87.6% identical), species not in the library"
     )
-    assert first_line("order") == (
+    assert _unplaced({"rank": "order", "reason": "far"}, 0.876) == (
         "r1: no close reference (best hit 87.6% identical), order not in the library"
     )
 
@@ -630,30 +639,8 @@ def test_the_table_says_a_read_that_is_not_coi_is_not_recognisably_coi():
     """A random read gets no novel rank (no taxon is claimed absent) and its own warning: its
     answer line says what the warning says, not "not placed" as for a near read."""
     from hir_edge.runtime.chance import not_coi
-    from hir_edge.runtime.report import table_block
-    from hir_edge.runtime.schema import Identification
 
-    item = Identification(
-        id="r1",
-        assigned={"rank": None, "taxon": None, "confidence": 0.0, "lineage": []},
-        ranks={},
-        modalities=["dna"],
-        gate=None,
-        qc=None,
-        novel=None,
-        placement={r: {"taxon": "x", "p_right": 0.01} for r in RANKS},
-        best_hit={
-            "id": "h",
-            "taxon": "x",
-            "identity": 0.55,
-            "aligned_bases": 300,
-            "mismatches_by_codon_position": [0, 0, 0],
-            "gaps": 0,
-            "divergence": None,
-        },
-        warnings=[not_coi(0.55, 0.56)],
-    )
-    assert table_block(item, top_k=3).splitlines()[0] == (
+    assert _unplaced(None, 0.55, (not_coi(0.55, 0.56),)) == (
         "r1: not recognisably COI (best hit 55.0% identical)"
     )
 

@@ -33,7 +33,7 @@ The placement is fitted on these rows by :mod:`hir_edge.export.placement_fit`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,17 +138,11 @@ def _outgroup_records(path, taxonomy, library: np.ndarray) -> Iterator[tuple[str
             yield read, labels, klass
 
 
-def read_outgroups(path, taxonomy, library: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
-    """Every outgroup record of a table, in memory (:func:`_outgroup_records`)."""
-    return list(_outgroup_records(path, taxonomy, library))
-
-
 class OutgroupTable:
     """The outgroup records of a labelled table, read twice rather than held: a first pass keeps
     each usable record's class, and :meth:`fetch` reads back the records the calibration
     draws (at most a few hundred per class). A user's whole BOLD export of a wider region can
-    be given without its reads filling memory; the draw is that of the records held in memory
-    (:func:`read_outgroups`), read for read."""
+    be given without its reads filling memory."""
 
     def __init__(self, path, taxonomy, library: np.ndarray):
         self._args = (path, taxonomy, library)
@@ -167,17 +161,6 @@ class OutgroupTable:
         return out
 
 
-class _HeldOutgroups:
-    """:class:`OutgroupTable`'s reading of records already in memory."""
-
-    def __init__(self, records: Sequence[tuple[str, np.ndarray, str]]):
-        self._records = records
-        self.classes = [klass for _, _, klass in records]
-
-    def fetch(self, positions: Iterable[int]) -> dict[int, tuple[str, np.ndarray]]:
-        return {pos: self._records[pos][:2] for pos in positions}
-
-
 def queries(
     val_reads: list[str],
     val_labels: np.ndarray,
@@ -187,7 +170,7 @@ def queries(
     kinds: dict,
     per_group: int = 250,
     seed: int = 0,
-    outgroups: Sequence[tuple[str, np.ndarray, str]] | OutgroupTable = (),
+    outgroups: OutgroupTable | None = None,
 ) -> list[Query]:
     """Known reads (validation), hidden-taxon reads (validation and training) and outgroup
     reads, every kind.
@@ -196,9 +179,8 @@ def queries(
         kinds: read kind -> function (read, index) -> field copy of the read.
         per_group: at most this many reads per (class, source, kind), spread over the
             candidates.
-        outgroups: (read, labels, class) of reads of taxa the library lacks
-            (:func:`read_outgroups`), or an :class:`OutgroupTable` that reads back only the
-            records drawn; the same draw either way.
+        outgroups: records of taxa the library lacks (:class:`OutgroupTable`); per class, a
+            seeded draw of them, made after the library's draws.
     """
     rng = np.random.default_rng(seed)
     pool: dict[str, list[tuple[str, np.ndarray, tuple[int, int] | None]]] = defaultdict(list)
@@ -223,19 +205,18 @@ def queries(
             bases = np.array(list(read))
             shuffled = "".join(bases[rng.permutation(len(bases))])
             pool[CLASSES[-1]].append((shuffled, np.full_like(labels, NO_TAXON), None))
-    table = outgroups if isinstance(outgroups, OutgroupTable) else _HeldOutgroups(outgroups)
     outside: dict[str, list[int]] = defaultdict(list)  # class -> positions in the table
-    for pos, klass in enumerate(table.classes):
+    for pos, klass in enumerate(outgroups.classes if outgroups is not None else ()):
         outside[klass].append(pos)
-    # the library's draws first, then the outgroups', in the order they were made before the
-    # table was read twice: the same reads for the same seed
+    # the library's draws first, then the outgroups' (the order of the draws fixes the reads)
     drawn = [
         ("library", k, items, rng.permutation(len(items))[:per_group]) for k, items in pool.items()
     ]
     drawn_outside = [
         (OUTGROUP, k, at, rng.permutation(len(at))[:per_group]) for k, at in outside.items()
     ]
-    fetched = table.fetch(int(at[i]) for _, _, at, chosen in drawn_outside for i in chosen)
+    wanted = [int(at[i]) for _, _, at, chosen in drawn_outside for i in chosen]
+    fetched = outgroups.fetch(wanted) if outgroups is not None else {}
     drawn += drawn_outside
     out = []
     for source, klass, items, chosen in drawn:
@@ -301,7 +282,7 @@ def calibrate_placement(
         )
     refs = bundle.references
     library = refs.labels[[bool(b) for b in refs.barcodes]]
-    outgroups = OutgroupTable(options.outgroups, taxonomy, library) if options.outgroups else ()
+    outgroups = OutgroupTable(options.outgroups, taxonomy, library) if options.outgroups else None
     asked = queries(
         val_reads, val_labels, train_reads, train_labels, library, kinds, outgroups=outgroups
     )
@@ -341,10 +322,7 @@ def calibrate_placement(
     bundle.close()
     arrays = {
         "features": np.concatenate(rows["features"]),
-        **{
-            key: np.array(rows[key])
-            for key in ("correct", "usable", "on_path", "identity", "present")
-        },
+        **{key: np.array(values) for key, values in rows.items() if key != "features"},
         "groups": np.array([q.group for q in meta]),
         "classes": np.array([f"{q.klass}|{q.source}" for q in meta]),
     }
@@ -375,5 +353,4 @@ __all__ = [
     "outgroup_labels",
     "queries",
     "read_class",
-    "read_outgroups",
 ]

@@ -147,10 +147,10 @@ class AnswerRules:
             warnings.append(f"novel: {rank} probably absent from the reference library ({reason})")
         if level < 0:
             order_p, order_threshold = float(reach[0]), float(placement.thresholds[0])
-            if absent != 0 and order_p < order_threshold:
-                warnings.append(under_threshold(hit, self.ranks[0], order_p, order_threshold))
-            elif absent == 0:
+            if absent == 0:  # below the library's order band
                 warnings.append(no_close(hit))
+            elif order_p < order_threshold:
+                warnings.append(under_threshold(hit, self.ranks[0], order_p, order_threshold))
             else:  # the coarsest rank passes, but its taxon is a placeholder or unknown
                 warnings.append(
                     f"not placed at any rank (best barcode hit {100 * hit.identity:.1f}% identical)"
