@@ -23,7 +23,8 @@ class Evidence:
         probs: per rank, probabilities of every taxon (consistent down the tree).
         path, path_p: the greedy answer path's taxa and probabilities per rank.
         level: deepest rank whose path probability passes the bundle's threshold.
-        ref_sims: similarities to the reference embeddings (None without a library).
+        ref_sims: similarities to the reference embeddings (None without a library, and for a
+            read whose barcode votes settle it: its embedding is not computed).
         barcode_sims: alignment identities to the reference barcodes (reads).
         hit: the best barcode hit (reads; None without barcodes or a usable read).
         gate: the mean GatedFusion weight of the photo (paired specimens).

@@ -6,6 +6,8 @@ bank, and — when the bundle carries a reference library — with the nearest r
 (CLIBD's key-set protocol in embedding space). A read is also aligned to the reference
 barcodes (:mod:`hir_edge.dna.align`), whose identities vote like the embedding neighbours. All the
 evidence becomes per-rank probabilities consistent down the tree (:mod:`hir_edge.runtime.scoring`).
+A read alone whose barcode votes settle every rank, whatever its embedding, skips the DNA encoder
+(:mod:`hir_edge.runtime.settled`): the same answer, sooner.
 
 Where the answer stops: for a read with a barcode hit, the placement model
 (:mod:`hir_edge.runtime.placement`) — the deepest rank whose calibrated probability of being
@@ -55,6 +57,7 @@ from hir_edge.runtime.scoring import (
     reference_log_probs,
     tree_probabilities,
 )
+from hir_edge.runtime.settled import settled_by_barcodes
 
 _MASKED = -1.0e4  # the logit of a hidden taxon: exp() underflows to 0, but no NaN
 
@@ -73,6 +76,9 @@ class Identifier:
         alignment: align reads to the reference barcodes (False: the learned evidence alone,
             prompt ranking and reference embeddings — for measuring what the models know).
         index_cache: a folder that keeps the library's k-mer index between runs (None: none).
+        encode_every_read: run the DNA encoder on every read, also those whose barcode votes
+            settle the answer without it (:mod:`~hir_edge.runtime.settled`): for showing that
+            skipping it changes no answer.
     """
 
     def __init__(
@@ -85,8 +91,10 @@ class Identifier:
         novel_divergence: float | None = None,
         alignment: bool = True,
         index_cache: Path | None = None,
+        encode_every_read: bool = False,
     ):
         self.bundle = bundle
+        self.encode_every_read = encode_every_read
         self.alignment = alignment
         self.backend = backend
         self.top_k = top_k
@@ -156,21 +164,26 @@ class Identifier:
         )
 
     def embed(
-        self, specimens: Sequence[Specimen], has_dna: np.ndarray | None = None
+        self,
+        specimens: Sequence[Specimen],
+        has_dna: np.ndarray | None = None,
+        encode_dna: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Image, DNA and fused embeddings (zero rows where a modality is absent) and gates;
-        ``has_dna``: :meth:`usable_reads`, when the caller has it already."""
+        ``has_dna``: :meth:`usable_reads`, when the caller has it already; ``encode_dna``: the
+        reads to run the DNA encoder on (default all; the others' rows stay zero)."""
         n, d = len(specimens), self.bundle.embed_dim
         image = np.zeros((n, d), np.float32)
         dna = np.zeros((n, d), np.float32)
         has_image = np.array([s.image is not None for s in specimens], dtype=bool)
         has_dna = self.usable_reads(specimens) if has_dna is None else has_dna
+        encode_dna = has_dna if encode_dna is None else encode_dna
         if has_image.any():
             idx = np.flatnonzero(has_image)
             pixels = np.stack([self._pixels(specimens[i]) for i in idx])
             image[idx] = self.backend.embed_images(pixels)
-        if has_dna.any():
-            idx = np.flatnonzero(has_dna)
+        if encode_dna.any():
+            idx = np.flatnonzero(encode_dna)
             ids, mask = self.tokenizer.encode_batch([specimens[i].sequence for i in idx])
             dna[idx] = self.backend.embed_dna(ids, mask)
         fused = np.zeros((n, d), np.float32)
@@ -222,6 +235,36 @@ class Identifier:
         if not self.alignment or not sequences:
             return lambda: (None, None)
         return self.library.start_alignments(sequences, hidden)
+
+    def _settled_reads(
+        self,
+        specimens: Sequence[Specimen],
+        reads: list[int],
+        barcode_sims: np.ndarray | None,
+        hits: list[Hit | None] | None,
+    ) -> np.ndarray:
+        """[N] the reads alone (no photo) whose barcode votes settle every rank whatever their
+        embedding (:func:`~hir_edge.runtime.settled.settled_by_barcodes`): the DNA encoder is
+        skipped for them and their answer is the same. None where the DNA logits also hold an
+        embedding-neighbour vote, which the embedding moves."""
+        settled = np.zeros(len(specimens), dtype=bool)
+        scoring = self.scoring
+        weight = scoring.barcode_weight["dna"]
+        if self.encode_every_read or hits is None or not weight or scoring.reference_weight["dna"]:
+            return settled
+        alone = [specimens[i].image is None for i in reads]
+        rows = [r for r, hit in enumerate(hits) if hit is not None and alone[r]]
+        if not rows:
+            return settled
+        log_votes = self.reference_votes(barcode_sims[rows], scoring.barcode_temperature)
+        temps = scoring.logit_temperatures["dna"]
+        votes = [weight * v / t for v, t in zip(log_votes, temps)]
+        scales = [1.0 / (c * t) for c, t in zip(scoring.temperatures["dna"], temps)]
+        ok = settled_by_barcodes(
+            votes, scales, self.bundle.prompt_banks, self.labels_mask, self.parents
+        )
+        settled[[reads[r] for r in rows]] = ok
+        return settled
 
     def _hidden_taxa(self, hidden: tuple[int, int]) -> list[np.ndarray]:
         """Per rank, the taxa under a hidden taxon (itself at its rank, none above it)."""
@@ -308,17 +351,17 @@ class Identifier:
         uncertain strand put on the library's strand first. ``hidden``: per specimen, a taxon
         to take out of the library for it (open-set calibration), or None."""
         specimens = self.strand_from_library(specimens)
-        # Alignment is started first (the library API can align in worker processes while the
-        # encoders run; identify parallelises whole batches instead: runtime/parallel.py).
+        # Alignment comes first: a read whose barcode votes settle every rank needs no DNA
+        # encoder (runtime/settled.py). identify parallelises whole batches: runtime/parallel.py.
         has_dna = self.usable_reads(specimens)
         reads = np.flatnonzero(has_dna).tolist()
-        pending = self.start_alignments(
+        barcode_sims, hits = self.barcode_alignments(
             [specimens[i].sequence for i in reads],
             None if hidden is None else [hidden[i] for i in reads],
         )
-        emb = self.embed(specimens, has_dna)
-        barcode_sims, hits = pending()
         row_of = {i: row for row, i in enumerate(reads)}
+        settled = self._settled_reads(specimens, reads, barcode_sims, hits)
+        emb = self.embed(specimens, has_dna, encode_dna=has_dna & ~settled)
         out: list[Evidence | None] = [None] * len(specimens)
         groups = {
             "fused": emb["both"],
@@ -355,7 +398,7 @@ class Identifier:
                     path=path_ids[row],
                     path_p=path_p[row],
                     level=int(levels[row]),
-                    ref_sims=None if sims is None else sims[row],
+                    ref_sims=None if sims is None or settled[i] else sims[row],
                     barcode_sims=None if group_sims is None else group_sims[row],
                     hit=None if group_hits is None else group_hits[row],
                     gate=None if np.isnan(emb["gate"][i]) else float(emb["gate"][i]),
