@@ -20,7 +20,8 @@ library, the rest are the reads, clean, `paper`-degraded and 150-bp fragments. O
 
 With ``--bundle`` (the real-DNA bundle of build_bold_bundle.sh, asked with its
 training records as the library, as identify_bold.py asks it): whole ``identify`` evidence and
-answers on 2 cores, reads per second by read set: in one process, and in two worker processes
+answers on 2 cores, reads per second by read set: in one process (with the share of reads the DNA
+encoder ran on), the same with the encoder run on every read, and in two worker processes
 identifying whole batches (``identify --workers 2``), with whether the answers are the same.
 
 Writes benchmarks/results/dna_speed.md and .json.
@@ -172,23 +173,36 @@ def identify_speed(bundle_path: Path, data: Path, per_set: int = 600) -> dict:
     }
     warm = [[Specimen("warm", *ib.field_read(test[0]))] * 32] * 4
     identifier = Identifier(bundle, backend)
+    every_read = Identifier(bundle, backend, encode_every_read=True)
     settings = WorkerSettings(bundle=bundle_path, keep_references=tuple(bool(k) for k in keep))
     pool = BatchPool(settings, 2)
     runners = {
         "workers_1": lambda batches: [identifier.identify(b) for b in batches],
+        "every_read": lambda batches: [every_read.identify(b) for b in batches],
         "workers_2": lambda batches: list(pool.map(batches)),
     }
+    encoded = [0]  # reads the DNA encoder ran on, in this process
+    embed_dna = backend.embed_dna
+
+    def counted(ids, mask):
+        encoded[0] += len(ids)
+        return embed_dna(ids, mask)
+
+    backend.embed_dna = counted
     same = True
     for key, runner in runners.items():
         runner(warm)  # start-up: sessions, worker processes
         for name, reads in sets.items():
             specimens = [Specimen(str(i), *ib.field_read(r)) for i, r in enumerate(reads)]
             batches = [specimens[at : at + 32] for at in range(0, len(specimens), 32)]
+            encoded[0] = 0
             start = time.perf_counter()
             answers = runner(batches)
             rate = len(specimens) / (time.perf_counter() - start)
             rows = [r.to_dict() for batch in answers for r in batch]
             out.setdefault(name, {})[key] = rate
+            if key == "workers_1":
+                out[name]["encoded_%"] = 100.0 * encoded[0] / len(specimens)
             out[name].setdefault("answers", rows)
             same &= out[name]["answers"] == rows
             print(f"identify {name}, {key}: {rate:.0f} reads/s", file=sys.stderr)
@@ -340,16 +354,22 @@ def main() -> None:
             f"{speed['cold_start_s']['kept']:.2f} s with the library's k-mer index kept by an "
             f"earlier run (the default), {speed['cold_start_s']['counted']:.2f} s counting it "
             "(the first run, or `HIR_EDGE_CACHE=off`). "
-            "One process (`--workers 1`; ONNX Runtime and BLAS may use both cores) against two "
-            "worker processes identifying whole batches (`--workers 2`), answers "
-            f"{'identical' if speed['same_answers'] else 'NOT identical'}.",
+            "One process (`--workers 1`; ONNX Runtime and BLAS may use both cores), the same "
+            "with the DNA encoder run on every read (also those whose barcode votes settle every "
+            "rank whatever the encoder says: runtime/settled.py), and two worker processes "
+            "identifying whole batches (`--workers 2`): answers "
+            f"{'identical' if speed['same_answers'] else 'NOT identical'} in all three.",
             "",
-            "| Reads | 1 process | 2 worker processes |",
-            "|---|---|---|",
+            "| Reads | DNA encoder run for (% of reads) | 1 process | 1 process, encoder on "
+            "every read | 2 worker processes |",
+            "|---|---|---|---|---|",
         ]
         for name, rate in speed.items():
             if isinstance(rate, dict) and name != "cold_start_s":
-                lines.append(f"| {name} | {rate['workers_1']:.0f} | {rate['workers_2']:.0f} |")
+                lines.append(
+                    f"| {name} | {rate['encoded_%']:.1f} | {rate['workers_1']:.0f} | "
+                    f"{rate['every_read']:.0f} | {rate['workers_2']:.0f} |"
+                )
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "dna_speed"
     write_results(out, text, rows)
