@@ -56,6 +56,9 @@ def test_bundle_layout_manifest_and_measurements(tiny_bundle):
     # read placement weighs identity against the references' radii, and the card says so
     assert "labelled_margin" in scoring["placement"]["features"]
     assert "how far that reference's taxon reaches" in card
+    # nested: the thresholds were fitted on the nested probabilities, and the card says so
+    assert scoring["placement"]["nested"] is True
+    assert "read placement is nested" in card
 
 
 def test_int8_dna_graph_keeps_attention_products_in_float(tiny_bundle):

@@ -181,6 +181,12 @@ def model_card(manifest: dict) -> str:
             "taxon at each rank, aligned at export over the shipped library (the calibration's "
             "over its own library, with each read's hidden taxon taken out)"
         )
+    if placement.get("nested"):
+        lines.append(
+            "- read placement is nested: each rank's probability is raised to the highest of the "
+            "finer ranks on the answer path (a read sure of its species is as sure of its order), "
+            "and the thresholds were fitted on those probabilities"
+        )
     open_set = manifest.get("scoring", {}).get("open_set")
     if open_set:
         lines += [
