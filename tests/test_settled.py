@@ -35,7 +35,8 @@ def test_a_lead_over_the_prompt_distance_plus_the_underflow_margin_settles():
     assert not settled([2170.0, 0.0], [1640.0, 0.0, -5000.0, -5000.0])  # species too close
     # the species under the other order are no siblings of species 0: however close, no rival
     assert settled([2170.0, 0.0], [1650.0, 0.0, 1650.0, 1650.0])
-    # a placeholder (no prompt of its own) borrows a child's cosine: the bound is 2, not 0.8944
+    # a placeholder has no prompt of its own (prompt_cosines may borrow its cosine from a child):
+    # its cosine is bounded by 2 from any sibling's, not by the 0.8944 of the two prompts
     placeholder = [np.ones(2, bool), np.array([True, False, True, True])]
     assert not settled([2170.0, 0.0], [1650.0, 0.0, -5000.0, -5000.0], placeholder)
     assert settled([2170.0, 0.0], [2760.0, 0.0, -5000.0, -5000.0], placeholder)
@@ -63,6 +64,55 @@ def test_settled_probabilities_are_one_hot_whatever_the_embedding():
     q = (SPECIES[1] - SPECIES[0]) / np.linalg.norm(SPECIES[1] - SPECIES[0])
     logits = [v + SCALE * (q @ bank.T)[None] for v, bank in zip(votes, [ORDERS, SPECIES])]
     assert tree_probabilities(logits, PARENTS, [1.0, 1.0])[1][0, 1] > 0.0
+
+
+def test_a_path_that_ends_early_settles_the_ranks_below():
+    """An order without families keeps its mass at its rank: every family and species is under
+    an order of probability 0, so ties among them cannot matter."""
+    parents = [np.array([0, 0]), np.array([1, 1]), np.array([0, 0])]  # order 0 has no family
+    banks = [ORDERS, ORDERS, ORDERS]
+    real = [np.ones(2, bool)] * 3
+    votes = [np.array([[2170.0, 0.0]]), np.zeros((1, 2)), np.zeros((1, 2))]  # tied below
+    assert settled_by_barcodes(votes, [SCALE] * 3, banks, real, parents)[0]
+    probs = tree_probabilities(votes, parents, [1.0] * 3)
+    assert [p.tolist() for p in probs] == [[[1.0, 0.0]], [[0.0, 0.0]], [[0.0, 0.0]]]
+
+
+def test_a_hidden_taxon_s_fixed_logit_must_also_be_cleared():
+    """The export's calibration gives a hidden taxon a fixed logit (-1e4): a leader whose own
+    logit could fall near it is not settled (a rank of thousands of taxa, votes near the floor)."""
+    votes = [np.array([[-8500.0, -10700.0]]), np.array([[-8500.0, -10700.0, -1e5, -1e5]])]
+    args = ([SCALE, SCALE], [ORDERS, SPECIES], REAL, PARENTS)
+    assert settled_by_barcodes(votes, *args)[0]  # 2200 ahead of its sibling at each rank
+    # the leader's logit can fall to -8500 - 1000 = -9500, under -1e4 + 750 = -9250
+    assert not settled_by_barcodes(votes, *args, masked_logit=-1.0e4)[0]
+    votes = [v + 1000.0 for v in votes]  # at worst -8500: 1500 above the mask
+    assert settled_by_barcodes(votes, *args, masked_logit=-1.0e4)[0]
+
+
+def test_a_placeholder_order_s_borrowed_cosine_stays_within_the_bound():
+    """Through prompt_cosines in float32, as identify runs it: order 1 is a placeholder whose
+    score is its best child's cosine. A read settled onto it keeps exactly the same one-hot
+    probabilities for any query, the worst case for each rival included."""
+    from hir_edge.runtime.scoring import prompt_cosines
+
+    rng = np.random.default_rng(1)
+    banks = [ORDERS.astype(np.float32), SPECIES.astype(np.float32)]
+    masks = [np.array([True, False]), np.ones(4, bool)]
+    votes = [np.array([[0.0, 2760.0]]), np.array([[-5000.0, -5000.0, 1650.0, 0.0]])]
+    assert settled_by_barcodes(votes, [SCALE, SCALE], banks, masks, PARENTS)[0]
+    votes_short = [np.array([[0.0, 2740.0]]), votes[1]]  # under 2 x 1000 + 750 at order
+    assert not settled_by_barcodes(votes_short, [SCALE, SCALE], banks, masks, PARENTS)[0]
+    queries = [-SPECIES[2], SPECIES[0] - SPECIES[2], SPECIES[3] - SPECIES[2], ORDERS[0]]
+    queries += list(rng.normal(size=(50, 4)))
+    seen = set()
+    for q in queries:
+        q = (np.asarray(q) / np.linalg.norm(q)).astype(np.float32)[None]
+        cos = prompt_cosines(q, banks, masks, PARENTS)
+        logits = [v + SCALE * c.astype(np.float64) for v, c in zip(votes, cos)]
+        probs = tree_probabilities(logits, PARENTS, [1.0, 1.0])
+        seen.add(tuple(np.concatenate([p.ravel() for p in probs])))
+    assert seen == {(0.0, 1.0, 0.0, 0.0, 1.0, 0.0)}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +161,13 @@ def test_skipping_the_encoder_changes_no_answer(identifiers):
     encoded.clear()
     again = [json.dumps(r.to_dict(), sort_keys=True) for r in every_read.identify(specimens)]
     assert answers == again
+    # and bit for bit before rounding: every probability, the path and the placement's reach
+    _, settled_ev = skipping.evidence(specimens)
+    _, encoded_ev = every_read.evidence(specimens)
+    for a, b in zip(settled_ev, encoded_ev):
+        assert all(np.array_equal(x, y) for x, y in zip(a.probs, b.probs))
+        assert np.array_equal(a.path, b.path) and np.array_equal(a.path_p, b.path_p)
+        assert np.array_equal(a.reach, b.reach)
     assert sum(encoded) == len(specimens)  # every read (all 96 are usable)
     assert ran_skipping == 18
     ran = {}

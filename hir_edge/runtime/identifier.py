@@ -178,6 +178,8 @@ class Identifier:
         has_image = np.array([s.image is not None for s in specimens], dtype=bool)
         has_dna = self.usable_reads(specimens) if has_dna is None else has_dna
         encode_dna = has_dna if encode_dna is None else encode_dna
+        if (has_image & has_dna & ~encode_dna).any():
+            raise ValueError("a read paired with a photo must be encoded: the fusion needs it")
         if has_image.any():
             idx = np.flatnonzero(has_image)
             pixels = np.stack([self._pixels(specimens[i]) for i in idx])
@@ -242,11 +244,12 @@ class Identifier:
         reads: list[int],
         barcode_sims: np.ndarray | None,
         hits: list[Hit | None] | None,
+        hidden: Sequence[Hidden] | None,
     ) -> np.ndarray:
         """[N] the reads alone (no photo) whose barcode votes settle every rank whatever their
         embedding (:func:`~hir_edge.runtime.settled.settled_by_barcodes`): the DNA encoder is
-        skipped for them and their answer is the same. None where the DNA logits also hold an
-        embedding-neighbour vote, which the embedding moves."""
+        skipped for them and their answer is the same. All False where the DNA logits also
+        hold an embedding-neighbour vote, which the embedding moves."""
         settled = np.zeros(len(specimens), dtype=bool)
         scoring = self.scoring
         weight = scoring.barcode_weight["dna"]
@@ -260,8 +263,9 @@ class Identifier:
         temps = scoring.logit_temperatures["dna"]
         votes = [weight * v / t for v, t in zip(log_votes, temps)]
         scales = [1.0 / (c * t) for c, t in zip(scoring.temperatures["dna"], temps)]
+        masked = None if hidden is None or all(h is None for h in hidden) else _MASKED
         ok = settled_by_barcodes(
-            votes, scales, self.bundle.prompt_banks, self.labels_mask, self.parents
+            votes, scales, self.bundle.prompt_banks, self.labels_mask, self.parents, masked
         )
         settled[[reads[r] for r in rows]] = ok
         return settled
@@ -360,7 +364,7 @@ class Identifier:
             None if hidden is None else [hidden[i] for i in reads],
         )
         row_of = {i: row for row, i in enumerate(reads)}
-        settled = self._settled_reads(specimens, reads, barcode_sims, hits)
+        settled = self._settled_reads(specimens, reads, barcode_sims, hits, hidden)
         emb = self.embed(specimens, has_dna, encode_dna=has_dna & ~settled)
         out: list[Evidence | None] = [None] * len(specimens)
         groups = {

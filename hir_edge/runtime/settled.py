@@ -10,7 +10,8 @@ is ahead of every sibling b by ``v_t − v_b − a_l‖p_t − p_b‖ ≥`` :dat
 log-probability is exactly 0 whatever the read's embedding: the probabilities are exactly one-hot
 down the path, and so are the path, its probabilities, the placement's features and the answer.
 
-With the real-DNA bundle's settings (cosine scale 1,000, vote weight 320) the encoder ran on none
+With the real-DNA bundle's settings (cosine scale 1 / (0.01 · 0.1) = 1,000; votes weighted 32 over
+a logit temperature of 0.1, so 320 per unit of log-vote) the encoder ran on none
 of 600 clean reads of known species, and on 23.8% of reads of absent species, whose relatives
 split the votes (``benchmarks/results/dna_speed.md``). This is arithmetic, not an approximation:
 the answers are the same, and that benchmark and the tests compare them with the encoder run on
@@ -33,6 +34,7 @@ def settled_by_barcodes(
     banks: Sequence[np.ndarray],
     real: Sequence[np.ndarray],
     parents: Sequence[np.ndarray],
+    masked_logit: float | None = None,
 ) -> np.ndarray:
     """[N] True where no prompt cosine can change any rank's probabilities.
 
@@ -43,6 +45,8 @@ def settled_by_barcodes(
         banks: per rank, [n_l, d] unit prompt embeddings.
         real: per rank, [n_l] False for a placeholder taxon (no prompt of its own).
         parents: per rank, [n_l] parent ids (ignored at the top rank).
+        masked_logit: the fixed logit of a taxon hidden from the read (the export's open-set
+            calibration), which the leader's lowest logit must also clear by the margin.
     """
     n = len(votes[0])
     rows = np.arange(n)
@@ -55,12 +59,20 @@ def settled_by_barcodes(
             if level == 0
             else np.asarray(parents[level])[None, :] == leader[:, None]
         )
-        leader = np.where(siblings, v, -np.inf).argmax(axis=1)
+        # A leader without children ends its path: every taxon below is under a parent of
+        # probability exactly 0, so it is 0 too (leader -1: no siblings at finer ranks).
+        has_children = siblings.any(axis=1)
+        leader = np.where(has_children, np.where(siblings, v, -np.inf).argmax(axis=1), -1)
+        at = np.maximum(leader, 0)
         p = np.asarray(bank, dtype=np.float64)
-        distance = np.sqrt(np.maximum(2.0 - 2.0 * p[leader] @ p.T, 0.0))
-        distance = np.where(is_real[None, :] & is_real[leader][:, None], distance, 2.0)
-        lead = v[rows, leader][:, None] - v - scale * distance * (1 + 1e-6)
+        distance = np.sqrt(np.maximum(2.0 - 2.0 * p[at] @ p.T, 0.0))
+        distance = np.where(is_real[None, :] & is_real[at][:, None], distance, 2.0)
+        # (1 + 1e-6): the distance's own rounding, so that the bound stays a bound
+        lead = v[rows, at][:, None] - v - scale * distance * (1 + 1e-6)
         lead = np.where(siblings, lead, np.inf)
-        lead[rows, leader] = np.inf
-        settled &= lead.min(axis=1) >= UNDERFLOW
+        lead[rows, at] = np.inf
+        ok = lead.min(axis=1) >= UNDERFLOW
+        if masked_logit is not None:
+            ok &= v[rows, at] - scale >= masked_logit + UNDERFLOW
+        settled &= ok | ~has_children
     return settled
