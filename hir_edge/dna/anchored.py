@@ -12,8 +12,11 @@ Which of several alignments of equal score is "the" alignment (a gap anywhere al
 homopolymer) must stay Biopython's, or the counts and answers would move. The anchors are
 therefore the cores of exact runs, :data:`MARGIN` bases in from each end, so a gap next to a
 run stays free to slide as Biopython would slide it; the pieces' scores must add up to the
-optimum (the SIMD score), else the full programme runs. Measured against Biopython's full
-traceback on real reads (``benchmarks/dna_speed.py``) and pinned by tests/test_align.py.
+optimum (the SIMD score), else the full programme runs. A piece between two anchors whose two
+sides are as long as each other and nearly identical is not handed to Biopython: side by side
+it scores more than any gapped alignment could, so it is the one optimum, Biopython's too.
+Measured against Biopython's full traceback on real reads (``benchmarks/dna_speed.py``) and
+pinned by tests/test_align.py.
 """
 
 from __future__ import annotations
@@ -29,37 +32,43 @@ MIN_CORE = 1  # any core: the anchor forces only bases no alignment of equal sco
 
 def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
     """[n - k + 1] 2-bit codes of each k-mer (-1 where it holds an N)."""
-    if len(codes) < k:
+    n = len(codes) - k + 1
+    if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(codes.astype(np.int64), k)
-    packed = (np.maximum(windows, 0) << (2 * np.arange(k - 1, -1, -1))).sum(axis=1)
-    return np.where((windows >= 0).all(axis=1), packed, -1)
+    bases = np.maximum(codes, 0).astype(np.int64)
+    packed = np.zeros(n, dtype=np.int64)
+    for m in range(k):  # k shifts of the whole read, not one sum per window
+        packed <<= 2
+        packed |= bases[m : m + n]
+    ns = np.concatenate(([0], np.cumsum(codes < 0)))
+    return np.where(ns[k:] > ns[:-k], -1, packed)
 
 
-def _unique_positions(kmers: np.ndarray) -> dict[int, int]:
-    """k-mer code -> its position, for the codes that occur once (and hold no N)."""
+def _once(kmers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The k-mer codes that occur once (and hold no N), sorted, and their positions."""
     valid = kmers >= 0
     values, first, counts = np.unique(kmers[valid], return_index=True, return_counts=True)
-    positions = np.flatnonzero(valid)[first]
     once = counts == 1
-    return dict(zip(values[once].tolist(), positions[once].tolist()))
+    return values[once], np.flatnonzero(valid)[first][once]
 
 
 def exact_runs(read: str, ref: str, k: int = ANCHOR_K) -> list[tuple[int, int, int]]:
     """Maximal runs of exact matches seeded by k-mers unique in both sequences:
     (read start, reference start, length), in read order."""
     read_kmers = _kmer_codes(base_codes(read), k)
-    ref_at = _unique_positions(_kmer_codes(base_codes(ref), k))
-    in_read = _unique_positions(read_kmers)
-    hits = sorted((i, ref_at[code]) for code, i in in_read.items() if code in ref_at)
-    runs: list[list[int]] = []
-    for i, j in hits:
-        last = runs[-1] if runs else None
-        if last and last[0] + last[2] - k + 1 == i and last[1] - last[0] == j - i:
-            last[2] += 1
-        else:
-            runs.append([i, j, k])
-    return [(a, b, n) for a, b, n in runs]
+    ref_codes, ref_positions = _once(_kmer_codes(base_codes(ref), k))
+    if not len(ref_codes):
+        return []
+    i = np.sort(_once(read_kmers)[1])  # read positions of its unique k-mers, in read order
+    where = np.minimum(np.searchsorted(ref_codes, read_kmers[i]), len(ref_codes) - 1)
+    shared = ref_codes[where] == read_kmers[i]
+    i, j = i[shared], ref_positions[where[shared]]
+    if not len(i):
+        return []
+    # a run goes on while the next seed is the next read position on the same diagonal
+    starts = np.flatnonzero(np.r_[True, (np.diff(i) != 1) | (np.diff(j - i) != 0)])
+    seeds = np.diff(np.r_[starts, len(i)])
+    return [(int(a), int(b), int(k + n - 1)) for a, b, n in zip(i[starts], j[starts], seeds)]
 
 
 def anchors(read: str, ref: str) -> list[tuple[int, int, int]]:
@@ -107,6 +116,9 @@ class AnchoredTraceback:
         self.full = full
         self.gap_open = _score(full, "open_internal_gap_score", "internal_open_gap_score")
         self.gap_extend = _score(full, "extend_internal_gap_score", "internal_extend_gap_score")
+        self.match, self.mismatch = float(full.match_score), float(full.mismatch_score)
+        if self.gap_extend > 0 or self.gap_open > 0 or full.wildcard != "N":
+            raise ValueError("anchored traceback: gaps must cost and N must be the wildcard")
         # (free left end, free right end) -> aligner: the first piece may start anywhere,
         # the last may end anywhere, an inner one joins two anchors.
         self._pieces = {
@@ -160,6 +172,18 @@ class AnchoredTraceback:
                 merged.append([r0, r1, f0, f1])
         return [(m[0], m[1]) for m in merged], [(m[2], m[3]) for m in merged]
 
+    def _ungapped_score(self, a: str, b: str) -> float | None:
+        """The score of two equal-length pieces side by side, when no other alignment of
+        them scores as much (else None). Between two anchors a gap in one piece needs one in
+        the other, so a gapped alignment pairs at most L - 1 bases and opens two gaps: when the
+        ungapped score beats that bound, it is the one optimum, and Biopython's alignment."""
+        x, y = base_codes(a), base_codes(b)
+        called = (x >= 0) & (y >= 0)  # N is the wildcard: 0 against anything
+        same = int((called & (x == y)).sum())
+        score = same * self.match + (int(called.sum()) - same) * self.mismatch
+        bound = (len(a) - 1) * max(self.match, 0.0) + 2 * self.gap_open
+        return score if score > bound else None
+
     def _piece(
         self, a: str, b: str, r: int, f: int, free_left: bool, free_right: bool
     ) -> tuple[list[tuple[int, int, int, int]], float]:
@@ -169,6 +193,10 @@ class AnchoredTraceback:
             if not gap or free_left or free_right:
                 return [], 0.0
             return [], self.gap_open + (gap - 1) * self.gap_extend
+        if not free_left and not free_right and len(a) == len(b):
+            score = self._ungapped_score(a, b)
+            if score is not None:
+                return [(r, r + len(a), f, f + len(b))], score
         alignment = self._pieces[(free_left, free_right)].align(a, b)[0]
         # The path's corners; a step that advances both sequences is a gapless block (what
         # Alignment.aligned computes, without its overhead on many small pieces).
