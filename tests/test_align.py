@@ -524,3 +524,51 @@ def test_the_anchored_traceback_is_biopythons_on_real_degraded_reads(bold_100sp)
             taken += 1
             np.testing.assert_array_equal(np.asarray(got).reshape(2, -1, 2), full.aligned)
     assert taken >= 100
+
+
+def test_kmer_codes_and_ungapped_pieces_by_hand():
+    """The anchored traceback's k-mer codes (2 bits a base, -1 over an N), and the pieces it
+    aligns side by side: between two anchors a gapped alignment of two 10-base pieces pairs at
+    most 9 bases and opens two gaps (9 - 4 = 5), so a score above 5 is the one optimum."""
+    from hir_edge.dna.anchored import AnchoredTraceback, _kmer_codes
+    from hir_edge.dna.qc import base_codes
+
+    assert _kmer_codes(base_codes("ACGTNA"), 2).tolist() == [1, 6, 11, -1, -1]
+    assert _kmer_codes(base_codes("ACG"), 4).tolist() == []
+    pieces = AnchoredTraceback(biopython_aligner())
+    ref = "ACGTACGTAC"
+    assert pieces._ungapped_score("ACGTTCGTAC", ref) == 8.0  # 9 matches, 1 mismatch
+    assert pieces._ungapped_score("ACGTNCGTAC", ref) == 9.0  # N scores 0
+    assert pieces._ungapped_score("TCGTTCGAAC", ref) is None  # 7 - 3 = 4, not above 5
+    blocks, score = pieces._piece("ACGTTCGTAC", ref, 100, 200, False, False)
+    assert (blocks, score) == ([(100, 110, 200, 210)], 8.0)
+    # Biopython's own alignment of that piece: the same single block and score
+    full = pieces._pieces[(False, False)].align("ACGTTCGTAC", ref)[0]
+    assert full.score == 8.0 and full.aligned.tolist() == [[[0, 10]], [[0, 10]]]
+
+
+def test_a_widened_search_reuses_the_spare_lanes_of_the_first_simd_pass(monkeypatch):
+    """The first Opal call scores the 12 shortlisted references and the next 4 a widened
+    search would add (one SIMD pass either way); the widened call scores the other 32. Hits
+    and identities are those of scoring the 36 apart."""
+    import hir_edge.dna.align as align
+
+    rng = np.random.default_rng(21)
+    refs = [coding(rng, 200) for _ in range(60)]
+    species = [f"s{i}" for i in range(60)]
+    read = coding(rng, 200)  # no relative in the library: a far read, widened
+    aligner = ReferenceAligner(refs, k=6, shortlist=12, species=species)  # as the bundles
+    if not aligner._scorer.simd:
+        pytest.skip("pyopal is not installed: Biopython scores, no SIMD pass to fill")
+    sizes = []
+    scores = aligner._scorer.scores
+    aligner._scorer.scores = lambda r, c: sizes.append(len(c)) or scores(r, c)
+    sims, (hit,) = aligner.search([read])
+    assert sizes == [16, 32]
+    assert hit.identity < align.WIDEN_IDENTITY
+    monkeypatch.setattr(align, "SIMD_PASS", 1)  # no spare: 12, then 36
+    sizes.clear()
+    sims_apart, (hit_apart,) = aligner.search([read])
+    assert sizes == [12, 36]
+    assert hit == hit_apart
+    np.testing.assert_array_equal(sims, sims_apart)
