@@ -530,7 +530,7 @@ def test_kmer_codes_and_ungapped_pieces_by_hand():
     """The anchored traceback's k-mer codes (2 bits a base, -1 over an N), and the pieces it
     aligns side by side: between two anchors a gapped alignment of two 10-base pieces pairs at
     most 9 bases and opens two gaps (9 - 4 = 5), so a score above 5 is the one optimum."""
-    from hir_edge.dna.anchored import AnchoredTraceback, _kmer_codes
+    from hir_edge.dna.anchored import AnchoredTraceback, _exact_end, _kmer_codes
     from hir_edge.dna.qc import base_codes
 
     assert _kmer_codes(base_codes("ACGTNA"), 2).tolist() == [1, 6, 11, -1, -1]
@@ -545,6 +545,25 @@ def test_kmer_codes_and_ungapped_pieces_by_hand():
     # Biopython's own alignment of that piece: the same single block and score
     full = pieces._pieces[(False, False)].align("ACGTTCGTAC", ref)[0]
     assert full.score == 8.0 and full.aligned.tolist() == [[[0, 10]], [[0, 10]]]
+    # the read's first piece (its left end free) and its last (its right end free): exact
+    # where they meet the anchor, over the shorter side, they are taken as they are
+    cases = {
+        ("GGACGT", "ACGT", True): ([(102, 106, 200, 204)], 4.0),
+        ("ACGTTT", "ACGT", False): ([(100, 104, 200, 204)], 4.0),
+        ("TACGT", "GACGT", True): None,  # a mismatch: Biopython decides (end gaps are free)
+        ("ANGT", "ACGT", False): None,  # an N: equal scores, Biopython decides
+    }
+    for (a, b, left), expected in cases.items():
+        got = pieces._piece(a, b, 100, 200, left, not left)
+        full = pieces._pieces[(left, not left)].align(a, b)[0]
+        blocks = [
+            (r0 + 100, r1 + 100, f0 + 200, f1 + 200) for (r0, r1), (f0, f1) in zip(*full.aligned)
+        ]
+        assert got == (blocks, float(full.score))  # Biopython's own, whichever path took it
+        if expected is not None:
+            assert got == expected
+        fast = _exact_end(a, b, 100, 200, left)
+        assert fast == (None if expected is None else expected[0][0])
 
 
 def test_a_widened_search_reuses_the_spare_lanes_of_the_first_simd_pass(monkeypatch):

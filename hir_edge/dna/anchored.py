@@ -28,6 +28,7 @@ from hir_edge.dna.qc import base_codes
 ANCHOR_K = 12  # an exact k-mer, unique in the read and in the reference, starts a run
 MARGIN = 8  # bases left free at each end of a run (4 gave other gap placements)
 MIN_CORE = 1  # any core: the anchor forces only bases no alignment of equal score moves
+REFERENCES_KEPT = 1024  # references whose unique k-mers are kept (about 10 kB each)
 
 
 def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
@@ -52,11 +53,22 @@ def _once(kmers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values[once], np.flatnonzero(valid)[first][once]
 
 
-def exact_runs(read: str, ref: str, k: int = ANCHOR_K) -> list[tuple[int, int, int]]:
+def unique_kmers(seq: str, k: int = ANCHOR_K) -> tuple[np.ndarray, np.ndarray]:
+    """The k-mers that occur once in ``seq`` (and hold no N): codes, sorted, and positions."""
+    return _once(_kmer_codes(base_codes(seq), k))
+
+
+def exact_runs(
+    read: str,
+    ref: str,
+    k: int = ANCHOR_K,
+    ref_kmers: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[int, int, int]]:
     """Maximal runs of exact matches seeded by k-mers unique in both sequences:
-    (read start, reference start, length), in read order."""
+    (read start, reference start, length), in read order. ``ref_kmers``: the reference's
+    :func:`unique_kmers`, when the caller keeps them."""
     read_kmers = _kmer_codes(base_codes(read), k)
-    ref_codes, ref_positions = _once(_kmer_codes(base_codes(ref), k))
+    ref_codes, ref_positions = unique_kmers(ref, k) if ref_kmers is None else ref_kmers
     if not len(ref_codes):
         return []
     i = np.sort(_once(read_kmers)[1])  # read positions of its unique k-mers, in read order
@@ -71,12 +83,14 @@ def exact_runs(read: str, ref: str, k: int = ANCHOR_K) -> list[tuple[int, int, i
     return [(int(a), int(b), int(k + n - 1)) for a, b, n in zip(i[starts], j[starts], seeds)]
 
 
-def anchors(read: str, ref: str) -> list[tuple[int, int, int]]:
+def anchors(
+    read: str, ref: str, ref_kmers: tuple[np.ndarray, np.ndarray] | None = None
+) -> list[tuple[int, int, int]]:
     """The heaviest chain of run cores (runs trimmed by :data:`MARGIN`) that is collinear in
     the read and the reference: (read start, reference start, length)."""
     cores = [
         (a + MARGIN, b + MARGIN, n - 2 * MARGIN)
-        for a, b, n in exact_runs(read, ref)
+        for a, b, n in exact_runs(read, ref, ref_kmers=ref_kmers)
         if n - 2 * MARGIN >= MIN_CORE
     ]
     if not cores:
@@ -94,6 +108,20 @@ def anchors(read: str, ref: str) -> list[tuple[int, int, int]]:
         chain.append(cores[x])
         x = previous[x]
     return chain[::-1]
+
+
+def _exact_end(a: str, b: str, r: int, f: int, free_left: bool) -> tuple | None:
+    """The block of an end piece whose sides match exactly where they meet the anchor, over
+    the shorter side (no N), else None. Its score, every base a match, is the most any
+    alignment of the piece can reach, and the one gapless alignment that ends at the anchor
+    reaches it: the one optimum, Biopython's."""
+    n = min(len(a), len(b))
+    x, y = (a[len(a) - n :], b[len(b) - n :]) if free_left else (a[:n], b[:n])
+    if x != y or "N" in x:
+        return None
+    if free_left:
+        return (r + len(a) - n, r + len(a), f + len(b) - n, f + len(b))
+    return (r, r + n, f, f + n)
 
 
 def _score(aligner, name: str, old_name: str) -> float:
@@ -117,6 +145,7 @@ class AnchoredTraceback:
         self.gap_open = _score(full, "open_internal_gap_score", "internal_open_gap_score")
         self.gap_extend = _score(full, "extend_internal_gap_score", "internal_extend_gap_score")
         self.match, self.mismatch = float(full.match_score), float(full.mismatch_score)
+        self._ref_kmers: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # best hits repeat
         if self.gap_extend > 0 or self.gap_open > 0 or full.wildcard != "N":
             raise ValueError("anchored traceback: gaps must cost and N must be the wildcard")
         # (free left end, free right end) -> aligner: the first piece may start anywhere,
@@ -147,7 +176,11 @@ class AnchoredTraceback:
         """Gapless blocks ([(start, end)] in the read and in the reference, as Biopython's
         ``Alignment.aligned``), or None when no anchor exists or the pieces do not add up
         to ``score``, the optimum: then the full programme must run."""
-        chain = anchors(read, ref)
+        if ref not in self._ref_kmers:
+            if len(self._ref_kmers) >= REFERENCES_KEPT:
+                self._ref_kmers.clear()
+            self._ref_kmers[ref] = unique_kmers(ref)
+        chain = anchors(read, ref, self._ref_kmers[ref])
         if not chain:
             return None
         blocks: list[tuple[int, int, int, int]] = []
@@ -197,6 +230,10 @@ class AnchoredTraceback:
             score = self._ungapped_score(a, b)
             if score is not None:
                 return [(r, r + len(a), f, f + len(b))], score
+        if free_left != free_right:  # the read's first or last piece: one end is an anchor
+            block = _exact_end(a, b, r, f, free_left)
+            if block is not None:
+                return [block], (block[1] - block[0]) * self.match
         alignment = self._pieces[(free_left, free_right)].align(a, b)[0]
         # The path's corners; a step that advances both sequences is a gapless block (what
         # Alignment.aligned computes, without its overhead on many small pieces).
