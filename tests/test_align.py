@@ -591,3 +591,65 @@ def test_a_widened_search_reuses_the_spare_lanes_of_the_first_simd_pass(monkeypa
     assert sizes == [12, 36]
     assert hit == hit_apart
     np.testing.assert_array_equal(sims, sims_apart)
+
+
+def test_the_side_by_side_pieces_are_biopythons_on_random_small_pieces():
+    """Interior pieces and the read's first and last pieces, 1-12 bases of A/C/G/T/N, against
+    Biopython's own alignment of each piece: whenever a shortcut takes a piece, the blocks and
+    score are Biopython's, and Biopython finds no other alignment of that score."""
+    from hir_edge.dna.anchored import AnchoredTraceback, _exact_end
+
+    pieces = AnchoredTraceback(biopython_aligner())
+    rng = np.random.default_rng(4)
+    taken = 0
+    for _ in range(1500):
+        a = "".join(rng.choice(list("ACGTN"), rng.integers(1, 13), p=[0.24] * 4 + [0.04]))
+        if rng.random() < 0.6:  # mostly near copies, as pieces between anchors are
+            b = "".join(c if rng.random() < 0.85 else rng.choice(list("ACGT")) for c in a)
+            b = b[: max(1, len(b) - int(rng.integers(0, 3)))]
+        else:
+            b = "".join(rng.choice(list("ACGT"), rng.integers(1, 13)))
+        for left, right in ((False, False), (True, False), (False, True)):
+            shortcut = None
+            if not left and not right and len(a) == len(b):
+                shortcut = pieces._ungapped_score(a, b)
+            elif left != right:
+                shortcut = _exact_end(a, b, 0, 0, left)
+            got = pieces._piece(a, b, 0, 0, left, right)
+            alignments = pieces._pieces[(left, right)].align(a, b)
+            full = alignments[0]
+            blocks = [(r0, r1, f0, f1) for (r0, r1), (f0, f1) in zip(*full.aligned)]
+            assert got == (blocks, float(full.score)), (a, b, left, right)
+            if shortcut is not None:
+                taken += 1
+                assert len(alignments) == 1, (a, b, left, right)
+    assert taken > 500
+
+
+def test_anchored_traceback_refuses_settings_its_shortcuts_do_not_hold_for():
+    from Bio.Align import PairwiseAligner
+
+    from hir_edge.dna.anchored import AnchoredTraceback
+
+    free_gap = biopython_aligner()
+    free_gap.open_gap_score = 0.0
+    with pytest.raises(ValueError, match="gaps must cost"):
+        AnchoredTraceback(free_gap)
+    no_wildcard = PairwiseAligner(match_score=1.0, mismatch_score=-1.0, open_gap_score=-2.0)
+    with pytest.raises(ValueError, match="N must be the aligner's wildcard"):
+        AnchoredTraceback(no_wildcard)
+
+
+def test_the_kept_reference_k_mers_are_cleared_when_full(monkeypatch):
+    import hir_edge.dna.anchored as anchored
+
+    monkeypatch.setattr(anchored, "REFERENCES_KEPT", 2)
+    rng = np.random.default_rng(6)
+    refs = [coding(rng, 60) for _ in range(3)]
+    pieces = anchored.AnchoredTraceback(biopython_aligner())
+    for ref in refs:
+        read = ref[:90] + ref[91:]  # one deletion: anchors on both sides
+        score = float(biopython_aligner().score(read, ref))
+        fresh = anchored.AnchoredTraceback(biopython_aligner()).aligned(read, ref, score)
+        assert pieces.aligned(read, ref, score) == fresh is not None
+    assert list(pieces._ref_kmers) == [refs[2]]  # cleared at 2, then the third kept

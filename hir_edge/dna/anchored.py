@@ -146,8 +146,13 @@ class AnchoredTraceback:
         self.gap_extend = _score(full, "extend_internal_gap_score", "internal_extend_gap_score")
         self.match, self.mismatch = float(full.match_score), float(full.mismatch_score)
         self._ref_kmers: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # best hits repeat
-        if self.gap_extend > 0 or self.gap_open > 0 or full.wildcard != "N":
-            raise ValueError("anchored traceback: gaps must cost and N must be the wildcard")
+        # The side-by-side shortcuts (_ungapped_score, _exact_end) need a gap to cost, a
+        # mismatch to score under a match, and N to be the wildcard; reads and references
+        # come cleaned to upper-case A/C/G/T/N (dna/qc.py), as base_codes reads them.
+        if not (self.gap_open < 0 and self.gap_extend <= 0 and self.mismatch < self.match):
+            raise ValueError("anchored traceback: gaps must cost, mismatches score under matches")
+        if full.wildcard != "N":
+            raise ValueError("anchored traceback: N must be the aligner's wildcard")
         # (free left end, free right end) -> aligner: the first piece may start anywhere,
         # the last may end anywhere, an inner one joins two anchors.
         self._pieces = {
