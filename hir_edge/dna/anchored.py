@@ -66,7 +66,7 @@ def exact_runs(
 ) -> list[tuple[int, int, int]]:
     """Maximal runs of exact matches seeded by k-mers unique in both sequences:
     (read start, reference start, length), in read order. ``ref_kmers``: the reference's
-    :func:`unique_kmers`, when the caller keeps them."""
+    :func:`unique_kmers` at the same ``k``, when the caller keeps them."""
     read_kmers = _kmer_codes(base_codes(read), k)
     ref_codes, ref_positions = unique_kmers(ref, k) if ref_kmers is None else ref_kmers
     if not len(ref_codes):

@@ -6,7 +6,7 @@ The aligner over the barcodes is built on first use: a photo-only run never pays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,33 +136,21 @@ class LibraryBarcodes:
         keep identity 0; hits point at rows of the whole reference library. ``hidden`` removes
         a taxon's references from a read's search (open-set calibration).
         """
-        return self.start_alignments(sequences, hidden)()
-
-    def start_alignments(
-        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
-    ) -> Callable[[], tuple[np.ndarray | None, list[Hit | None] | None]]:
-        """:meth:`barcode_alignments`, started: call the result for the answer (the aligner
-        aligns when asked; ReferenceAligner.start_search explains)."""
         aligner = self.aligner()
         if aligner is None:
-            return lambda: (None, None)
+            return None, None
         exclude = None
         if hidden is not None:
             exclude = [
                 None if h is None else self._aligned(self.hidden_references(h)) for h in hidden
             ]
-        pending = aligner.start_search(sequences, exclude)
-
-        def answer() -> tuple[np.ndarray, list[Hit | None]]:
-            sims, hits = pending()
-            full = np.zeros((len(sims), len(self.references.barcodes)), dtype=np.float32)
-            full[:, self._barcoded] = sims
-            return full, [
-                None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
-                for h in hits
-            ]
-
-        return answer
+        sims, hits = aligner.search(sequences, exclude)
+        full = np.zeros((len(sims), len(self.references.barcodes)), dtype=np.float32)
+        full[:, self._barcoded] = sims
+        return full, [
+            None if h is None else replace(h, reference=int(self._barcoded[h.reference]))
+            for h in hits
+        ]
 
     def radii(self) -> np.ndarray | None:
         """[M, L] each reference's identity to its nearest barcode of another taxon at each

@@ -20,7 +20,7 @@ numpy + onnxruntime + Biopython only: a Jetson or a laptop runs this without tor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -228,15 +228,11 @@ class Identifier:
     def barcode_alignments(
         self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
     ) -> tuple[np.ndarray | None, list[Hit | None] | None]:
-        return self.start_alignments(sequences, hidden)()
-
-    def start_alignments(
-        self, sequences: Sequence[str], hidden: Sequence[Hidden] | None = None
-    ) -> Callable[[], tuple[np.ndarray | None, list[Hit | None] | None]]:
-        """:meth:`barcode_alignments`, started: call the result for the answer."""
+        """The reads' identities to the reference barcodes and best hits
+        (:meth:`LibraryBarcodes.barcode_alignments`); (None, None) without alignment."""
         if not self.alignment or not sequences:
-            return lambda: (None, None)
-        return self.library.start_alignments(sequences, hidden)
+            return None, None
+        return self.library.barcode_alignments(sequences, hidden)
 
     def _settled_reads(
         self,
@@ -260,9 +256,10 @@ class Identifier:
         if not rows:
             return settled
         log_votes = self.reference_votes(barcode_sims[rows], scoring.barcode_temperature)
-        temps = scoring.logit_temperatures["dna"]
-        votes = [weight * v / t for v, t in zip(log_votes, temps)]
-        scales = [1.0 / (c * t) for c, t in zip(scoring.temperatures["dna"], temps)]
+        # the logits' two parts, from the one formula: the votes at cosine 0, and a cosine's
+        # weight (the logit of cosine 1 without votes)
+        votes = self._logits("dna", [np.zeros_like(v) for v in log_votes], None, log_votes)
+        scales = [float(x[0, 0]) for x in self._logits("dna", [np.ones((1, 1))] * len(votes))]
         masked = None if hidden is None or all(h is None for h in hidden) else _MASKED
         ok = settled_by_barcodes(
             votes, scales, self.bundle.prompt_banks, self.labels_mask, self.parents, masked
@@ -334,15 +331,31 @@ class Identifier:
         barcode_weight = self.scoring.barcode_weight[modality]
         if barcode_weight > 0 and barcode_sims is not None:
             barcode_votes = self.reference_votes(barcode_sims, self.scoring.barcode_temperature)
-        logits = combine_evidence(
-            cos, self.scoring.temperatures[modality], votes, weight, barcode_votes, barcode_weight
-        )
-        logits = [lg / t for lg, t in zip(logits, self.scoring.logit_temperatures[modality])]
+        logits = self._logits(modality, cos, votes, barcode_votes)
         for row, h in enumerate(hidden or ()):
             if h is not None:
                 for lv, mask in enumerate(self._hidden_taxa(h)):
                     logits[lv][row, mask] = _MASKED
         return logits, sims, barcode_sims, hits
+
+    def _logits(
+        self,
+        modality: str,
+        cos: Sequence[np.ndarray],
+        votes: Sequence[np.ndarray] | None = None,
+        barcode_votes: Sequence[np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
+        """Per rank, :func:`combine_evidence` over the rank's logit temperature."""
+        s = self.scoring
+        logits = combine_evidence(
+            cos,
+            s.temperatures[modality],
+            votes,
+            s.reference_weight[modality],
+            barcode_votes,
+            s.barcode_weight[modality],
+        )
+        return [lg / t for lg, t in zip(logits, s.logit_temperatures[modality])]
 
     def probabilities(self, logits: list[np.ndarray]) -> list[np.ndarray]:
         return tree_probabilities(logits, self.parents, [1.0] * len(logits))
